@@ -1,0 +1,3 @@
+"""ftpsup: an FTP/FTPS server with a supervisor."""
+
+__version__ = "0.1.0"

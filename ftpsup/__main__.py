@@ -1,0 +1,3 @@
+from ftpsup.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""The `ftpsup` command line: serve, check, user.
+
+Rules: a configuration problem is printed as `file: key: problem`, one per line, and the exit
+status is non-zero with nothing bound. Nothing imports this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tomllib
+from pathlib import Path
+
+from ftpsup import __version__, user_commands
+from ftpsup.config import check_paths, load_instance
+from ftpsup.errors import ConfigError
+
+SYSTEM_CONFIG_DIR = Path("/etc/ftpsup")
+EXIT_CONFIG = 2
+
+
+def default_config_dir() -> Path:
+    """/etc/ftpsup when it exists, else instances.d in the current directory (a checkout)."""
+    if SYSTEM_CONFIG_DIR.is_dir():
+        return SYSTEM_CONFIG_DIR
+    return Path("instances.d").absolute()
+
+
+def shared_user_db(config_dir: Path) -> Path:
+    """The user store named by the config directory's _shared.toml (users.toml beside it)."""
+    shared = config_dir / "_shared.toml"
+    value: object = "users.toml"
+    try:
+        with shared.open("rb") as f:
+            value = tomllib.load(f).get("user_db_file", value)
+    except (OSError, tomllib.TOMLDecodeError):
+        pass
+    path = Path(str(value))
+    return path if path.is_absolute() else (config_dir / path).resolve()
+
+
+def _print_problems(error: ConfigError) -> None:
+    for problem in error.problems:
+        print(f"ftpsup: {problem}", file=sys.stderr)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import trio
+
+    from ftpsup.server.instance import serve_instance
+    from ftpsup.server.listen import ListenError, adopt_listener, bind_listener
+
+    try:
+        config = load_instance(args.file)
+    except ConfigError as exc:
+        _print_problems(exc)
+        return EXIT_CONFIG
+    try:
+        if args.listen_fd is not None:
+            sock = adopt_listener(args.listen_fd)
+        else:
+            sock = bind_listener(config.listen_address, config.listen_port)
+    except ListenError as exc:
+        print(f"ftpsup: {config.source}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        trio.run(serve_instance, config, sock)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    targets = args.paths or [args.config_dir or default_config_dir()]
+    problems = check_paths(targets)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print("ok")
+    return 0
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    config_dir = args.config_dir or default_config_dir()
+    args.default_user_db = shared_user_db(Path(config_dir))
+    return user_commands.run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ftpsup", description="FTP/FTPS server for IPv4 and IPv6 with a supervisor."
+    )
+    parser.add_argument("--version", action="version", version=f"ftpsup {__version__}")
+    parser.add_argument(
+        "--config-dir",
+        type=Path,
+        default=None,
+        help=f"configuration directory (default {SYSTEM_CONFIG_DIR} if it exists, else ./instances.d)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run one instance in the foreground")
+    serve.add_argument("file", type=Path, help="the instance's TOML file")
+    serve.add_argument(
+        "--listen-fd", type=int, default=None, help="serve this inherited listening socket"
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    check = commands.add_parser("check", help="validate configuration files; report every problem")
+    check.add_argument("paths", nargs="*", type=Path, help="instance files or config directories")
+    check.set_defaults(func=cmd_check)
+
+    user_commands.add_parser(commands)
+    commands.choices["user"].set_defaults(func=cmd_user)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    result: int = args.func(args)
+    sys.stdout.flush()
+    return result
+
+
+if __name__ == "__main__":
+    os._exit(main())

@@ -1,0 +1,537 @@
+"""Load and validate instance configuration: instances.d/<name>.toml plus _shared.toml.
+
+A config directory holds one TOML file per instance (the instance name is the file stem) and an
+optional `_shared.toml` whose keys are defaults for every instance; an instance file overrides
+them. Files whose names start with `_` or `.` are not instances.
+
+Rules:
+1. Every problem is collected, never only the first: `load_instance` raises one ConfigError
+   listing them all and `check_paths` returns them all.
+2. Every problem names the file the offending key came from (the instance file or _shared.toml).
+3. Unknown keys are problems, never ignored: a misspelt key must not silently leave a default.
+4. Key names and meanings follow vsftpd.conf wherever vsftpd has the option; values are TOML
+   types (true/false, not YES/NO).
+5. Relative paths are resolved against the directory of the file that holds them.
+6. This module only reads files: no sockets, no DNS lookups, no directories created.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import cast
+
+import attrs
+
+from ftpsup.errors import ConfigError, ConfigProblem
+
+SHARED_FILE = "_shared.toml"
+NAME_PATTERN = "[a-z0-9][a-z0-9_-]*"
+
+_NAME_RE = re.compile(NAME_PATTERN)
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_RE = re.compile(rf"(?=.{{1,253}}$)(?:{_LABEL}\.)*{_LABEL}\.?", re.IGNORECASE)
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_INT_MAX = 2**31 - 1  # keeps every count and timeout inside what C-level APIs accept
+
+
+@attrs.frozen(kw_only=True)
+class InstanceConfig:
+    """The settings of one instance; attribute names are the configuration keys.
+
+    Only the loader validates values: constructing one directly (as tests do) checks nothing.
+    """
+
+    name: str
+    source: Path
+    config_dir: Path
+    # Listening
+    listen_address: str = "0.0.0.0"
+    listen_port: int = 21
+    max_clients: int = 2000
+    max_per_ip: int = 50
+    max_command_length: int = 4096
+    # Passive data connections
+    pasv_enable: bool = True
+    pasv_min_port: int = 10080
+    pasv_max_port: int = 10100
+    pasv_address: str = ""
+    pasv_addr_resolve: bool = False
+    pasv_promiscuous: bool = False
+    accept_timeout: int = 60
+    # Active data connections
+    port_enable: bool = True
+    connect_from_port_20: bool = False
+    ftp_data_port: int = 20
+    port_promiscuous: bool = False
+    connect_timeout: int = 60
+    # Timeouts
+    data_connection_timeout: int = 300
+    idle_session_timeout: int = 300
+    # Access
+    local_enable: bool = True
+    write_enable: bool = False
+    local_umask: int = 0o077
+    file_open_mode: int = 0o666
+    chmod_enable: bool = True
+    anonymous_enable: bool = False
+    anon_root: Path | None = None
+    anon_upload_enable: bool = False
+    anon_mkdir_write_enable: bool = False
+    anon_other_write_enable: bool = False
+    anon_umask: int = 0o077
+    no_anon_password: bool = False
+    chroot_local_user: bool = True
+    delay_failed_login: int = 1
+    max_login_fails: int = 3
+    hide_ids: bool = False
+    use_localtime: bool = False
+    ftpd_banner: str = ""
+    dirmessage_enable: bool = False
+    message_file: str = ".message"
+    # Shared-only (before the logs, whose defaults derive from log_dir)
+    user_db_file: Path = attrs.field()
+    state_dir: Path = Path("/run/ftpsup")
+    log_dir: Path = Path("/var/log/ftpsup")
+    # Logs
+    vsftpd_log_file: Path = attrs.field()
+    xferlog_enable: bool = False
+    xferlog_file: Path = attrs.field()
+    xferlog_std_format: bool = False
+    log_ftp_protocol: bool = False
+
+    @user_db_file.default
+    def _default_user_db_file(self) -> Path:
+        return self.config_dir / "users.toml"
+
+    @vsftpd_log_file.default
+    def _default_vsftpd_log_file(self) -> Path:
+        return self.log_dir / self.name / "ftpsup.log"
+
+    @xferlog_file.default
+    def _default_xferlog_file(self) -> Path:
+        return self.log_dir / self.name / "xferlog"
+
+    @property
+    def is_ipv6(self) -> bool:
+        """Whether the instance listens on an IPv6 address."""
+        return ipaddress.ip_address(self.listen_address).version == 6
+
+
+attrs.resolve_types(InstanceConfig)
+
+_IDENTITY = frozenset({"name", "source", "config_dir"})
+_SHARED_ONLY = frozenset({"user_db_file", "state_dir", "log_dir"})
+_OCTAL_KEYS = frozenset({"local_umask", "anon_umask", "file_open_mode"})
+# Integer keys not listed here accept 0.._INT_MAX.
+_RANGES: dict[str, tuple[int, int]] = {
+    **dict.fromkeys(("listen_port", "ftp_data_port"), (1, 65535)),
+    **dict.fromkeys(("pasv_min_port", "pasv_max_port"), (1024, 65535)),
+    "max_command_length": (512, 65536),
+    **dict.fromkeys(("accept_timeout", "connect_timeout", "max_login_fails"), (1, _INT_MAX)),
+    **dict.fromkeys(("data_connection_timeout", "idle_session_timeout"), (1, _INT_MAX)),
+}
+
+
+def _kinds() -> dict[str, str]:
+    by_type: dict[object, str] = {bool: "bool", int: "int", str: "str"}
+    kinds: dict[str, str] = {}
+    for field in attrs.fields(InstanceConfig):
+        if field.name not in _IDENTITY:
+            kind = by_type.get(field.type, "path")
+            kinds[field.name] = "octal" if field.name in _OCTAL_KEYS else kind
+    return kinds
+
+
+# Every configuration key -> "bool" | "int" | "octal" | "str" | "path".
+KEY_KINDS: dict[str, str] = _kinds()
+
+_USERS = "users and their homes are defined in the user store (user_db_file)"
+_USERLIST = "only users in the user store (user_db_file) can log in"
+_CHROOT = "ftpsup confines every user to their home, with no exceptions"
+_PROCESS = "vsftpd process-model option; ftpsup has no equivalent"
+# vsftpd options an admin may carry over -> why ftpsup does not take them.
+_NOT_USED: dict[str, str] = {
+    "listen": "not needed: every <name>.toml is a standalone instance",
+    "listen_ipv6": 'not needed: listen_address = "::" makes an ipv6 instance',
+    "listen_address6": 'use listen_address; "::" or another ipv6 address makes an ipv6 instance',
+    "background": "the supervisor runs the instances in the background",
+    "pam_service_name": "ftpsup checks passwords against its user store, not pam",
+    "tcp_wrappers": "tcp wrappers are not supported; filter with the firewall",
+    "nopriv_user": "instances always run unprivileged; nopriv_user is not used",
+    "allow_writeable_chroot": "not needed: a home the user can write to is allowed",
+    "ftp_username": "anonymous users see anon_root",
+    "syslog_enable": "logs go to vsftpd_log_file and xferlog_file",
+    "dual_log_enable": "logs go to vsftpd_log_file and xferlog_file",
+    "anon_max_rate": "transfer rate limits are not supported",
+    "local_max_rate": "transfer rate limits are not supported",
+    **dict.fromkeys(("userlist_enable", "userlist_file", "userlist_deny"), _USERLIST),
+    **dict.fromkeys(("chroot_list_enable", "chroot_list_file", "passwd_chroot_enable"), _CHROOT),
+    **dict.fromkeys(("guest_enable", "guest_username", "virtual_use_local_privs"), _USERS),
+    **dict.fromkeys(("local_root", "user_sub_token", "user_config_dir", "check_shell"), _USERS),
+    **dict.fromkeys(("one_process_model", "run_as_launching_user", "session_support"), _PROCESS),
+    **dict.fromkeys(("seccomp_sandbox", "isolate", "isolate_network"), _PROCESS),
+    **dict.fromkeys(("secure_chroot_dir", "setproctitle_enable"), _PROCESS),
+}
+# vsftpd's TLS keys: ssl_*, *_ssl*, the certificate and key files, client-certificate checks.
+_TLS_KEY_RE = re.compile(
+    r"ssl_.*|.*_ssl(_.*)?|.*_(certs?|private_key)_file|(require|validate)_cert"
+)
+
+_build = cast("Callable[..., InstanceConfig]", InstanceConfig)
+
+
+class _Invalid(Exception):
+    """A value or file that cannot be used; the message is the problem text."""
+
+
+@attrs.frozen
+class _Layer:
+    """The valid values one file sets, and the problems found in it."""
+
+    file: str
+    values: dict[str, object]
+    problems: list[ConfigProblem]
+    readable: bool
+
+
+@attrs.frozen
+class _Loaded:
+    """An instance file read together with its _shared.toml."""
+
+    config: InstanceConfig | None
+    file: str
+    origin: dict[str, str]
+    bad_keys: frozenset[str]
+    problems: list[ConfigProblem]
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value if len(value) <= 40 else value[:40] + "...", ensure_ascii=False)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, dict):
+        return "a table"
+    return "an array" if isinstance(value, list) else "a date or time"
+
+
+def _in_range(value: int, lo: int, hi: int) -> int:
+    if lo <= value <= hi:
+        return value
+    if hi != _INT_MAX:
+        raise _Invalid(f"{value} is out of range {lo}..{hi}")
+    if value < lo:
+        raise _Invalid(f"{value} is below the minimum of {lo}")
+    raise _Invalid(f"{value} is above the maximum of {hi}")
+
+
+def _octal(raw: object) -> int:
+    # vsftpd.conf writes umasks as "022"; TOML has no leading-zero integers, hence the string.
+    if isinstance(raw, str):
+        if not re.fullmatch("[0-7]+", raw):
+            raise _Invalid(f"{_show(raw)} is not an octal number")
+        value = int(raw, 8)
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    else:
+        raise _Invalid(f'expected an octal number such as 0o022 or "022", not {_show(raw)}')
+    if not 0 <= value <= 0o777:
+        raise _Invalid(f"{value:o} (octal) is out of range 000..777")
+    return value
+
+
+def _coerce(key: str, raw: object, base: Path) -> object:
+    kind = KEY_KINDS[key]
+    if kind == "bool":
+        if not isinstance(raw, bool):
+            raise _Invalid(f"use true or false, not {_show(raw)}")
+        if key == "chroot_local_user" and not raw:
+            raise _Invalid("ftpsup always confines users to their home; set true or remove it")
+        return raw
+    if kind == "octal":
+        return _octal(raw)
+    if kind == "int":
+        if not isinstance(raw, int) or isinstance(raw, bool):
+            raise _Invalid(f"expected an integer, not {_show(raw)}")
+        return _in_range(raw, *_RANGES.get(key, (0, _INT_MAX)))
+    if not isinstance(raw, str):
+        raise _Invalid(f"expected a string, not {_show(raw)}")
+    if _CONTROL_RE.search(raw):
+        raise _Invalid("contains a control character")
+    if kind == "path":
+        if not raw:
+            raise _Invalid("must not be empty")
+        return base / raw
+    if key == "listen_address":
+        try:
+            ipaddress.ip_address(raw)
+        except ValueError:
+            raise _Invalid(f"{_show(raw)} is not a numeric ipv4 or ipv6 address") from None
+    if key == "message_file" and ("/" in raw or raw in ("", ".", "..")):
+        raise _Invalid(f"{_show(raw)} must be a file name, not a path")
+    return raw
+
+
+def _unknown(key: str) -> str:
+    if key in _NOT_USED:
+        return _NOT_USED[key]
+    if _TLS_KEY_RE.fullmatch(key):
+        return "TLS settings are not supported yet"
+    close = difflib.get_close_matches(key, KEY_KINDS, n=1, cutoff=0.75)
+    return f'unknown key; did you mean "{close[0]}"?' if close else "unknown key"
+
+
+def _toml_hint(text: str, message: str) -> str:
+    # vsftpd.conf habits (YES/NO, 022) are the likeliest syntax errors; point at the fix.
+    found = re.search(r"at line (\d+)", message)
+    lines = text.splitlines()
+    if found is None or int(found.group(1)) > len(lines):
+        return ""
+    line = lines[int(found.group(1)) - 1]
+    if re.fullmatch(r"\s*\w+\s*=\s*(?i:yes|no)\s*(#.*)?", line):
+        return "; use true or false"
+    if re.fullmatch(r"\s*\w+\s*=\s*0[0-9]+\s*(#.*)?", line):
+        return '; write octal as 0o022 or "022"'
+    return ""
+
+
+def _read_toml(path: Path) -> dict[str, object]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise _Invalid("no such file") from None
+    except IsADirectoryError:
+        raise _Invalid("is a directory, not a file") from None
+    except OSError as exc:
+        raise _Invalid(f"cannot read: {(exc.strerror or str(exc)).lower()}") from None
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as exc:
+        raise _Invalid(f"not valid utf-8 (byte {exc.start})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        hint = _toml_hint(text, message)
+        raise _Invalid(f"invalid toml: {message[:1].lower()}{message[1:]}{hint}") from None
+
+
+def _read_layer(path: Path, *, shared: bool) -> _Layer:
+    file = str(path)
+    try:
+        data = _read_toml(path)
+    except _Invalid as exc:
+        return _Layer(file, {}, [ConfigProblem(file, None, str(exc))], readable=False)
+    base = path.parent.absolute()
+    values: dict[str, object] = {}
+    problems: list[ConfigProblem] = []
+    for key, raw in data.items():
+        try:
+            if key not in KEY_KINDS:
+                raise _Invalid(_unknown(key))
+            if key in _SHARED_ONLY and not shared:
+                raise _Invalid(f"only allowed in {SHARED_FILE}, as one setting for all instances")
+            values[key] = _coerce(key, raw, base)
+        except _Invalid as exc:
+            problems.append(ConfigProblem(file, key, str(exc)))
+    return _Layer(file, values, problems, readable=True)
+
+
+def _read_shared(config_dir: Path) -> _Layer | None:
+    path = config_dir / SHARED_FILE
+    if not (path.exists() or path.is_symlink()):
+        return None
+    return _read_layer(path, shared=True)
+
+
+def _pasv_address_problem(c: InstanceConfig) -> str | None:
+    try:
+        version = ipaddress.ip_address(c.pasv_address).version
+    except ValueError:
+        if c.pasv_addr_resolve:
+            ok = _HOST_RE.fullmatch(c.pasv_address)
+            return None if ok else f"{_show(c.pasv_address)} is not a valid host name"
+        return (
+            f"{_show(c.pasv_address)} is not a numeric ip address;"
+            " set pasv_addr_resolve = true to use a host name"
+        )
+    if version == 6:
+        # A 227 reply carries only an IPv4 address (RFC 959); EPSV carries none (RFC 2428).
+        return f"{_show(c.pasv_address)} is an ipv6 address; PASV replies carry only ipv4"
+    return None
+
+
+def _cross_check(
+    c: InstanceConfig, own: str, origin: dict[str, str], bad: frozenset[str]
+) -> list[ConfigProblem]:
+    """Problems that involve several keys; keys that already have a problem are skipped."""
+    out: list[ConfigProblem] = []
+
+    def add(key: str, blamed: str, problem: str) -> None:
+        out.append(ConfigProblem(origin.get(blamed, own), key, problem))
+
+    lo, hi = c.pasv_min_port, c.pasv_max_port
+    if not bad & {"pasv_min_port", "pasv_max_port"} and lo > hi:
+        if "pasv_min_port" in origin or "pasv_max_port" not in origin:
+            add("pasv_min_port", "pasv_min_port", f"{lo} is greater than pasv_max_port ({hi})")
+        else:
+            add("pasv_max_port", "pasv_max_port", f"{hi} is less than pasv_min_port ({lo})")
+    if not bad & {"pasv_address", "pasv_addr_resolve"}:
+        if c.pasv_address:
+            problem = _pasv_address_problem(c)
+            if problem:
+                add("pasv_address", "pasv_address", problem)
+        elif c.pasv_addr_resolve:
+            add("pasv_addr_resolve", "pasv_addr_resolve", "true needs a host name in pasv_address")
+    if not bad & {"anonymous_enable", "anon_root"} and c.anonymous_enable and c.anon_root is None:
+        add("anon_root", "anonymous_enable", "required when anonymous_enable is true")
+    if not bad & {"pasv_enable", "port_enable"} and not (c.pasv_enable or c.port_enable):
+        blamed = "pasv_enable" if "pasv_enable" in origin else "port_enable"
+        add(blamed, blamed, "pasv_enable and port_enable are both false: no data connections")
+    return out
+
+
+def _load(path: Path, shared: _Layer | None) -> _Loaded:
+    own = _read_layer(path, shared=False)
+    layers = [shared, own] if shared is not None else [own]
+    problems = [problem for layer in layers for problem in layer.problems]
+    if not own.readable:
+        return _Loaded(None, own.file, {}, frozenset(), problems)
+    name = path.stem
+    if path.suffix != ".toml":
+        problems.append(ConfigProblem(own.file, None, "instance files must be named <name>.toml"))
+    elif not _NAME_RE.fullmatch(name):
+        problem = f'instance name "{name}" must match {NAME_PATTERN}'
+        problems.append(ConfigProblem(own.file, None, problem))
+    origin = {key: layer.file for layer in layers for key in layer.values}
+    values = {key: value for layer in layers for key, value in layer.values.items()}
+    source = path.absolute()
+    config = _build(name=name, source=source, config_dir=source.parent, **values)
+    bad: set[str] = set()  # keys whose winning setting is invalid
+    for layer in layers:
+        bad = (
+            bad | {problem.key for problem in layer.problems if problem.key}
+        ) - layer.values.keys()
+    problems += _cross_check(config, own.file, origin, frozenset(bad))
+    return _Loaded(config, own.file, origin, frozenset(bad), problems)
+
+
+def _listen_clashes(loaded: Iterable[_Loaded]) -> list[ConfigProblem]:
+    """Instances of one directory that would bind the same address and port."""
+    seen: list[InstanceConfig] = []
+    problems: list[ConfigProblem] = []
+    usable = [
+        (item.config, item)
+        for item in loaded
+        if item.config is not None and not item.bad_keys & {"listen_address", "listen_port"}
+    ]
+    for config, item in sorted(usable, key=lambda pair: (str(pair[0].source), pair[0].name)):
+        address = ipaddress.ip_address(config.listen_address)
+        for other in seen:
+            other_address = ipaddress.ip_address(other.listen_address)
+            if (
+                other.config_dir != config.config_dir
+                or other.listen_port != config.listen_port
+                or other_address.version != address.version
+            ):
+                continue
+            where = f"{config.listen_address} port {config.listen_port}"
+            if other_address == address:
+                problem = f'{where} is also used by instance "{other.name}"'
+            elif address.is_unspecified or other_address.is_unspecified:
+                # Linux refuses a wildcard and a specific bind on one port, even with SO_REUSEADDR.
+                problem = f'{where} overlaps instance "{other.name}" on {other.listen_address}'
+            else:
+                continue
+            file = item.origin.get("listen_address", item.file)
+            problems.append(ConfigProblem(file, "listen_address", problem))
+            break
+        seen.append(config)
+    return problems
+
+
+def instance_paths(config_dir: str | Path) -> list[Path]:
+    """List the instance files of a config directory.
+
+    Args:
+        config_dir: The directory, e.g. ``instances.d``.
+
+    Returns:
+        Every ``*.toml`` in it whose name starts with neither ``_`` nor ``.``, sorted; an empty
+        list when the directory does not exist.
+    """
+    found = Path(config_dir).glob("*.toml")
+    return sorted(p for p in found if p.name[0] not in "_." and not p.is_dir())
+
+
+def load_instance(path: str | Path) -> InstanceConfig:
+    """Load one instance file, with the ``_shared.toml`` beside it as defaults.
+
+    Args:
+        path: The instance file, ``<config_dir>/<name>.toml``.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: Listing every problem found in the instance file and in _shared.toml.
+    """
+    file = Path(path)
+    loaded = _load(file, _read_shared(file.parent))
+    if loaded.problems or loaded.config is None:
+        raise ConfigError(loaded.problems)
+    return loaded.config
+
+
+def check_paths(paths: Sequence[str | Path]) -> list[ConfigProblem]:
+    """Check instance files and config directories, as ``ftpsup check`` does.
+
+    Args:
+        paths: Instance files, or config directories (every instance file in one is checked,
+            and its _shared.toml). The _shared.toml beside an instance file is always read.
+
+    Returns:
+        Every problem in every file, each reported once and grouped by file, plus clashes
+        between instances of one directory that listen on the same address and port. An empty
+        list means all is well.
+    """
+    problems: list[ConfigProblem] = []
+    shared_by_dir: dict[Path, _Layer | None] = {}
+    loaded: dict[Path, _Loaded] = {}
+
+    def shared_for(config_dir: Path) -> _Layer | None:
+        key = config_dir.absolute()
+        if key not in shared_by_dir:
+            shared_by_dir[key] = _read_shared(config_dir)
+        return shared_by_dir[key]
+
+    for given in paths:
+        path = Path(given)
+        files = [path]
+        if path.is_dir():
+            files = instance_paths(path)
+            shared = shared_for(path)
+            problems += shared.problems if shared else []
+            if not files:
+                problems.append(ConfigProblem(str(path), None, "no instance files in directory"))
+        elif path.name == SHARED_FILE:
+            shared = shared_for(path.parent)
+            problems += (
+                shared.problems if shared else [ConfigProblem(str(path), None, "no such file")]
+            )
+            files = []
+        for file in files:
+            if file.absolute() not in loaded:
+                loaded[file.absolute()] = item = _load(file, shared_for(file.parent))
+                problems += item.problems
+    problems += _listen_clashes(loaded.values())
+    # Grouped by file (stable, so each file's problems keep their order) for the admin's editor.
+    return sorted(dict.fromkeys(problems), key=lambda problem: problem.file)

@@ -1,0 +1,48 @@
+"""Errors that cross module boundaries.
+
+Rules: a ConfigError always names the file, and the key when there is one, so an admin can go
+straight to the line at fault. Protocol errors carry the FTP reply code they turn into.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+
+class FtpsupError(Exception):
+    """Base of every error ftpsup raises on purpose."""
+
+
+@attrs.frozen
+class ConfigProblem:
+    """One thing wrong in one configuration file."""
+
+    file: str
+    key: str | None
+    problem: str
+
+    def __str__(self) -> str:
+        if self.key:
+            return f"{self.file}: {self.key}: {self.problem}"
+        return f"{self.file}: {self.problem}"
+
+
+class ConfigError(FtpsupError):
+    """A configuration that must not be used; carries every problem found."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class UserStoreError(FtpsupError):
+    """The user store cannot be read or written, or a user operation is impossible."""
+
+
+class ProtocolError(FtpsupError):
+    """A client error that maps onto one FTP reply."""
+
+    def __init__(self, reply_code: int, message: str) -> None:
+        self.reply_code = reply_code
+        self.message = message
+        super().__init__(f"{reply_code} {message}")

@@ -1,0 +1,248 @@
+"""PortAllocator: hands out passive data ports from one range shared by every instance process.
+
+Rules:
+1. A port is leased to at most one session at a time, across every process on the machine.
+   Each port has a lock file `<lease_dir>/<port>.lock`; a lease is an open file description
+   holding `flock(LOCK_EX | LOCK_NB)` on it. flock locks belong to the open file description,
+   so two leases inside one process exclude each other just as two processes do.
+2. A crashed process needs no clean-up: the kernel drops its flock locks when its descriptors
+   close, which it does even for SIGKILL. Lock files stay on disk; only the lock matters.
+3. Never a port outside [min_port, max_port] (the firewall opens only that range) and never a
+   wait: a port someone else locks is skipped at once, and a full range is answered with None
+   so the caller can reply 425.
+4. Ports held by other programs are found by the caller's bind (EADDRINUSE); it releases that
+   lease and asks again through `lease_excluding`, naming the busy ports.
+5. Round robin: each allocator resumes after the last port it handed out, so a port just
+   closed (perhaps still in TIME_WAIT) is the last one reused.
+6. Descriptors are opened O_CLOEXEC so a spawned child never inherits, and so never keeps
+   alive, a lease it does not know about.
+
+Every method may block briefly on file I/O: async callers run them in a worker thread. One
+allocator may be shared by several threads.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Callable, Collection
+from pathlib import Path
+from types import TracebackType
+
+import attrs
+
+_LOCK_SUFFIX = ".lock"
+_HOLDER_TEXT_LIMIT = 256
+
+
+@attrs.define(eq=False)
+class PortLease:
+    """One leased passive port; the lease lasts until `release` (or the process ends).
+
+    Use it as a context manager, or call `release` when the data connection is closed.
+    """
+
+    port: int
+    _fd: int | None = attrs.field(default=None, repr=False, alias="fd")
+    _on_release: Callable[[], None] | None = attrs.field(
+        default=None, repr=False, alias="on_release"
+    )
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def held(self) -> bool:
+        """True until the lease is released."""
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Unlock and close the lease file; calling it again does nothing."""
+        with self._lock:
+            fd, self._fd = self._fd, None
+            on_release, self._on_release = self._on_release, None
+        if fd is None:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+            if on_release is not None:
+                on_release()
+
+    def __enter__(self) -> PortLease:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+@attrs.frozen
+class AllocatorStatistics:
+    """Counters of one allocator, for `ftpsup status`.
+
+    `leased_now` and `granted` count this allocator's leases only; `refused` counts the
+    requests answered with None because no port of the range was free.
+    """
+
+    range_size: int
+    leased_now: int
+    granted: int
+    refused: int
+
+
+class PortAllocator:
+    """Leases ports of [min_port, max_port] through per-port lock files in `lease_dir`."""
+
+    def __init__(self, lease_dir: Path, min_port: int, max_port: int, *, owner: str) -> None:
+        """Prepare the lease directory (created 0700 when missing).
+
+        Args:
+            lease_dir: directory of the per-port lock files, shared by every instance.
+            min_port: first port of the passive range.
+            max_port: last port of the passive range (inclusive).
+            owner: name written into each lease file, usually the instance name.
+
+        Raises:
+            ValueError: the range is empty or outside 1..65535.
+            OSError: the lease directory cannot be created.
+        """
+        if not 1 <= min_port <= max_port <= 65535:
+            raise ValueError(f"bad passive port range {min_port}-{max_port}")
+        if any(c.isspace() for c in owner) or not owner:
+            raise ValueError(f"owner must be one word: {owner!r}")
+        self._dir = lease_dir
+        self._min = min_port
+        self._max = max_port
+        self._owner = owner
+        self._lock = threading.Lock()
+        self._next = min_port
+        self._leased_now = 0
+        self._granted = 0
+        self._refused = 0
+        # The mode only applies when the directory is new; an admin's choice is kept.
+        lease_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    @property
+    def min_port(self) -> int:
+        return self._min
+
+    @property
+    def max_port(self) -> int:
+        return self._max
+
+    def lease(self) -> PortLease | None:
+        """Lease the next free port of the range.
+
+        Returns:
+            The lease, or None when every port of the range is leased (the caller replies 425).
+
+        Raises:
+            OSError: a lock file cannot be opened (for example, lease_dir is not writable).
+        """
+        return self.lease_excluding(())
+
+    def lease_excluding(self, skip: Collection[int]) -> PortLease | None:
+        """Lease the next free port of the range that is not in `skip`.
+
+        Each port is tried at most once, starting after the last port this allocator handed
+        out; a port locked by anyone is passed over without waiting.
+
+        Args:
+            skip: ports the caller found busy (EADDRINUSE) during this attempt.
+
+        Returns:
+            The lease, or None when no port outside `skip` is free.
+
+        Raises:
+            OSError: a lock file cannot be opened (for example, lease_dir is not writable).
+        """
+        with self._lock:
+            start = self._next
+        size = self._max - self._min + 1
+        for step in range(size):
+            port = self._min + (start - self._min + step) % size
+            if port in skip:
+                continue
+            fd = self._try_lock(port)
+            if fd is None:
+                continue
+            with self._lock:
+                self._next = port + 1 if port < self._max else self._min
+                self._leased_now += 1
+                self._granted += 1
+            return PortLease(port, fd=fd, on_release=self._released)
+        with self._lock:
+            self._refused += 1
+        return None
+
+    def leases_in_use(self) -> list[tuple[int, str]]:
+        """List the ports of the range that anyone holds now, with the holder's text.
+
+        A shared, non-blocking probe lock is taken and dropped at once, so holders are never
+        disturbed; a lease attempt that coincides with the probe just moves to the next port.
+
+        Returns:
+            (port, "<owner> <pid> <unix time>") pairs in port order; the text is empty when
+            the holder has not written it yet.
+        """
+        found: list[tuple[int, str]] = []
+        for port in range(self._min, self._max + 1):
+            try:
+                fd = os.open(self._path(port), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            except FileNotFoundError:
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    text = os.pread(fd, _HOLDER_TEXT_LIMIT, 0).decode("utf-8", "replace")
+                    found.append((port, text.strip()))
+                else:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+        return found
+
+    def statistics(self) -> AllocatorStatistics:
+        """Counters of this allocator (not of other processes)."""
+        with self._lock:
+            return AllocatorStatistics(
+                range_size=self._max - self._min + 1,
+                leased_now=self._leased_now,
+                granted=self._granted,
+                refused=self._refused,
+            )
+
+    def _path(self, port: int) -> Path:
+        return self._dir / f"{port}{_LOCK_SUFFIX}"
+
+    def _try_lock(self, port: int) -> int | None:
+        # O_NOFOLLOW: a symlink planted in the lease directory must not make us truncate
+        # some other file.
+        fd = os.open(self._path(port), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            holder = f"{self._owner} {os.getpid()} {int(time.time())}\n".encode()
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, holder, 0)
+        except OSError:
+            # The holder text is only for status output; a full disk must not cost the lease.
+            pass
+        return fd
+
+    def _released(self) -> None:
+        with self._lock:
+            self._leased_now -= 1

@@ -1,0 +1,193 @@
+"""The FTP command table: what each verb needs before it may run, and how a line becomes a Command.
+
+Rules:
+- One table (COMMANDS) drives the pre-checks (login, argument, write permission), HELP and
+  FEAT; handlers never repeat those checks.
+- Verbs are matched case-insensitively (RFC 959 §5.3) and never looked up by attribute name.
+- No I/O here.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from ftpsup.proto.replies import Reply, reply
+
+
+class Arg(enum.Enum):
+    NONE = "none"
+    REQUIRED = "required"
+    OPTIONAL = "optional"
+
+
+@attrs.frozen
+class CommandSpec:
+    """What a verb needs: a login, an argument, write permission; and its HELP syntax."""
+
+    verb: str
+    login: bool
+    arg: Arg
+    writes: bool = False
+    syntax: str = ""
+    # True for verbs that may run while a transfer is in progress (RFC 959 §4.1.3: ABOR,
+    # STAT and QUIT are the "special" commands; NOOP costs nothing and clients use it as a
+    # keep-alive during long transfers).
+    during_transfer: bool = False
+
+
+def _spec(
+    verb: str,
+    login: bool,
+    arg: Arg,
+    syntax: str = "",
+    *,
+    writes: bool = False,
+    during_transfer: bool = False,
+) -> CommandSpec:
+    return CommandSpec(verb, login, arg, writes, syntax or verb, during_transfer)
+
+
+_N, _R, _O = Arg.NONE, Arg.REQUIRED, Arg.OPTIONAL
+
+COMMANDS: dict[str, CommandSpec] = {
+    s.verb: s
+    for s in (
+        # Access control (RFC 959 §4.1.1)
+        _spec("USER", False, _R, "USER <sp> username"),
+        _spec("PASS", False, _O, "PASS [<sp> password]"),
+        _spec("ACCT", False, _R, "ACCT <sp> account"),
+        _spec("CWD", True, _R, "CWD <sp> pathname"),
+        _spec("CDUP", True, _N),
+        _spec("REIN", False, _N),
+        _spec("QUIT", False, _N, during_transfer=True),
+        # Transfer parameters (§4.1.2, RFC 2428)
+        _spec("PORT", True, _R, "PORT <sp> h1,h2,h3,h4,p1,p2"),
+        _spec("PASV", True, _N),
+        _spec("EPRT", True, _R, "EPRT <sp> |proto|addr|port|"),
+        _spec("EPSV", True, _O, "EPSV [<sp> proto | ALL]"),
+        _spec("TYPE", True, _R, "TYPE <sp> A | I | L 8"),
+        _spec("STRU", True, _R, "STRU <sp> F"),
+        _spec("MODE", True, _R, "MODE <sp> S"),
+        # Service commands (§4.1.3, RFC 3659)
+        _spec("RETR", True, _R, "RETR <sp> pathname"),
+        _spec("STOR", True, _R, "STOR <sp> pathname", writes=True),
+        _spec("STOU", True, _O, "STOU [<sp> pathname]", writes=True),
+        _spec("APPE", True, _R, "APPE <sp> pathname", writes=True),
+        _spec("ALLO", True, _R, "ALLO <sp> size"),
+        _spec("REST", True, _R, "REST <sp> offset"),
+        _spec("RNFR", True, _R, "RNFR <sp> pathname", writes=True),
+        _spec("RNTO", True, _R, "RNTO <sp> pathname", writes=True),
+        _spec("ABOR", True, _N, during_transfer=True),
+        _spec("DELE", True, _R, "DELE <sp> pathname", writes=True),
+        _spec("RMD", True, _R, "RMD <sp> pathname", writes=True),
+        _spec("MKD", True, _R, "MKD <sp> pathname", writes=True),
+        _spec("PWD", True, _N),
+        _spec("LIST", True, _O, "LIST [<sp> pathname]"),
+        _spec("NLST", True, _O, "NLST [<sp> pathname]"),
+        _spec("SITE", True, _R, "SITE <sp> CHMOD | UMASK | HELP"),
+        _spec("SYST", False, _N),
+        _spec("STAT", False, _O, "STAT [<sp> pathname]", during_transfer=True),
+        _spec("HELP", False, _O, "HELP [<sp> command]"),
+        _spec("NOOP", False, _N, during_transfer=True),
+        # RFC 2389
+        _spec("FEAT", False, _N),
+        _spec("OPTS", False, _R, "OPTS <sp> UTF8 ON | MLST facts"),
+        # RFC 3659
+        _spec("SIZE", True, _R, "SIZE <sp> pathname"),
+        _spec("MDTM", True, _R, "MDTM <sp> pathname"),
+        _spec("MLST", True, _O, "MLST [<sp> pathname]"),
+        _spec("MLSD", True, _O, "MLSD [<sp> pathname]"),
+        # draft-somers-ftp-mfxx
+        _spec("MFMT", True, _R, "MFMT <sp> YYYYMMDDHHMMSS <sp> pathname", writes=True),
+    )
+}
+
+# RFC 775 spellings that Windows' ftp.exe and some old clients still send.
+ALIASES: dict[str, str] = {
+    "XCWD": "CWD",
+    "XCUP": "CDUP",
+    "XPWD": "PWD",
+    "XMKD": "MKD",
+    "XRMD": "RMD",
+}
+
+# Requests from a web browser or proxy pointed at the FTP port (vsftpd 3.0.4 refuses them too).
+HTTP_VERBS = frozenset({"GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
+
+
+@attrs.frozen
+class Command:
+    """One parsed command line: the verb in upper case and the raw argument text."""
+
+    verb: str
+    arg: str
+
+    def loggable(self) -> str:
+        """The line as it may appear in a log: never the password."""
+        if self.verb == "PASS":
+            return "PASS <hidden>"
+        return f"{self.verb} {self.arg}".rstrip()
+
+
+def parse_command(line: bytes) -> Command:
+    """Split a command line into verb and argument.
+
+    The argument is everything after the first space, kept as sent (file names may contain
+    spaces, RFC 959 §5.3.1). Bytes that are not UTF-8 survive as surrogate escapes so a
+    file name round-trips to the filesystem (RFC 2640 §2.2 asks servers to cope).
+
+    Args:
+        line: one line from the LineBuffer, without CRLF.
+
+    Returns:
+        The Command; an empty verb for an empty line.
+    """
+    text = line.decode("utf-8", errors="surrogateescape").lstrip(" ")
+    verb, _, arg = text.partition(" ")
+    verb = verb.upper()
+    return Command(ALIASES.get(verb, verb), arg)
+
+
+def precheck(cmd: Command, *, logged_in: bool, may_write: bool) -> Reply | None:
+    """The reply that stops `cmd` before its handler runs, or None to go ahead.
+
+    The order is RFC 959's: unknown verb (500), not logged in (530), argument problems (501),
+    permission (550).
+    """
+    spec = COMMANDS.get(cmd.verb)
+    if spec is None:
+        return reply(500, "Unknown command.")
+    if spec.login and not logged_in:
+        return reply(530, "Please login with USER and PASS.")
+    if spec.arg is Arg.REQUIRED and not cmd.arg.strip():
+        return reply(501, f"Syntax: {spec.syntax}")
+    if spec.arg is Arg.NONE and cmd.arg.strip():
+        return reply(501, f"{cmd.verb} takes no argument.")
+    if spec.writes and not may_write:
+        return reply(550, "Permission denied.")
+    return None
+
+
+def help_reply(topic: str) -> Reply:
+    """214 reply for HELP and HELP <verb> (RFC 959 §4.1.3)."""
+    topic = topic.strip().upper()
+    if topic:
+        spec = COMMANDS.get(ALIASES.get(topic, topic))
+        if spec is None:
+            return reply(502, f"Unknown command {topic}.")
+        return reply(214, f"Syntax: {spec.syntax}")
+    verbs = sorted(COMMANDS)
+    rows = [" ".join(f"{v:<5}" for v in verbs[i : i + 8]).rstrip() for i in range(0, len(verbs), 8)]
+    return reply(214, "The following commands are recognized.", *rows, "Help OK.")
+
+
+def feature_lines(*, pasv_enable: bool, port_enable: bool, mlst_facts: str) -> list[str]:
+    """RFC 2389 FEAT lines for what this instance has switched on, sorted."""
+    features = ["MDTM", "MFMT", f"MLST {mlst_facts}", "REST STREAM", "SIZE", "TVFS", "UTF8"]
+    if pasv_enable:
+        features += ["EPSV", "PASV"]
+    if port_enable:
+        features.append("EPRT")
+    return sorted(features)

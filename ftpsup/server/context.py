@@ -1,0 +1,51 @@
+"""InstanceContext: what every session of one instance shares.
+
+Rules: built once per instance process by ftpsup.server.instance; sessions read it, and only
+the connection counters change after start-up.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from collections.abc import Callable
+
+import attrs
+import trio
+
+from ftpsup.config import InstanceConfig
+from ftpsup.logs import XferLog
+from ftpsup.ports import PortAllocator
+from ftpsup.users import UserDirectory
+
+
+def _fs_limiter() -> trio.CapacityLimiter:
+    return trio.CapacityLimiter(32)
+
+
+def _transfer_limiter() -> trio.CapacityLimiter:
+    # Each running transfer holds one thread for its whole length.
+    return trio.CapacityLimiter(512)
+
+
+def _login_limiter() -> trio.CapacityLimiter:
+    # scrypt is CPU- and memory-heavy: a burst of logins must not take every core.
+    return trio.CapacityLimiter(2)
+
+
+@attrs.define
+class InstanceContext:
+    config: InstanceConfig
+    users: UserDirectory
+    ports: PortAllocator
+    log: logging.Logger
+    xferlog: XferLog | None = None
+    fs_limiter: trio.CapacityLimiter = attrs.field(factory=_fs_limiter)
+    transfer_limiter: trio.CapacityLimiter = attrs.field(factory=_transfer_limiter)
+    login_limiter: trio.CapacityLimiter = attrs.field(factory=_login_limiter)
+    clock: Callable[[], float] = time.time
+    sessions: int = 0
+    sessions_per_ip: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    # Replaced live when the admin reloads; sessions read it when they greet.
+    banner: str = ""

@@ -1,0 +1,180 @@
+"""The control connection: read lines, dispatch commands in order, time out idle sessions.
+
+Theory of operation: one task per connection owns the Session and runs every command handler,
+so handlers never interleave. A transfer runs in a child task of the connection's nursery. While
+it runs, the loop keeps reading: ABOR, STAT, NOOP and QUIT are answered at once (RFC 959
+§4.1.3), and any other command waits until the transfer's final reply has gone out, so replies
+stay in the order of the commands.
+
+Rules:
+- Input is bounded: a line over max_command_length gets 500 and is discarded.
+- Every exit path (QUIT, EOF, timeout, error, instance shutdown) aborts a running transfer and
+  releases every data endpoint and lease (Session.cleanup).
+"""
+
+from __future__ import annotations
+
+import socket
+
+import trio
+
+from ftpsup import __version__
+from ftpsup.logs import log_command, log_connect
+from ftpsup.proto.commands import COMMANDS, HTTP_VERBS, parse_command, precheck
+from ftpsup.proto.lines import LineBuffer, LineTooLong
+from ftpsup.proto.replies import Reply, reply
+from ftpsup.server import handlers_data, handlers_files, handlers_info, handlers_login
+from ftpsup.server.context import InstanceContext
+from ftpsup.server.session import Handler, Session
+
+HANDLERS: dict[str, Handler] = {
+    **handlers_login.HANDLERS,
+    **handlers_files.HANDLERS,
+    **handlers_data.HANDLERS,
+    **handlers_info.HANDLERS,
+}
+
+# vsftpd 3.0.4's limit: a client that is not talking FTP is dropped before it can log in.
+MAX_UNKNOWN_BEFORE_LOGIN = 10
+RECEIVE_SIZE = 16384
+
+
+class _Eof:
+    pass
+
+
+EOF = _Eof()
+
+
+async def _next_line(
+    s: Session, buffer: LineBuffer, timeout: float
+) -> bytes | LineTooLong | _Eof | None:
+    """The next line, EOF, or None when `timeout` passed with no complete line."""
+    with trio.move_on_after(timeout):
+        while True:
+            item = buffer.next_line()
+            if item is not None:
+                return item
+            try:
+                data = await s.stream.receive_some(RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                return EOF
+            if not data:
+                return EOF
+            buffer.feed(bytes(data))
+    return None
+
+
+async def _dispatch(s: Session, line: bytes) -> None:
+    cmd = parse_command(line)
+    if s.ctx.config.log_ftp_protocol:
+        log_command(s.log, s.user, s.peer_ip, cmd.loggable())
+    if not cmd.verb:
+        await s.reply(500, "Empty command.")
+        return
+    if not s.logged_in and cmd.verb in HTTP_VERBS:
+        s.log.warning("HTTP request from %s refused", s.peer_ip)
+        await s.reply(421, "HTTP protocol commands not allowed.")
+        s.closing = True
+        return
+    spec = COMMANDS.get(cmd.verb)
+    if s.transfer is not None and (spec is None or not spec.during_transfer):
+        await s.wait_transfer()
+    if cmd.verb != "RNTO":
+        s.rename_from = None
+    refusal = precheck(cmd, logged_in=s.logged_in, may_write=s.write_allowed(cmd.verb))
+    if refusal is not None:
+        await s.send(refusal)
+        if spec is None and not s.logged_in:
+            s.unknown_before_login += 1
+            if s.unknown_before_login >= MAX_UNKNOWN_BEFORE_LOGIN:
+                await s.reply(421, "Too many unknown commands; closing.")
+                s.closing = True
+        return
+    await HANDLERS[cmd.verb](s, cmd.arg)
+
+
+def _greeting(ctx: InstanceContext) -> Reply:
+    banner = ctx.banner or ctx.config.ftpd_banner or f"(ftpsup {__version__})"
+    return reply(220, banner)
+
+
+async def _command_loop(s: Session) -> None:
+    cfg = s.ctx.config
+    buffer = LineBuffer(cfg.max_command_length)
+    await s.send(_greeting(s.ctx))
+    while not s.closing:
+        item = await _next_line(s, buffer, cfg.idle_session_timeout)
+        if item is None:
+            if s.transfer is not None:
+                continue
+            s.log.info("idle session from %s timed out", s.peer_ip)
+            await s.reply(421, "Timeout.")
+            return
+        if isinstance(item, _Eof):
+            return
+        if isinstance(item, LineTooLong):
+            await s.reply(500, "Command line too long.")
+            continue
+        try:
+            await _dispatch(s, item)
+        except Exception:
+            # A bug in one command must not end the session: log it and answer.
+            s.log.exception("command from %s failed", s.peer_ip)
+            await s.reply(451, "Internal error; the command was not completed.")
+
+
+def _address(sockname: object) -> str:
+    assert isinstance(sockname, tuple)
+    return str(sockname[0]).split("%", 1)[0]
+
+
+async def serve_control(ctx: InstanceContext, stream: trio.SocketStream) -> None:
+    """Serve one control connection from greeting to close."""
+    sock = stream.socket
+    try:
+        peer_ip = _address(sock.getpeername())
+        local_ip = _address(sock.getsockname())
+        # ftplib and others send ABOR with MSG_OOB; keep the urgent byte in the stream.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_OOBINLINE, 1)
+    except OSError:
+        await stream.aclose()
+        return
+    cfg = ctx.config
+    log_connect(ctx.log, peer_ip)
+    if cfg.max_clients and ctx.sessions >= cfg.max_clients:
+        await _refuse(stream, "421 There are too many connected users, please try later.\r\n")
+        return
+    if cfg.max_per_ip and ctx.sessions_per_ip[peer_ip] >= cfg.max_per_ip:
+        await _refuse(stream, "421 There are too many connections from your internet address.\r\n")
+        return
+    ctx.sessions += 1
+    ctx.sessions_per_ip[peer_ip] += 1
+    s = Session(ctx=ctx, stream=stream, peer_ip=peer_ip, local_ip=local_ip, family=sock.family)
+    try:
+        async with trio.open_nursery() as nursery:
+            s.nursery = nursery
+            try:
+                await _command_loop(s)
+            finally:
+                if s.transfer is not None:
+                    s.transfer.abort()
+    except Exception:
+        ctx.log.exception("session from %s failed", peer_ip)
+    finally:
+        s.cleanup()
+        ctx.sessions -= 1
+        ctx.sessions_per_ip[peer_ip] -= 1
+        if not ctx.sessions_per_ip[peer_ip]:
+            del ctx.sessions_per_ip[peer_ip]
+        with trio.CancelScope(shield=True), trio.move_on_after(1):
+            await stream.aclose()
+
+
+async def _refuse(stream: trio.SocketStream, text: str) -> None:
+    with trio.move_on_after(5):
+        try:
+            await stream.send_all(text.encode())
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+    await stream.aclose()

@@ -1,0 +1,151 @@
+"""Data connections: passive listeners on leased ports, active connects, peer checks.
+
+Rules:
+- Passive ports come only from the shared PortAllocator; a port another program holds is
+  skipped (EADDRINUSE) and a full range yields None, never a port outside the range.
+- A passive listener serves one data connection and is then closed and its lease released.
+- A passive connection from an address other than the control connection's peer is refused
+  and logged, unless pasv_promiscuous (vsftpd's rule: it stops a third party from stealing a
+  transfer by racing the client to the port).
+- Sockets handed to transfer threads are plain non-blocking stdlib sockets.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+
+import attrs
+import trio
+
+from ftpsup.ports import PortAllocator, PortLease
+from ftpsup.proto.addresses import normalize_ip
+
+# Bounds how many busy ports (held by other programs) one PASV skips before giving up.
+MAX_BIND_ATTEMPTS = 64
+
+
+@attrs.define
+class PassiveEndpoint:
+    """A listening socket on a leased passive port, waiting for one data connection."""
+
+    sock: trio.socket.SocketType
+    lease: PortLease
+
+    @property
+    def port(self) -> int:
+        return self.lease.port
+
+    def close(self) -> None:
+        self.sock.close()
+        self.lease.release()
+
+
+def _listening_socket(family: int, host: str, port: int) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # Lets a port whose previous data connection sits in TIME_WAIT be listened on again;
+        # Linux still refuses a second listener on the same port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.listen(1)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def open_passive(
+    allocator: PortAllocator, family: int, local_ip: str, limiter: trio.CapacityLimiter
+) -> PassiveEndpoint | None:
+    """Lease a port and listen on it at `local_ip`; None when the range is exhausted."""
+    busy: set[int] = set()
+    for _ in range(MAX_BIND_ATTEMPTS):
+        lease = await trio.to_thread.run_sync(allocator.lease_excluding, busy, limiter=limiter)
+        if lease is None:
+            return None
+        try:
+            sock = _listening_socket(family, local_ip, lease.port)
+        except OSError as exc:
+            lease.release()
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            busy.add(lease.port)
+            continue
+        return PassiveEndpoint(trio.socket.from_stdlib_socket(sock), lease)
+    return None
+
+
+def _to_stdlib(sock: trio.socket.SocketType) -> socket.socket:
+    std = socket.socket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+    std.setblocking(False)
+    return std
+
+
+async def accept_data(
+    endpoint: PassiveEndpoint,
+    expected_ip: str,
+    *,
+    promiscuous: bool,
+    timeout: float,
+    log: logging.Logger,
+) -> socket.socket:
+    """Accept the client's data connection, refusing connections from other hosts.
+
+    Raises:
+        trio.TooSlowError: nobody acceptable connected within `timeout` seconds.
+    """
+    expected = normalize_ip(expected_ip)
+    with trio.fail_after(timeout):
+        while True:
+            conn, address = await endpoint.sock.accept()
+            peer = normalize_ip(str(address[0]))
+            if promiscuous or peer == expected:
+                return _to_stdlib(conn)
+            log.warning(
+                'passive connection to port %d from %s refused: control connection is from %s',
+                endpoint.port,
+                peer,
+                expected,
+            )
+            conn.close()
+
+
+async def connect_data(
+    family: int,
+    target: tuple[str, int],
+    *,
+    local_ip: str,
+    source_port: int | None,
+    timeout: float,
+    log: logging.Logger,
+) -> socket.socket:
+    """Open an active (PORT/EPRT) data connection to the client.
+
+    With `source_port` (connect_from_port_20) the connection leaves from that port; when the
+    process may not bind it, the connection leaves from any port and a warning is logged,
+    since refusing every active transfer would help no one.
+
+    Raises:
+        trio.TooSlowError: the client did not accept within `timeout` seconds.
+        OSError: the connection was refused.
+    """
+    sock = trio.socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if source_port is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                await sock.bind((local_ip, source_port))
+            except OSError as exc:
+                log.warning("cannot connect from port %d (%s); using any port", source_port, exc)
+                sock.close()
+                sock = trio.socket.socket(family, socket.SOCK_STREAM)
+        with trio.fail_after(timeout):
+            await sock.connect(target)
+    except BaseException:
+        sock.close()
+        raise
+    return _to_stdlib(sock)

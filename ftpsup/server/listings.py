@@ -1,0 +1,80 @@
+"""Directory listings for LIST, NLST, MLSD, MLST and STAT <path>, built in a worker thread.
+
+Rules:
+- LIST takes `ls`-style flags ("-a", "-la") and ignores all but "a"; dot files are shown only
+  with "a", as vsftpd and ls do. A file argument lists that one file (RFC 959 §4.1.3).
+- Never a glob: a client pattern is never handed to fnmatch or the shell (vsftpd TRUST).
+- Every line ends in CRLF: listings are sent as ASCII (RFC 959 §4.1.3).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import attrs
+
+from ftpsup.proto.facts import FileFacts, FileKind
+from ftpsup.proto.listing import list_line, mlsx_line
+
+if TYPE_CHECKING:
+    from ftpsup.server.session import Session
+
+
+class NotADirectory(Exception):
+    """MLSD was given a file (RFC 3659 §7.2: MLSD lists directories only)."""
+
+
+def split_list_arg(arg: str) -> tuple[str, str]:
+    """Split "-la some dir" into flags "la" and the path "some dir"."""
+    flags = ""
+    rest = arg.strip()
+    while rest.startswith("-"):
+        word, _, rest = rest.partition(" ")
+        flags += word[1:]
+        rest = rest.lstrip()
+    return flags, rest
+
+
+def _utc_offset() -> int:
+    return -time.altzone if time.daylight and time.localtime().tm_isdst else -time.timezone
+
+
+def format_entries(s: Session, verb: str, entries: list[FileFacts]) -> list[str]:
+    cfg = s.ctx.config
+    if verb == "NLST":
+        return [f.name for f in entries]
+    if verb in ("MLSD", "MLST"):
+        writable = s.write_allowed("STOR")
+        return [mlsx_line(f, writable=writable) for f in entries]
+    now = s.ctx.clock()
+    offset = _utc_offset() if cfg.use_localtime else 0
+    return [
+        list_line(f, now=now, use_localtime=cfg.use_localtime, utc_offset=offset) for f in entries
+    ]
+
+
+def entries_for(s: Session, verb: str, vpath: str, flags: str) -> list[FileFacts]:
+    """The entries a listing of `vpath` shows: a directory's children or the file itself."""
+    assert s.fs is not None
+    facts = s.fs.stat(vpath)
+    if facts.kind is not FileKind.DIR:
+        if verb == "MLSD":
+            raise NotADirectory(vpath)
+        return [facts]
+    entries = s.fs.listdir(vpath)
+    if verb == "LIST" and "a" not in flags:
+        entries = [f for f in entries if not f.name.startswith(".")]
+    return entries
+
+
+def build(s: Session, verb: str, vpath: str, flags: str) -> bytes:
+    lines = format_entries(s, verb, entries_for(s, verb, vpath, flags))
+    return "".join(f"{line}\r\n" for line in lines).encode("utf-8", errors="surrogateescape")
+
+
+def mlst_line(s: Session, vpath: str) -> str:
+    """The fact line of MLST (RFC 3659 §7.2): the entry named by its full virtual path."""
+    assert s.fs is not None
+    facts = s.fs.stat(vpath)
+    return mlsx_line(attrs.evolve(facts, name=vpath), writable=s.write_allowed("STOR"))

@@ -1,0 +1,252 @@
+"""Session: the state of one control connection, and the helpers its command handlers share.
+
+Rules:
+- One task (the control loop) runs command handlers; a transfer runs in its own task and
+  reports through replies only. Replies go out whole, under one lock, in the order produced.
+- Every filesystem call goes through `fs_call`, which runs it in a worker thread.
+- Every data endpoint (passive listener, lease, data socket) is released on every path:
+  success, error, ABOR and disconnect (`close_data_endpoints`, `cleanup`).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
+
+import attrs
+import trio
+
+from ftpsup.logs import log_reply
+from ftpsup.proto import paths
+from ftpsup.proto.replies import Reply, reply
+from ftpsup.server.context import InstanceContext
+from ftpsup.server.data import PassiveEndpoint, accept_data, connect_data, open_passive
+from ftpsup.server.fs import JailedFs
+from ftpsup.server.transfer import Progress
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+MLST_FACTS_ALL = ("type", "size", "modify", "perm", "unique", "UNIX.mode")
+
+
+def os_error_reply(exc: OSError) -> Reply:
+    """Map an OS error on a file operation to its FTP reply (RFC 959 §4.2)."""
+    code = exc.errno
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return reply(452, "Insufficient storage space.")
+    if code in (errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL):
+        return reply(553, "File name not allowed.")
+    if code in (errno.ENOENT, errno.ENOTDIR):
+        return reply(550, "No such file or directory.")
+    if code == errno.EEXIST:
+        return reply(550, "File exists.")
+    if code == errno.ENOTEMPTY:
+        return reply(550, "Directory not empty.")
+    if code == errno.EISDIR:
+        return reply(550, "Is a directory.")
+    if code == errno.EROFS:
+        return reply(550, "Read-only file system.")
+    if code in (errno.EACCES, errno.EPERM, errno.ELOOP, errno.EXDEV, errno.EBUSY):
+        return reply(550, "Permission denied.")
+    return reply(451, "Local error in processing.")
+
+
+@attrs.define
+class TransferState:
+    """A transfer in flight: what STAT reports and what ABOR stops."""
+
+    verb: str
+    vpath: str
+    progress: Progress = attrs.field(factory=Progress)
+    done: trio.Event = attrs.field(factory=trio.Event)
+    connect_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    sock: socket.socket | None = None
+    aborted: bool = False
+
+    def abort(self) -> None:
+        """Stop the transfer at once: cancel the connect wait, wake the copying thread."""
+        self.aborted = True
+        self.connect_scope.cancel()
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+@attrs.define
+class Session:
+    ctx: InstanceContext
+    stream: trio.abc.Stream
+    peer_ip: str
+    local_ip: str
+    family: int
+    send_lock: trio.Lock = attrs.field(factory=trio.Lock)
+    nursery: trio.Nursery | None = None
+    # Login state
+    pending_user: str | None = None
+    user: str | None = None
+    anonymous: bool = False
+    user_may_write: bool = False
+    fs: JailedFs | None = None
+    umask: int = 0o022
+    login_failures: int = 0
+    unknown_before_login: int = 0
+    # Protocol state
+    cwd: str = "/"
+    ascii: bool = False
+    rest: int = 0
+    rename_from: str | None = None
+    epsv_all: bool = False
+    mlst_facts: tuple[str, ...] = MLST_FACTS_ALL
+    passive: PassiveEndpoint | None = None
+    active_target: tuple[str, int] | None = None
+    transfer: TransferState | None = None
+    closing: bool = False
+
+    # -- basics -------------------------------------------------------------------------
+
+    @property
+    def log(self) -> logging.Logger:
+        return self.ctx.log
+
+    @property
+    def is_ipv6(self) -> bool:
+        return self.family == socket.AF_INET6
+
+    @property
+    def logged_in(self) -> bool:
+        return self.user is not None
+
+    @property
+    def log_user(self) -> str:
+        return self.user or self.pending_user or "?"
+
+    async def send(self, message: Reply) -> None:
+        if self.ctx.config.log_ftp_protocol:
+            log_reply(self.log, self.user, self.peer_ip, message.code, " ".join(message.lines))
+        async with self.send_lock:
+            try:
+                await self.stream.send_all(message.to_bytes())
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self.closing = True
+
+    async def reply(self, code: int, *lines: str) -> None:
+        await self.send(reply(code, *lines))
+
+    async def fs_call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a blocking filesystem call in a worker thread."""
+
+        def call() -> T:
+            return fn(*args, **kwargs)
+
+        return await trio.to_thread.run_sync(call, limiter=self.ctx.fs_limiter)
+
+    def resolve(self, arg: str) -> str:
+        """Virtual path for a client argument; raises paths.PathError (553)."""
+        return paths.resolve(self.cwd, arg)
+
+    def write_allowed(self, verb: str) -> bool:
+        """May this session run the write verb `verb`? (vsftpd's anon_* rules for anonymous)."""
+        cfg = self.ctx.config
+        if not cfg.write_enable:
+            return False
+        if not self.anonymous:
+            return self.user_may_write
+        if verb in ("STOR", "STOU", "APPE"):
+            return cfg.anon_upload_enable
+        if verb == "MKD":
+            return cfg.anon_mkdir_write_enable
+        return cfg.anon_other_write_enable
+
+    def take_rest(self) -> int:
+        offset, self.rest = self.rest, 0
+        return offset
+
+    # -- data endpoints -----------------------------------------------------------------
+
+    def close_data_endpoints(self) -> None:
+        if self.passive is not None:
+            self.passive.close()
+            self.passive = None
+        self.active_target = None
+
+    async def open_passive_endpoint(self) -> PassiveEndpoint | None:
+        self.close_data_endpoints()
+        self.passive = await open_passive(
+            self.ctx.ports, self.family, self.local_ip, self.ctx.fs_limiter
+        )
+        return self.passive
+
+    def has_data_endpoint(self) -> bool:
+        return self.passive is not None or self.active_target is not None
+
+    async def open_data_connection(self) -> socket.socket:
+        """Accept or connect the data connection prepared by PASV/EPSV or PORT/EPRT."""
+        cfg = self.ctx.config
+        if self.passive is not None:
+            return await accept_data(
+                self.passive,
+                self.peer_ip,
+                promiscuous=cfg.pasv_promiscuous,
+                timeout=cfg.accept_timeout,
+                log=self.log,
+            )
+        assert self.active_target is not None
+        return await connect_data(
+            self.family,
+            self.active_target,
+            local_ip=self.local_ip,
+            source_port=cfg.ftp_data_port if cfg.connect_from_port_20 else None,
+            timeout=cfg.connect_timeout,
+            log=self.log,
+        )
+
+    # -- transfers ----------------------------------------------------------------------
+
+    def start_transfer(
+        self, state: TransferState, run: Callable[[TransferState], Awaitable[None]]
+    ) -> None:
+        assert self.nursery is not None
+        self.transfer = state
+
+        async def runner() -> None:
+            try:
+                await run(state)
+            finally:
+                if state.sock is not None:
+                    state.sock.close()
+                self.close_data_endpoints()
+                self.transfer = None
+                state.done.set()
+
+        self.nursery.start_soon(runner)
+
+    async def wait_transfer(self) -> None:
+        if self.transfer is not None:
+            await self.transfer.done.wait()
+
+    # -- end of session -----------------------------------------------------------------
+
+    def logout(self) -> None:
+        if self.fs is not None:
+            self.fs.close()
+            self.fs = None
+        self.user = None
+        self.pending_user = None
+        self.anonymous = False
+        self.user_may_write = False
+        self.cwd = "/"
+
+    def cleanup(self) -> None:
+        if self.transfer is not None:
+            self.transfer.abort()
+        self.close_data_endpoints()
+        self.logout()
+
+
+Handler = Callable[[Session, str], Awaitable[None]]

@@ -1,0 +1,160 @@
+"""Copy loops for data connections: file or bytes to socket, socket to file.
+
+Rules:
+- Every function here blocks and runs whole in a worker thread, so neither disk I/O nor a
+  slow client ever stalls the event loop, and a second core can move bytes.
+- The data socket is non-blocking; waits go through poll() with the data-connection timeout,
+  so a stalled peer ends in TimeoutError instead of a stuck thread.
+- ABOR and disconnects stop a copy by shutting the socket down from the event loop's side:
+  poll() wakes, the next send fails or recv returns 0, and the caller reads the abort flag.
+- File-side failures are raised as LocalIoError so the caller can tell "disk full" (452) from
+  "the client went away" (426).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import socket
+from collections.abc import Callable
+
+import attrs
+
+from ftpsup.proto.ascii import FromNetwork, ToNetwork
+
+# sendfile() count per call: large enough that a fast loopback client is never starved by
+# syscall overhead, small enough that progress counters stay current for STAT.
+SENDFILE_CHUNK = 8 * 1024 * 1024
+RECV_BUFFER = 1024 * 1024
+READ_CHUNK = 256 * 1024
+
+
+class LocalIoError(Exception):
+    """Reading or writing the local file failed; `error` is the OSError from the OS."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@attrs.define
+class Progress:
+    """Bytes moved so far; written by the copying thread, read by STAT on the event loop."""
+
+    bytes_done: int = 0
+
+
+def _wait(sock: socket.socket, events: int, timeout: float) -> None:
+    poller = select.poll()
+    poller.register(sock.fileno(), events | select.POLLERR | select.POLLHUP)
+    if not poller.poll(max(1, int(timeout * 1000))):
+        raise TimeoutError("data connection timed out")
+
+
+def _send_all(sock: socket.socket, data: bytes | memoryview, progress: Progress, timeout: float) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            sent = sock.send(view)
+        except BlockingIOError:
+            _wait(sock, select.POLLOUT, timeout)
+            continue
+        view = view[sent:]
+        progress.bytes_done += sent
+
+
+def send_bytes(sock: socket.socket, data: bytes, progress: Progress, timeout: float) -> None:
+    """Send a listing or other in-memory payload."""
+    _send_all(sock, data, progress, timeout)
+
+
+def send_file(
+    sock: socket.socket, fd: int, offset: int, progress: Progress, timeout: float
+) -> None:
+    """Send a file from `offset` to its end with sendfile(2): the bytes never enter Python."""
+    out = sock.fileno()
+    while True:
+        try:
+            sent = os.sendfile(out, fd, offset, SENDFILE_CHUNK)
+        except BlockingIOError:
+            _wait(sock, select.POLLOUT, timeout)
+            continue
+        except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.ENOSYS) and progress.bytes_done == 0:
+                # A file system without sendfile support (some FUSE mounts): copy by hand.
+                _send_file_by_read(sock, fd, offset, progress, timeout, None)
+                return
+            raise
+        if sent == 0:
+            return
+        offset += sent
+        progress.bytes_done += sent
+
+
+def _read(fd: int, size: int) -> bytes:
+    try:
+        return os.read(fd, size)
+    except OSError as exc:
+        raise LocalIoError(exc) from exc
+
+
+def _send_file_by_read(
+    sock: socket.socket,
+    fd: int,
+    offset: int,
+    progress: Progress,
+    timeout: float,
+    convert: Callable[[bytes], bytes] | None,
+) -> None:
+    try:
+        os.lseek(fd, offset, os.SEEK_SET)
+    except OSError as exc:
+        raise LocalIoError(exc) from exc
+    while chunk := _read(fd, READ_CHUNK):
+        _send_all(sock, convert(chunk) if convert else chunk, progress, timeout)
+
+
+def send_file_ascii(
+    sock: socket.socket, fd: int, offset: int, progress: Progress, timeout: float
+) -> None:
+    """Send a file in TYPE A: local LF line ends go out as CRLF (RFC 959 §3.1.1.1)."""
+    _send_file_by_read(sock, fd, offset, progress, timeout, ToNetwork().convert)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except OSError as exc:
+            raise LocalIoError(exc) from exc
+        view = view[written:]
+
+
+def receive_file(
+    sock: socket.socket, fd: int, progress: Progress, timeout: float, *, ascii: bool
+) -> None:
+    """Receive until the client closes the data connection, writing every byte to `fd`.
+
+    Bytes are written as they arrive, so an upload cut short keeps what was received and a
+    later REST + STOR or APPE can resume it.
+    """
+    buffer = bytearray(RECV_BUFFER)
+    view = memoryview(buffer)
+    decoder = FromNetwork() if ascii else None
+    while True:
+        try:
+            count = sock.recv_into(buffer)
+        except BlockingIOError:
+            _wait(sock, select.POLLIN, timeout)
+            continue
+        if count == 0:
+            break
+        progress.bytes_done += count
+        if decoder is not None:
+            _write_all(fd, decoder.convert(bytes(view[:count])))
+        else:
+            _write_all(fd, view[:count])
+    if decoder is not None:
+        _write_all(fd, decoder.flush())

@@ -1,0 +1,329 @@
+"""Tests for ftpsup.ports: one passive range shared across threads and processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ftpsup.ports import AllocatorStatistics, PortAllocator, PortLease
+
+MIN_PORT = 10080
+MAX_PORT = 10100
+RANGE = set(range(MIN_PORT, MAX_PORT + 1))
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CHILD_TIMEOUT = 30.0
+
+# A child process: waits for "go" on stdin, leases every port it can, prints them as one JSON
+# line, then holds its leases until stdin closes (or until it is killed).
+CHILD_SCRIPT = """
+import json, sys
+from pathlib import Path
+from ftpsup.ports import PortAllocator
+alloc = PortAllocator(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), owner=sys.argv[4])
+print("ready", flush=True)
+if sys.stdin.readline().strip() != "go":
+    sys.exit(2)
+held = []
+for _ in range(int(sys.argv[3]) - int(sys.argv[2]) + 1):
+    lease = alloc.lease()
+    if lease is None:
+        break
+    held.append(lease)
+print(json.dumps([lease.port for lease in held]), flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.fixture
+def lease_dir(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "ports"
+
+
+@pytest.fixture
+def allocator(lease_dir: Path) -> PortAllocator:
+    return PortAllocator(lease_dir, MIN_PORT, MAX_PORT, owner="ipv4")
+
+
+def release_all(leases: list[PortLease]) -> None:
+    for lease in leases:
+        lease.release()
+
+
+def lease_everything(alloc: PortAllocator) -> list[PortLease]:
+    held: list[PortLease] = []
+    for _ in range(len(RANGE) + 1):
+        lease = alloc.lease()
+        if lease is None:
+            break
+        held.append(lease)
+    return held
+
+
+def start_child(lease_dir: Path, owner: str) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD_SCRIPT, str(lease_dir), str(MIN_PORT), str(MAX_PORT), owner],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "ready"
+    return child
+
+
+def read_ports(child: subprocess.Popen[str]) -> set[int]:
+    assert child.stdout is not None
+    return set(json.loads(child.stdout.readline()))
+
+
+@pytest.fixture
+def children() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for child in started:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=CHILD_TIMEOUT)
+        for stream in (child.stdin, child.stdout):
+            if stream is not None:
+                stream.close()
+
+
+def test_lease_dir_is_created_private(lease_dir: Path) -> None:
+    PortAllocator(lease_dir, MIN_PORT, MAX_PORT, owner="ipv4")
+    assert lease_dir.is_dir()
+    assert lease_dir.stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(("low", "high"), [(10100, 10080), (0, 10), (65000, 65536)])
+def test_bad_range_is_rejected(lease_dir: Path, low: int, high: int) -> None:
+    with pytest.raises(ValueError, match="range"):
+        PortAllocator(lease_dir, low, high, owner="ipv4")
+
+
+def test_exhausted_range_returns_none(allocator: PortAllocator) -> None:
+    held = lease_everything(allocator)
+    try:
+        assert {lease.port for lease in held} == RANGE
+        assert allocator.lease() is None
+    finally:
+        release_all(held)
+
+
+def test_every_lease_is_inside_the_range(lease_dir: Path) -> None:
+    alloc = PortAllocator(lease_dir, 20000, 20002, owner="ipv4")
+    held = [alloc.lease() for _ in range(5)]
+    try:
+        ports = [lease.port if lease else None for lease in held]
+        assert ports == [20000, 20001, 20002, None, None]
+    finally:
+        release_all([lease for lease in held if lease is not None])
+
+
+def test_released_port_can_be_leased_again(allocator: PortAllocator) -> None:
+    held = lease_everything(allocator)
+    try:
+        freed = held.pop(3)
+        freed.release()
+        again = allocator.lease()
+        assert again is not None
+        assert again.port == freed.port
+        held.append(again)
+    finally:
+        release_all(held)
+
+
+def test_leases_round_robin_so_a_closed_port_is_reused_last(allocator: PortAllocator) -> None:
+    first = allocator.lease()
+    assert first is not None
+    assert first.port == MIN_PORT
+    first.release()
+    second = allocator.lease()
+    assert second is not None
+    assert second.port == MIN_PORT + 1
+    second.release()
+    ports = []
+    for _ in range(len(RANGE)):
+        lease = allocator.lease()
+        assert lease is not None
+        ports.append(lease.port)
+        lease.release()
+    # After the top of the range it wraps; the most recently closed ports come last.
+    assert ports == [*range(MIN_PORT + 2, MAX_PORT + 1), MIN_PORT, MIN_PORT + 1]
+
+
+def test_lease_excluding_skips_busy_ports(allocator: PortAllocator) -> None:
+    lease = allocator.lease_excluding({MIN_PORT, MIN_PORT + 1})
+    assert lease is not None
+    with lease:
+        assert lease.port == MIN_PORT + 2
+
+
+def test_lease_excluding_every_free_port_returns_none(allocator: PortAllocator) -> None:
+    held = allocator.lease()
+    assert held is not None
+    with held:
+        assert allocator.lease_excluding(RANGE - {held.port}) is None
+        assert allocator.statistics().refused == 1
+
+
+def test_release_is_idempotent(allocator: PortAllocator) -> None:
+    lease = allocator.lease()
+    assert lease is not None
+    lease.release()
+    lease.release()
+    assert not lease.held
+    assert allocator.statistics().leased_now == 0
+
+
+def test_context_manager_releases_the_lease(allocator: PortAllocator) -> None:
+    lease = allocator.lease()
+    assert lease is not None
+    with lease:
+        assert [port for port, _ in allocator.leases_in_use()] == [lease.port]
+    assert not lease.held
+    assert allocator.leases_in_use() == []
+
+
+def test_two_allocators_in_one_process_never_share_a_port(lease_dir: Path) -> None:
+    a = PortAllocator(lease_dir, MIN_PORT, MAX_PORT, owner="ipv4")
+    b = PortAllocator(lease_dir, MIN_PORT, MAX_PORT, owner="ipv6")
+    held: list[PortLease] = []
+    try:
+        for _ in range(len(RANGE)):
+            for alloc in (a, b):
+                lease = alloc.lease()
+                if lease is not None:
+                    held.append(lease)
+        ports = [lease.port for lease in held]
+        assert sorted(ports) == sorted(RANGE)
+        assert a.lease() is None
+        assert b.lease() is None
+    finally:
+        release_all(held)
+
+
+def test_threads_sharing_one_allocator_never_share_a_port(allocator: PortAllocator) -> None:
+    results: list[list[PortLease]] = [[] for _ in range(4)]
+
+    def worker(out: list[PortLease]) -> None:
+        for _ in range(len(RANGE)):
+            lease = allocator.lease()
+            if lease is None:
+                return
+            out.append(lease)
+
+    threads = [threading.Thread(target=worker, args=(out,)) for out in results]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=CHILD_TIMEOUT)
+    held = [lease for out in results for lease in out]
+    try:
+        ports = [lease.port for lease in held]
+        assert len(ports) == len(set(ports))
+        assert set(ports) == RANGE
+        assert allocator.statistics().leased_now == len(RANGE)
+    finally:
+        release_all(held)
+
+
+def test_processes_never_share_a_port(
+    lease_dir: Path, children: list[subprocess.Popen[str]]
+) -> None:
+    children.extend(start_child(lease_dir, f"inst{n}") for n in range(3))
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    port_sets = [read_ports(child) for child in children]
+    union: set[int] = set()
+    for ports in port_sets:
+        assert union.isdisjoint(ports)
+        union |= ports
+    assert union == RANGE
+
+
+def test_killed_process_leases_come_back_at_once(
+    lease_dir: Path, allocator: PortAllocator, children: list[subprocess.Popen[str]]
+) -> None:
+    child = start_child(lease_dir, "ipv6")
+    children.append(child)
+    assert child.stdin is not None
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    assert read_ports(child) == RANGE
+    assert allocator.lease() is None
+
+    child.send_signal(signal.SIGKILL)
+    assert child.wait(timeout=CHILD_TIMEOUT) == -signal.SIGKILL
+
+    held = lease_everything(allocator)
+    try:
+        assert {lease.port for lease in held} == RANGE
+    finally:
+        release_all(held)
+
+
+def test_leases_in_use_shows_holder_text(
+    lease_dir: Path, allocator: PortAllocator, children: list[subprocess.Popen[str]]
+) -> None:
+    mine = allocator.lease()
+    assert mine is not None
+    child = start_child(lease_dir, "ipv6")
+    children.append(child)
+    assert child.stdin is not None
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    theirs = read_ports(child)
+
+    in_use = allocator.leases_in_use()
+
+    assert [port for port, _ in in_use] == sorted(RANGE)
+    holders = dict(in_use)
+    owner, pid, stamp = holders[mine.port].split()
+    assert (owner, int(pid)) == ("ipv4", os.getpid())
+    assert int(stamp) > 0
+    for port in theirs:
+        assert holders[port].split()[:2] == ["ipv6", str(child.pid)]
+    mine.release()
+
+
+def test_leases_in_use_does_not_disturb_holders(allocator: PortAllocator) -> None:
+    lease = allocator.lease()
+    assert lease is not None
+    with lease:
+        for _ in range(3):
+            assert [port for port, _ in allocator.leases_in_use()] == [lease.port]
+        # The probe left the lease locked: nobody else can take that port.
+        assert allocator.lease_excluding(RANGE - {lease.port}) is None
+
+
+def test_leases_in_use_forgets_released_and_stale_files(allocator: PortAllocator) -> None:
+    lease = allocator.lease()
+    assert lease is not None
+    lease.release()
+    # The lock file stays on disk with the old holder text; only the lock counts.
+    assert allocator.leases_in_use() == []
+
+
+def test_statistics_count_grants_releases_and_refusals(allocator: PortAllocator) -> None:
+    held = [allocator.lease() for _ in RANGE]
+    assert allocator.lease() is None
+    assert held[0] is not None
+    held[0].release()
+    stats = allocator.statistics()
+    release_all([lease for lease in held if lease is not None])
+    assert stats == AllocatorStatistics(
+        range_size=len(RANGE), leased_now=len(RANGE) - 1, granted=len(RANGE), refused=1
+    )
