@@ -7,13 +7,14 @@ status is non-zero with nothing bound. Nothing imports this module.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import os
 import sys
-import tomllib
 from pathlib import Path
 
 from ftpsup import __version__, user_commands
-from ftpsup.config import check_paths, load_instance
+from ftpsup.config import check_paths, load_instance, user_db_path
 from ftpsup.errors import ConfigError
 
 SYSTEM_CONFIG_DIR = Path("/etc/ftpsup")
@@ -27,19 +28,6 @@ def default_config_dir() -> Path:
     return Path("instances.d").absolute()
 
 
-def shared_user_db(config_dir: Path) -> Path:
-    """The user store named by the config directory's _shared.toml (users.toml beside it)."""
-    shared = config_dir / "_shared.toml"
-    value: object = "users.toml"
-    try:
-        with shared.open("rb") as f:
-            value = tomllib.load(f).get("user_db_file", value)
-    except (OSError, tomllib.TOMLDecodeError):
-        pass
-    path = Path(str(value))
-    return path if path.is_absolute() else (config_dir / path).resolve()
-
-
 def _print_problems(error: ConfigError) -> None:
     for problem in error.problems:
         print(f"ftpsup: {problem}", file=sys.stderr)
@@ -48,13 +36,18 @@ def _print_problems(error: ConfigError) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import trio
 
-    from ftpsup.server.instance import serve_instance
+    from ftpsup.server.instance import preflight, serve_instance
     from ftpsup.server.listen import ListenError, adopt_listener, bind_listener
 
     try:
         config = load_instance(args.file)
     except ConfigError as exc:
         _print_problems(exc)
+        return EXIT_CONFIG
+    pasv_host, problems = preflight(config)
+    for problem in problems:
+        print(f"ftpsup: {config.source}: {problem}", file=sys.stderr)
+    if problems:
         return EXIT_CONFIG
     try:
         if args.listen_fd is not None:
@@ -64,10 +57,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ListenError as exc:
         print(f"ftpsup: {config.source}: {exc}", file=sys.stderr)
         return 1
-    try:
-        trio.run(serve_instance, config, sock)
-    except KeyboardInterrupt:
-        pass
+    with contextlib.suppress(KeyboardInterrupt):
+        trio.run(functools.partial(serve_instance, config, sock, pasv_host=pasv_host))
     return 0
 
 
@@ -85,7 +76,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_user(args: argparse.Namespace) -> int:
     config_dir = args.config_dir or default_config_dir()
-    args.default_user_db = shared_user_db(Path(config_dir))
+    args.default_user_db = user_db_path(Path(config_dir))
     return user_commands.run(args)
 
 
@@ -98,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--config-dir",
         type=Path,
         default=None,
-        help=f"configuration directory (default {SYSTEM_CONFIG_DIR} if it exists, else ./instances.d)",
+        help=f"configuration directory ({SYSTEM_CONFIG_DIR} if it exists, else ./instances.d)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -163,7 +163,7 @@ _NOT_USED: dict[str, str] = {
     "background": "the supervisor runs the instances in the background",
     "pam_service_name": "ftpsup checks passwords against its user store, not pam",
     "tcp_wrappers": "tcp wrappers are not supported; filter with the firewall",
-    "nopriv_user": "instances always run unprivileged; nopriv_user is not used",
+    "nopriv_user": "not supported yet: run ftpsup as the unprivileged account (see docs)",
     "allow_writeable_chroot": "not needed: a home the user can write to is allowed",
     "ftp_username": "anonymous users see anon_root",
     "syslog_enable": "logs go to vsftpd_log_file and xferlog_file",
@@ -468,8 +468,29 @@ def instance_paths(config_dir: str | Path) -> list[Path]:
         Every ``*.toml`` in it whose name starts with neither ``_`` nor ``.``, sorted; an empty
         list when the directory does not exist.
     """
-    found = Path(config_dir).glob("*.toml")
-    return sorted(p for p in found if p.name[0] not in "_." and not p.is_dir())
+    directory = Path(config_dir)
+    # The user store may sit beside the instance files (users.toml); it is not an instance.
+    store = user_db_path(directory)
+    found = directory.glob("*.toml")
+    return sorted(
+        p for p in found if p.name[0] not in "_." and not p.is_dir() and p.absolute() != store
+    )
+
+
+def user_db_path(config_dir: str | Path) -> Path:
+    """The user store a config directory's _shared.toml names (default users.toml beside it).
+
+    Read leniently: a broken _shared.toml is reported by check_paths, not here.
+    """
+    directory = Path(config_dir).absolute()
+    value: object = "users.toml"
+    try:
+        with (directory / SHARED_FILE).open("rb") as f:
+            value = tomllib.load(f).get("user_db_file", value)
+    except (OSError, tomllib.TOMLDecodeError):
+        pass
+    path = Path(str(value))
+    return path if path.is_absolute() else directory / path
 
 
 def load_instance(path: str | Path) -> InstanceConfig:

@@ -298,7 +298,7 @@ KEY_PROBLEMS = [
     (
         'nopriv_user = "ftp"',
         "nopriv_user",
-        "instances always run unprivileged; nopriv_user is not used",
+        "not supported yet: run ftpsup as the unprivileged account (see docs)",
     ),
 ]
 

@@ -49,3 +49,6 @@ class InstanceContext:
     sessions_per_ip: collections.Counter[str] = attrs.field(factory=collections.Counter)
     # Replaced live when the admin reloads; sessions read it when they greet.
     banner: str = ""
+    # The address PASV advertises when pasv_address is set: pasv_address itself, or with
+    # pasv_addr_resolve the IPv4 address its host name resolves to (refreshed while running).
+    pasv_host: str = ""

@@ -14,6 +14,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import socket
 
 import trio
@@ -47,10 +48,10 @@ EOF = _Eof()
 
 
 async def _next_line(
-    s: Session, buffer: LineBuffer, timeout: float
+    s: Session, buffer: LineBuffer, idle_seconds: float
 ) -> bytes | LineTooLong | _Eof | None:
-    """The next line, EOF, or None when `timeout` passed with no complete line."""
-    with trio.move_on_after(timeout):
+    """The next line, EOF, or None when `idle_seconds` passed with no complete line."""
+    with trio.move_on_after(idle_seconds):
         while True:
             item = buffer.next_line()
             if item is not None:
@@ -173,8 +174,6 @@ async def serve_control(ctx: InstanceContext, stream: trio.SocketStream) -> None
 
 async def _refuse(stream: trio.SocketStream, text: str) -> None:
     with trio.move_on_after(5):
-        try:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await stream.send_all(text.encode())
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
     await stream.aclose()

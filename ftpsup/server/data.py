@@ -90,23 +90,23 @@ async def accept_data(
     expected_ip: str,
     *,
     promiscuous: bool,
-    timeout: float,
+    accept_seconds: float,
     log: logging.Logger,
 ) -> socket.socket:
     """Accept the client's data connection, refusing connections from other hosts.
 
     Raises:
-        trio.TooSlowError: nobody acceptable connected within `timeout` seconds.
+        trio.TooSlowError: nobody acceptable connected within `accept_seconds`.
     """
     expected = normalize_ip(expected_ip)
-    with trio.fail_after(timeout):
+    with trio.fail_after(accept_seconds):
         while True:
             conn, address = await endpoint.sock.accept()
             peer = normalize_ip(str(address[0]))
             if promiscuous or peer == expected:
                 return _to_stdlib(conn)
             log.warning(
-                'passive connection to port %d from %s refused: control connection is from %s',
+                "passive connection to port %d from %s refused: control connection is from %s",
                 endpoint.port,
                 peer,
                 expected,
@@ -120,7 +120,7 @@ async def connect_data(
     *,
     local_ip: str,
     source_port: int | None,
-    timeout: float,
+    connect_seconds: float,
     log: logging.Logger,
 ) -> socket.socket:
     """Open an active (PORT/EPRT) data connection to the client.
@@ -130,7 +130,7 @@ async def connect_data(
     since refusing every active transfer would help no one.
 
     Raises:
-        trio.TooSlowError: the client did not accept within `timeout` seconds.
+        trio.TooSlowError: the client did not accept within `connect_seconds`.
         OSError: the connection was refused.
     """
     sock = trio.socket.socket(family, socket.SOCK_STREAM)
@@ -143,7 +143,7 @@ async def connect_data(
                 log.warning("cannot connect from port %d (%s); using any port", source_port, exc)
                 sock.close()
                 sock = trio.socket.socket(family, socket.SOCK_STREAM)
-        with trio.fail_after(timeout):
+        with trio.fail_after(connect_seconds):
             await sock.connect(target)
     except BaseException:
         sock.close()

@@ -11,16 +11,16 @@ Rules:
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
 from ftpsup.logs import TransferRecord, log_transfer
 from ftpsup.proto import addresses, paths
-from ftpsup.proto.facts import FileKind
 from ftpsup.proto.replies import epsv_reply, pasv_reply
 from ftpsup.server import listings
 from ftpsup.server.handlers_files import resolve_or_reply
@@ -70,7 +70,7 @@ async def cmd_pasv(s: Session, arg: str) -> None:
         return
     port = await _enter_passive(s)
     if port is not None:
-        host = s.ctx.config.pasv_address or s.local_ip
+        host = s.ctx.pasv_host or s.local_ip
         await s.send(pasv_reply(host, port))
 
 
@@ -99,12 +99,16 @@ async def _set_active(s: Session, target_ip: str, port: int, verb: str) -> None:
             s.peer_ip, target_ip, port, promiscuous=cfg.port_promiscuous
         )
     except addresses.AddressError as exc:
-        s.log.warning("%s to %s:%d refused for %s: %s", verb, target_ip, port, s.peer_ip, exc.message)
+        s.log.warning(
+            "%s to %s:%d refused for %s: %s", verb, target_ip, port, s.peer_ip, exc.message
+        )
         await s.reply(exc.reply_code, exc.message)
         return
     s.close_data_endpoints()
     s.active_target = (host, port)
-    await s.reply(200, f"{verb} command successful. Consider using {'PASV' if verb == 'PORT' else 'EPSV'}.")
+    await s.reply(
+        200, f"{verb} command successful. Consider using {'PASV' if verb == 'PORT' else 'EPSV'}."
+    )
 
 
 async def cmd_port(s: Session, arg: str) -> None:
@@ -211,7 +215,7 @@ def _run_transfer(
     copier: Copier,
     *,
     fd: int | None = None,
-    record: Callable[[TransferState, bool], None] | None = None,
+    record: Callable[[TransferState, bool], Awaitable[None]] | None = None,
 ) -> None:
     async def run(state: TransferState) -> None:
         try:
@@ -236,7 +240,7 @@ def _run_transfer(
                 error = exc
             code, text = _final_reply(state, error)
             if record is not None:
-                record(state, code == 226)
+                await record(state, code == 226)
             sock.close()
             state.sock = None
             await s.reply(code, text)
@@ -247,23 +251,38 @@ def _run_transfer(
     s.start_transfer(state, run)
 
 
-def _recorder(s: Session, vpath: str, upload: bool) -> Callable[[TransferState, bool], None]:
+def _recorder(
+    s: Session, vpath: str, upload: bool
+) -> Callable[[TransferState, bool], Awaitable[None]]:
     started = time.monotonic()
 
-    def record(state: TransferState, ok: bool) -> None:
+    async def record(state: TransferState, ok: bool) -> None:
         seconds = time.monotonic() - started
         size = state.progress.bytes_done
         log_transfer(
-            s.log, s.log_user, s.peer_ip, upload=upload, ok=ok, path=vpath, size=size,
+            s.log,
+            s.log_user,
+            s.peer_ip,
+            upload=upload,
+            ok=ok,
+            path=vpath,
+            size=size,
             seconds=seconds,
         )
         if s.ctx.xferlog is not None and s.fs is not None:
             rec = TransferRecord(
-                finished=s.ctx.clock(), seconds=seconds, remote_host=s.peer_ip, size=size,
-                path=s.fs.real_path(vpath), ascii=s.ascii, upload=upload,
-                anonymous=s.anonymous, user=s.log_user, complete=ok,
+                finished=s.ctx.clock(),
+                seconds=seconds,
+                remote_host=s.peer_ip,
+                size=size,
+                path=s.fs.real_path(vpath),
+                ascii=s.ascii,
+                upload=upload,
+                anonymous=s.anonymous,
+                user=s.log_user,
+                complete=ok,
             )
-            s.ctx.xferlog.write(rec)
+            await trio.to_thread.run_sync(s.ctx.xferlog.write, rec, limiter=s.ctx.fs_limiter)
 
     return record
 
@@ -318,9 +337,13 @@ async def _store(s: Session, vpath: str, *, append: bool, offset: int, verb: str
     try:
         fd = await s.fs_call(s.fs.open_write, vpath, offset=offset, append=append)
     except OSError as exc:
+        if offset and exc.errno == errno.EINVAL:
+            # RFC 3659 §5.5: a restart marker past the end of the file is 554, as for RETR.
+            await s.reply(554, f"Restart offset {offset} is beyond the end of the file.")
+            return
         await s.send(os_error_reply(exc))
         return
-    await _receive_into(s, fd, vpath, verb, f"Ok to send data.")
+    await _receive_into(s, fd, vpath, verb, "Ok to send data.")
 
 
 async def _receive_into(s: Session, fd: int, vpath: str, verb: str, opening: str) -> None:

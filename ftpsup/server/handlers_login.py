@@ -58,7 +58,7 @@ async def _login_failed(s: Session, name: str) -> None:
     await trio.sleep(cfg.delay_failed_login)
     await s.reply(530, "Login incorrect.")
     if s.login_failures >= cfg.max_login_fails:
-        s.log.info('too many failed logins from %s; closing the connection', s.peer_ip)
+        s.log.info("too many failed logins from %s; closing the connection", s.peer_ip)
         s.closing = True
 
 

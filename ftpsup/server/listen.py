@@ -51,9 +51,7 @@ def bind_listener(address: str, port: int) -> socket.socket:
         if exc.errno == errno.EADDRINUSE:
             raise ListenError(f"cannot listen on {where}: address already in use") from exc
         if exc.errno == errno.EADDRNOTAVAIL:
-            raise ListenError(
-                f"cannot listen on {where}: no such address on this host"
-            ) from exc
+            raise ListenError(f"cannot listen on {where}: no such address on this host") from exc
         raise ListenError(f"cannot listen on {where}: {exc.strerror}") from exc
     return sock
 

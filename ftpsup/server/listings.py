@@ -46,7 +46,7 @@ def format_entries(s: Session, verb: str, entries: list[FileFacts]) -> list[str]
         return [f.name for f in entries]
     if verb in ("MLSD", "MLST"):
         writable = s.write_allowed("STOR")
-        return [mlsx_line(f, writable=writable) for f in entries]
+        return [_selected(mlsx_line(f, writable=writable), s.mlst_facts) for f in entries]
     now = s.ctx.clock()
     offset = _utc_offset() if cfg.use_localtime else 0
     return [
@@ -77,4 +77,14 @@ def mlst_line(s: Session, vpath: str) -> str:
     """The fact line of MLST (RFC 3659 §7.2): the entry named by its full virtual path."""
     assert s.fs is not None
     facts = s.fs.stat(vpath)
-    return mlsx_line(attrs.evolve(facts, name=vpath), writable=s.write_allowed("STOR"))
+    line = mlsx_line(attrs.evolve(facts, name=vpath), writable=s.write_allowed("STOR"))
+    return _selected(line, s.mlst_facts)
+
+
+def _selected(line: str, wanted: tuple[str, ...]) -> str:
+    # RFC 3659 §7.9: after OPTS MLST only the chosen facts are sent. A fact value never holds
+    # a space, so the first "; " ends the facts; with none chosen the line is " name".
+    facts, _, name = line.partition("; ")
+    names = {w.lower() for w in wanted}
+    kept = [f for f in facts.split(";") if f.partition("=")[0].lower() in names]
+    return "".join(f"{f};" for f in kept) + " " + name

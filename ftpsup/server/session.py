@@ -10,6 +10,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import socket
@@ -72,10 +73,8 @@ class TransferState:
         self.aborted = True
         self.connect_scope.cancel()
         if self.sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 @attrs.define
@@ -193,7 +192,7 @@ class Session:
                 self.passive,
                 self.peer_ip,
                 promiscuous=cfg.pasv_promiscuous,
-                timeout=cfg.accept_timeout,
+                accept_seconds=cfg.accept_timeout,
                 log=self.log,
             )
         assert self.active_target is not None
@@ -202,7 +201,7 @@ class Session:
             self.active_target,
             local_ip=self.local_ip,
             source_port=cfg.ftp_data_port if cfg.connect_from_port_20 else None,
-            timeout=cfg.connect_timeout,
+            connect_seconds=cfg.connect_timeout,
             log=self.log,
         )
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import errno
 import os
-import struct
 import socket
+import struct
 from collections.abc import Callable
 
 import attrs
