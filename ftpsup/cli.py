@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from ftpsup import __version__, user_commands
+from ftpsup import __version__, tls_commands, user_commands
 from ftpsup.config import check_paths, load_instance, user_db_path
 from ftpsup.errors import ConfigError
 
@@ -64,7 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     targets = args.paths or [args.config_dir or default_config_dir()]
-    problems = check_paths(targets)
+    problems = check_paths(targets) + tls_commands.check_problems([Path(t) for t in targets])
     for problem in problems:
         print(problem)
     if problems:
@@ -72,6 +72,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     print("ok")
     return 0
+
+
+def cmd_cert(args: argparse.Namespace) -> int:
+    return tls_commands.cmd_cert(args, Path(args.config_dir or default_config_dir()))
 
 
 def cmd_user(args: argparse.Namespace) -> int:
@@ -103,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate configuration files; report every problem")
     check.add_argument("paths", nargs="*", type=Path, help="instance files or config directories")
     check.set_defaults(func=cmd_check)
+
+    tls_commands.add_parser(commands)
+    commands.choices["cert"].set_defaults(func=cmd_cert)
 
     user_commands.add_parser(commands)
     commands.choices["user"].set_defaults(func=cmd_user)

@@ -104,6 +104,32 @@ class InstanceConfig:
     xferlog_file: Path = attrs.field()
     xferlog_std_format: bool = False
     log_ftp_protocol: bool = False
+    # TLS (FTPS: RFC 4217 explicit, and implicit)
+    ssl_enable: bool = False
+    implicit_ssl: bool = False
+    allow_anon_ssl: bool = False
+    force_local_logins_ssl: bool = True
+    force_local_data_ssl: bool = True
+    force_anon_logins_ssl: bool = False
+    force_anon_data_ssl: bool = False
+    ssl_tlsv1_2: bool = True
+    ssl_tlsv1_3: bool = True
+    # Accepted so a migrated vsftpd.conf loads; true is refused (insecure protocol versions).
+    ssl_sslv2: bool = False
+    ssl_sslv3: bool = False
+    ssl_tlsv1: bool = False
+    ssl_tlsv1_1: bool = False
+    ssl_ciphers: str = "HIGH"
+    rsa_cert_file: Path = attrs.field()
+    rsa_private_key_file: Path = attrs.field()
+    ca_certs_file: Path | None = None
+    ssl_request_cert: bool = False
+    require_cert: bool = False
+    validate_cert: bool = False
+    require_ssl_reuse: bool = True
+    strict_ssl_read_eof: bool = True
+    strict_ssl_write_shutdown: bool = False
+    tls_handshake_timeout: int = 30
 
     @user_db_file.default
     def _default_user_db_file(self) -> Path:
@@ -116,6 +142,14 @@ class InstanceConfig:
     @xferlog_file.default
     def _default_xferlog_file(self) -> Path:
         return self.log_dir / self.name / "xferlog"
+
+    @rsa_cert_file.default
+    def _default_rsa_cert_file(self) -> Path:
+        return self.config_dir / "tls" / "ftpsup-cert.pem"
+
+    @rsa_private_key_file.default
+    def _default_rsa_private_key_file(self) -> Path:
+        return self.config_dir / "tls" / "ftpsup-key.pem"
 
     @property
     def is_ipv6(self) -> bool:
@@ -135,6 +169,7 @@ _RANGES: dict[str, tuple[int, int]] = {
     "max_command_length": (512, 65536),
     **dict.fromkeys(("accept_timeout", "connect_timeout", "max_login_fails"), (1, _INT_MAX)),
     **dict.fromkeys(("data_connection_timeout", "idle_session_timeout"), (1, _INT_MAX)),
+    "tls_handshake_timeout": (1, 3600),
 }
 
 
@@ -169,6 +204,13 @@ _NOT_USED: dict[str, str] = {
     "syslog_enable": "logs go to vsftpd_log_file and xferlog_file",
     "dual_log_enable": "logs go to vsftpd_log_file and xferlog_file",
     "anon_max_rate": "transfer rate limits are not supported",
+    "ssl_tlsv12": "vsftpd 3.0.5 spelling; ftpsup uses ssl_tlsv1_2 (as vsftpd's manual does)",
+    "ssl_tlsv13": "vsftpd 3.0.5 spelling; ftpsup uses ssl_tlsv1_3 (as vsftpd's manual does)",
+    "ssl_tlsv11": "TLS 1.1 is insecure and not supported; ftpsup offers TLS 1.2 and 1.3",
+    "dsa_cert_file": "DSA certificates are not supported; use rsa_cert_file (RSA or ECDSA)",
+    "dsa_private_key_file": "DSA keys are not supported; use rsa_private_key_file",
+    "debug_ssl": "TLS errors are always logged",
+    "ssl_sni_hostname": "not supported",
     "local_max_rate": "transfer rate limits are not supported",
     **dict.fromkeys(("userlist_enable", "userlist_file", "userlist_deny"), _USERLIST),
     **dict.fromkeys(("chroot_list_enable", "chroot_list_file", "passwd_chroot_enable"), _CHROOT),
@@ -284,7 +326,7 @@ def _unknown(key: str) -> str:
     if key in _NOT_USED:
         return _NOT_USED[key]
     if _TLS_KEY_RE.fullmatch(key):
-        return "TLS settings are not supported yet"
+        return "unknown TLS key; see the TLS keys in docs/configuration.md"
     close = difflib.get_close_matches(key, KEY_KINDS, n=1, cutoff=0.75)
     return f'unknown key; did you mean "{close[0]}"?' if close else "unknown key"
 
@@ -369,6 +411,14 @@ def _pasv_address_problem(c: InstanceConfig) -> str | None:
     return None
 
 
+_OLD_PROTOCOLS = {
+    "ssl_sslv2": "SSLv2",
+    "ssl_sslv3": "SSLv3",
+    "ssl_tlsv1": "TLS 1.0",
+    "ssl_tlsv1_1": "TLS 1.1",
+}
+
+
 def _cross_check(
     c: InstanceConfig, own: str, origin: dict[str, str], bad: frozenset[str]
 ) -> list[ConfigProblem]:
@@ -393,6 +443,16 @@ def _cross_check(
             add("pasv_addr_resolve", "pasv_addr_resolve", "true needs a host name in pasv_address")
     if not bad & {"anonymous_enable", "anon_root"} and c.anonymous_enable and c.anon_root is None:
         add("anon_root", "anonymous_enable", "required when anonymous_enable is true")
+    for key, name in _OLD_PROTOCOLS.items():
+        if key not in bad and getattr(c, key):
+            add(key, key, f"{name} is insecure and not supported; ftpsup offers TLS 1.2 and 1.3")
+    if not bad & {"ssl_tlsv1_2", "ssl_tlsv1_3"} and not (c.ssl_tlsv1_2 or c.ssl_tlsv1_3):
+        add("ssl_tlsv1_3", "ssl_tlsv1_3", "ssl_tlsv1_2 and ssl_tlsv1_3 are both false: no TLS")
+    if not bad & {"implicit_ssl", "ssl_enable"} and c.implicit_ssl and not c.ssl_enable:
+        add("implicit_ssl", "implicit_ssl", "needs ssl_enable = true")
+    if (c.require_cert or c.validate_cert) and c.ca_certs_file is None:
+        blamed = "require_cert" if c.require_cert else "validate_cert"
+        add("ca_certs_file", blamed, f"required when {blamed} is true")
     if not bad & {"pasv_enable", "port_enable"} and not (c.pasv_enable or c.port_enable):
         blamed = "pasv_enable" if "pasv_enable" in origin else "port_enable"
         add(blamed, blamed, "pasv_enable and port_enable are both false: no data connections")

@@ -99,6 +99,11 @@ COMMANDS: dict[str, CommandSpec] = {
         _spec("MDTM", True, _R, "MDTM <sp> pathname"),
         _spec("MLST", True, _O, "MLST [<sp> pathname]"),
         _spec("MLSD", True, _O, "MLSD [<sp> pathname]"),
+        # RFC 2228 / RFC 4217 (FTPS)
+        _spec("AUTH", False, _R, "AUTH <sp> TLS"),
+        _spec("PBSZ", False, _R, "PBSZ <sp> 0"),
+        _spec("PROT", False, _R, "PROT <sp> P | C"),
+        _spec("CCC", False, _N),
         # draft-somers-ftp-mfxx
         _spec("MFMT", True, _R, "MFMT <sp> YYYYMMDDHHMMSS <sp> pathname", writes=True),
     )
@@ -183,9 +188,20 @@ def help_reply(topic: str) -> Reply:
     return reply(214, "The following commands are recognized.", *rows, "Help OK.")
 
 
-def feature_lines(*, pasv_enable: bool, port_enable: bool, mlst_facts: str) -> list[str]:
+def feature_lines(
+    *,
+    pasv_enable: bool,
+    port_enable: bool,
+    mlst_facts: str,
+    tls: bool = False,
+    implicit: bool = False,
+) -> list[str]:
     """RFC 2389 FEAT lines for what this instance has switched on, sorted."""
     features = ["MDTM", "MFMT", f"MLST {mlst_facts}", "REST STREAM", "SIZE", "TVFS", "UTF8"]
+    if tls:
+        # RFC 4217 §6: AUTH TLS, PBSZ and PROT are listed whenever TLS is offered; an implicit
+        # instance is TLS from the first byte, so it has nothing to AUTH.
+        features += ["PBSZ", "PROT"] + ([] if implicit else ["AUTH TLS"])
     if pasv_enable:
         features += ["EPSV", "PASV"]
     if port_enable:

@@ -24,8 +24,15 @@ from ftpsup.logs import log_command, log_connect
 from ftpsup.proto.commands import COMMANDS, HTTP_VERBS, parse_command, precheck
 from ftpsup.proto.lines import LineBuffer, LineTooLong
 from ftpsup.proto.replies import Reply, reply
-from ftpsup.server import handlers_data, handlers_files, handlers_info, handlers_login
+from ftpsup.server import (
+    handlers_data,
+    handlers_files,
+    handlers_info,
+    handlers_login,
+    handlers_tls,
+)
 from ftpsup.server.context import InstanceContext
+from ftpsup.server.handlers_tls import start_tls
 from ftpsup.server.session import Handler, Session
 
 HANDLERS: dict[str, Handler] = {
@@ -33,6 +40,7 @@ HANDLERS: dict[str, Handler] = {
     **handlers_files.HANDLERS,
     **handlers_data.HANDLERS,
     **handlers_info.HANDLERS,
+    **handlers_tls.HANDLERS,
 }
 
 # vsftpd 3.0.4's limit: a client that is not talking FTP is dropped before it can log in.
@@ -47,13 +55,12 @@ class _Eof:
 EOF = _Eof()
 
 
-async def _next_line(
-    s: Session, buffer: LineBuffer, idle_seconds: float
-) -> bytes | LineTooLong | _Eof | None:
+async def _next_line(s: Session, idle_seconds: float) -> bytes | LineTooLong | _Eof | None:
     """The next line, EOF, or None when `idle_seconds` passed with no complete line."""
     with trio.move_on_after(idle_seconds):
         while True:
-            item = buffer.next_line()
+            # Read s.lines afresh each time: AUTH TLS replaces the buffer.
+            item = s.lines.next_line()
             if item is not None:
                 return item
             try:
@@ -62,7 +69,7 @@ async def _next_line(
                 return EOF
             if not data:
                 return EOF
-            buffer.feed(bytes(data))
+            s.lines.feed(bytes(data))
     return None
 
 
@@ -102,10 +109,12 @@ def _greeting(ctx: InstanceContext) -> Reply:
 
 async def _command_loop(s: Session) -> None:
     cfg = s.ctx.config
-    buffer = LineBuffer(cfg.max_command_length)
+    s.lines = LineBuffer(cfg.max_command_length)
+    if cfg.implicit_ssl and not await start_tls(s, implicit=True):
+        return
     await s.send(_greeting(s.ctx))
     while not s.closing:
-        item = await _next_line(s, buffer, cfg.idle_session_timeout)
+        item = await _next_line(s, cfg.idle_session_timeout)
         if item is None:
             if s.transfer is not None:
                 continue
@@ -169,7 +178,8 @@ async def serve_control(ctx: InstanceContext, stream: trio.SocketStream) -> None
         if not ctx.sessions_per_ip[peer_ip]:
             del ctx.sessions_per_ip[peer_ip]
         with trio.CancelScope(shield=True), trio.move_on_after(1):
-            await stream.aclose()
+            # AUTH TLS may have replaced the stream: close the one in use.
+            await s.stream.aclose()
 
 
 async def _refuse(stream: trio.SocketStream, text: str) -> None:

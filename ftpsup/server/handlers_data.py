@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 
@@ -24,10 +25,13 @@ from ftpsup.proto import addresses, paths
 from ftpsup.proto.replies import epsv_reply, pasv_reply
 from ftpsup.server import listings
 from ftpsup.server.handlers_files import resolve_or_reply
+from ftpsup.server.handlers_tls import data_tls_refusal
 from ftpsup.server.session import Handler, Session, TransferState, os_error_reply
+from ftpsup.server.tls import SessionNotReused, data_handshake
 from ftpsup.server.transfer import (
     LocalIoError,
     Progress,
+    close_tls,
     receive_file,
     send_bytes,
     send_file,
@@ -193,9 +197,18 @@ async def cmd_abor(s: Session, arg: str) -> None:
 # -- transfers ----------------------------------------------------------------------------
 
 
+class DataHandshakeError(Exception):
+    """The TLS handshake of a data connection failed."""
+
+
 def _final_reply(state: TransferState, error: BaseException | None) -> tuple[int, str]:
     if state.aborted:
         return 426, "Connection closed; transfer aborted."
+    if isinstance(error, SessionNotReused):
+        # vsftpd's wording, which clients and admins already search for.
+        return 522, "SSL connection failed: session reuse required."
+    if isinstance(error, DataHandshakeError):
+        return 522, "SSL connection failed: TLS handshake on the data connection failed."
     if isinstance(error, LocalIoError):
         reply = os_error_reply(error.error)
         if reply.code == 452:
@@ -231,17 +244,26 @@ def _run_transfer(
                 await s.reply(426, "Connection closed; transfer aborted.")
                 return
             error: BaseException | None = None
-            sock = state.sock
+            job = _with_tls(s, state, copier) if s.prot_private else copier
             try:
                 await trio.to_thread.run_sync(
-                    copier, sock, state.progress, limiter=s.ctx.transfer_limiter
+                    job, state.sock, state.progress, limiter=s.ctx.transfer_limiter
                 )
-            except (OSError, LocalIoError) as exc:
+            except (OSError, LocalIoError, SessionNotReused, DataHandshakeError) as exc:
                 error = exc
+            if isinstance(error, SessionNotReused):
+                s.log.warning(
+                    "TLS data connection from %s did not resume its control connection's "
+                    "session; refused (require_ssl_reuse)",
+                    s.peer_ip,
+                )
+            elif isinstance(error, DataHandshakeError):
+                s.log.warning("TLS data handshake with %s failed: %s", s.peer_ip, error)
             code, text = _final_reply(state, error)
             if record is not None:
                 await record(state, code == 226)
-            sock.close()
+            if state.sock is not None:
+                state.sock.close()
             state.sock = None
             await s.reply(code, text)
         finally:
@@ -249,6 +271,27 @@ def _run_transfer(
                 os.close(fd)
 
     s.start_transfer(state, run)
+
+
+def _with_tls(s: Session, state: TransferState, copier: Copier) -> Copier:
+    """Wrap `copier` so the data connection is TLS, resumed from this control connection."""
+    ctx = s.tls_context
+    cfg = s.ctx.config
+    assert ctx is not None
+
+    def job(plain: socket.socket, progress: Progress) -> None:
+        try:
+            tls = data_handshake(
+                ctx, plain, cfg.tls_handshake_timeout, require_reuse=cfg.require_ssl_reuse
+            )
+        except (ssl.SSLError, OSError) as exc:
+            raise DataHandshakeError(str(exc)) from exc
+        # ABOR shuts down whatever socket the state holds: from now on, the TLS one.
+        state.sock = tls
+        copier(tls, progress)
+        close_tls(tls, strict=cfg.strict_ssl_write_shutdown)
+
+    return job
 
 
 def _recorder(
@@ -288,6 +331,10 @@ def _recorder(
 
 
 async def _need_endpoint(s: Session) -> bool:
+    refusal = data_tls_refusal(s)
+    if refusal is not None:
+        await s.send(refusal)
+        return False
     if s.has_data_endpoint():
         return True
     await s.reply(425, "Use PORT or PASV first.")
@@ -349,11 +396,15 @@ async def _store(s: Session, vpath: str, *, append: bool, offset: int, verb: str
 async def _receive_into(s: Session, fd: int, vpath: str, verb: str, opening: str) -> None:
     timeout = s.ctx.config.data_connection_timeout
     ascii_mode = s.ascii
+    # With TLS, only close_notify proves the client sent everything (strict_ssl_read_eof).
+    ragged_ok = not s.ctx.config.strict_ssl_read_eof
     _run_transfer(
         s,
         TransferState(verb, vpath),
         opening,
-        lambda sock, progress: receive_file(sock, fd, progress, timeout, ascii=ascii_mode),
+        lambda sock, progress: receive_file(
+            sock, fd, progress, timeout, ascii=ascii_mode, ragged_eof_ok=ragged_ok
+        ),
         fd=fd,
         record=_recorder(s, vpath, upload=True),
     )

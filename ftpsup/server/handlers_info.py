@@ -35,6 +35,8 @@ async def cmd_feat(s: Session, arg: str) -> None:
         pasv_enable=cfg.pasv_enable,
         port_enable=cfg.port_enable,
         mlst_facts=_mlst_facts_text(s.mlst_facts),
+        tls=cfg.ssl_enable,
+        implicit=cfg.implicit_ssl,
     )
     await s.reply(211, "Features:", *lines, "End")
 
@@ -77,8 +79,8 @@ def _status_lines(s: Session) -> list[str]:
         f"Logged in as {s.user}" if s.user else "Not logged in",
         f"TYPE: {'ASCII' if s.ascii else 'BINARY'}",
         f"Session timeout in seconds is {cfg.idle_session_timeout}",
-        "Control connection is plain text",
-        "Data connections will be plain text",
+        f"Control connection is {'TLS' if s.control_tls else 'plain text'}",
+        f"Data connections will be {'TLS' if s.prot_private else 'plain text'}",
     ]
     transfer = s.transfer
     if transfer is not None:

@@ -16,6 +16,7 @@ import trio
 
 from ftpsup.logs import log_login
 from ftpsup.server.fs import JailedFs
+from ftpsup.server.handlers_tls import login_tls_refusal
 from ftpsup.server.session import Handler, Session
 from ftpsup.users import UserRecord, hash_password, verify_password
 
@@ -32,6 +33,10 @@ async def cmd_user(s: Session, arg: str) -> None:
         await s.reply(530, "Can't change to another user.")
         return
     name = arg.strip()
+    refusal = login_tls_refusal(s, name.lower() in ANONYMOUS_NAMES)
+    if refusal is not None:
+        await s.send(refusal)
+        return
     if name.lower() in ANONYMOUS_NAMES:
         if not s.ctx.config.anonymous_enable:
             await s.reply(530, "Anonymous login is not allowed on this server.")
@@ -114,6 +119,8 @@ async def cmd_rein(s: Session, arg: str) -> None:
     s.close_data_endpoints()
     s.logout()
     s.ascii, s.rest, s.rename_from, s.epsv_all = False, 0, None, False
+    # The control connection stays protected; its data protection starts over.
+    s.pbsz_set = s.prot_private = False
     await s.reply(220, "Service ready for new user.")
 
 

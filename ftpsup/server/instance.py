@@ -22,6 +22,7 @@ from ftpsup.logs import XferLog, reopen_logs, setup_instance_logging, shutdown_l
 from ftpsup.ports import PortAllocator
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
+from ftpsup.server.tls import tls_problems
 from ftpsup.users import UserDirectory
 
 DRAIN_SECONDS = 30.0
@@ -69,6 +70,7 @@ def preflight(config: InstanceConfig) -> tuple[str, list[str]]:
             pasv_host = resolve_pasv_address(config.pasv_address)
         except OSError as exc:
             problems.append(f"pasv_address: cannot resolve {config.pasv_address}: {exc}")
+    problems += tls_problems(config)
     return pasv_host, problems
 
 

@@ -14,6 +14,7 @@ import contextlib
 import errno
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
@@ -22,6 +23,7 @@ import trio
 
 from ftpsup.logs import log_reply
 from ftpsup.proto import paths
+from ftpsup.proto.lines import LineBuffer
 from ftpsup.proto.replies import Reply, reply
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.data import PassiveEndpoint, accept_data, connect_data, open_passive
@@ -106,6 +108,11 @@ class Session:
     active_target: tuple[str, int] | None = None
     transfer: TransferState | None = None
     closing: bool = False
+    lines: LineBuffer = attrs.field(factory=LineBuffer)
+    # TLS (RFC 4217): the control connection's own context, which its data connections use.
+    tls_context: ssl.SSLContext | None = None
+    pbsz_set: bool = False
+    prot_private: bool = False
 
     # -- basics -------------------------------------------------------------------------
 
@@ -116,6 +123,10 @@ class Session:
     @property
     def is_ipv6(self) -> bool:
         return self.family == socket.AF_INET6
+
+    @property
+    def control_tls(self) -> bool:
+        return self.tls_context is not None
 
     @property
     def logged_in(self) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import ssl
 import struct
 from collections.abc import Callable
 
@@ -61,7 +62,7 @@ def _send_all(sock: socket.socket, data: bytes | memoryview, progress: Progress)
     while view:
         try:
             sent = sock.send(view)
-        except BlockingIOError as exc:
+        except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError) as exc:
             raise TimeoutError("data connection timed out") from exc
         view = view[sent:]
         progress.bytes_done += sent
@@ -78,6 +79,10 @@ def send_file(
 ) -> None:
     """Send a file from `offset` to its end with sendfile(2): the bytes never enter Python."""
     prepare_socket(sock, timeout)
+    if isinstance(sock, ssl.SSLSocket):
+        # sendfile() would bypass the encryption: TLS data goes through SSL_write.
+        _send_file_by_read(sock, fd, offset, progress, None)
+        return
     out = sock.fileno()
     while True:
         try:
@@ -137,7 +142,13 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 
 
 def receive_file(
-    sock: socket.socket, fd: int, progress: Progress, timeout: float, *, ascii: bool
+    sock: socket.socket,
+    fd: int,
+    progress: Progress,
+    timeout: float,
+    *,
+    ascii: bool,
+    ragged_eof_ok: bool = True,
 ) -> None:
     """Receive until the client closes the data connection, writing every byte to `fd`.
 
@@ -151,8 +162,14 @@ def receive_file(
     while True:
         try:
             count = sock.recv_into(buffer)
-        except BlockingIOError as exc:
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError) as exc:
             raise TimeoutError("data connection timed out") from exc
+        except ssl.SSLEOFError:
+            # The TCP connection ended without TLS close_notify: the client may have sent
+            # more than arrived (a truncation attack, or an RST that dropped the tail).
+            if not ragged_eof_ok:
+                raise
+            break
         if count == 0:
             break
         progress.bytes_done += count
@@ -162,3 +179,16 @@ def receive_file(
             _write_all(fd, view[:count])
     if decoder is not None:
         _write_all(fd, decoder.flush())
+
+
+def close_tls(sock: ssl.SSLSocket, *, strict: bool) -> None:
+    """Exchange close_notify on a finished TLS data connection.
+
+    With `strict` (strict_ssl_write_shutdown) a client that does not answer with its own
+    close_notify fails the transfer; otherwise a plain close from the client is accepted.
+    """
+    try:
+        sock.unwrap()
+    except (ssl.SSLError, OSError, ValueError):
+        if strict:
+            raise

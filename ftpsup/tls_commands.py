@@ -1,0 +1,70 @@
+"""`ftpsup cert`, and the certificate checks `ftpsup check` adds for TLS instances.
+
+Rules: messages go to stderr; exit status 0 on success, 1 on any problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ftpsup.certs import host_names, write_self_signed
+from ftpsup.config import InstanceConfig, instance_paths, load_instance
+from ftpsup.errors import ConfigError, ConfigProblem
+
+
+def _instances(targets: Sequence[Path]) -> list[InstanceConfig]:
+    """The instances that load cleanly (problems are reported by config.check_paths)."""
+    files: list[Path] = []
+    for target in targets:
+        files += instance_paths(target) if target.is_dir() else [target]
+    configs = []
+    for file in files:
+        try:
+            configs.append(load_instance(file))
+        except ConfigError:
+            continue
+    return configs
+
+
+def check_problems(targets: Sequence[Path]) -> list[ConfigProblem]:
+    """Certificate and TLS-setting problems of every TLS instance among `targets`."""
+    from ftpsup.server.tls import tls_problems
+
+    problems: list[ConfigProblem] = []
+    for config in _instances(targets):
+        for text in tls_problems(config):
+            key, _, problem = text.partition(": ")
+            problems.append(ConfigProblem(str(config.source), key, problem))
+    return problems
+
+
+def cmd_cert(args: argparse.Namespace, config_dir: Path) -> int:
+    """Write a self-signed certificate and key wherever a TLS instance expects one."""
+    configs = [c for c in _instances([config_dir]) if c.ssl_enable or args.all]
+    if not configs:
+        print(f"ftpsup: no instance in {config_dir} has ssl_enable = true", file=sys.stderr)
+        return 1
+    pairs = dict.fromkeys((c.rsa_cert_file, c.rsa_private_key_file) for c in configs)
+    names = args.name or host_names()
+    for cert_file, key_file in pairs:
+        if (cert_file.exists() or key_file.exists()) and not args.force:
+            print(f"ftpsup: {cert_file} exists; kept (use --force to replace)", file=sys.stderr)
+            continue
+        write_self_signed(cert_file, key_file, names, days=args.days)
+        print(f"ftpsup: wrote {cert_file} and {key_file} for {', '.join(names)}", file=sys.stderr)
+    return 0
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cert = commands.add_parser(
+        "cert", help="write a self-signed certificate and key for the TLS instances"
+    )
+    cert.add_argument("--force", action="store_true", help="replace existing files")
+    cert.add_argument("--days", type=int, default=825, help="validity in days (825)")
+    cert.add_argument(
+        "--name", action="append", help="a host name or address (default: this host's)"
+    )
+    cert.add_argument("--all", action="store_true", help="also for instances without TLS")
