@@ -85,9 +85,21 @@ def write_self_signed(
 
 
 def check_pair(
-    cert_file: Path, key_file: Path, *, now: datetime.datetime | None = None
+    cert_file: Path,
+    key_file: Path,
+    *,
+    now: datetime.datetime | None = None,
+    warn_days: int = EXPIRY_WARNING_DAYS,
 ) -> list[str]:
-    """Problems with a certificate and key pair, as "key: problem" strings."""
+    """Problems with a certificate and key pair, as "key: problem" strings.
+
+    Args:
+        cert_file: The certificate (PEM).
+        key_file: Its private key (PEM).
+        now: The moment expiry is judged at (default: now).
+        warn_days: Also report a certificate that expires within this many days; 0: only an
+            expired one.
+    """
     problems: list[str] = []
     for key, path in (("rsa_cert_file", cert_file), ("rsa_private_key_file", key_file)):
         if not path.exists():
@@ -103,18 +115,17 @@ def check_pair(
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         ctx.load_cert_chain(str(cert_file), str(key_file))
-    except ssl.SSLError as exc:
+    except OSError as exc:  # ssl.SSLError, or a key path that cannot be read (a directory)
         problems.append(
             f"rsa_private_key_file: {key_file} does not match rsa_cert_file or is not a key "
-            f"({exc.reason or exc})"
+            f"({getattr(exc, 'reason', None) or exc})"
         )
     moment = now or datetime.datetime.now(datetime.UTC)
     expires = cert.not_valid_after_utc
     if expires <= moment:
         problems.append(f"rsa_cert_file: {cert_file} expired on {expires:%Y-%m-%d}")
-    elif expires - moment < datetime.timedelta(days=EXPIRY_WARNING_DAYS):
+    elif expires - moment < datetime.timedelta(days=warn_days):
         problems.append(
-            f"rsa_cert_file: {cert_file} expires on {expires:%Y-%m-%d}, in under "
-            f"{EXPIRY_WARNING_DAYS} days"
+            f"rsa_cert_file: {cert_file} expires on {expires:%Y-%m-%d}, in under {warn_days} days"
         )
     return problems

@@ -1,4 +1,4 @@
-"""The `ftpsup` command line: serve, check, user.
+"""The `ftpsup` command line: start/stop/restart/reload/status, serve, check, cert, user.
 
 Rules: a configuration problem is printed as `file: key: problem`, one per line, and the exit
 status is non-zero with nothing bound. Nothing imports this module.
@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 from ftpsup import __version__, tls_commands, user_commands
-from ftpsup.config import check_paths, load_instance, user_db_path
+from ftpsup.config import InstanceConfig, check_paths, load_instance, user_db_path
 from ftpsup.errors import ConfigError
+from ftpsup.supervisor import client
 
 SYSTEM_CONFIG_DIR = Path("/etc/ftpsup")
 EXIT_CONFIG = 2
@@ -57,9 +58,52 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ListenError as exc:
         print(f"ftpsup: {config.source}: {exc}", file=sys.stderr)
         return 1
+    serve = functools.partial(
+        serve_instance, config, sock, pasv_host=pasv_host, status_fd=args.status_fd
+    )
     with contextlib.suppress(KeyboardInterrupt):
-        trio.run(functools.partial(serve_instance, config, sock, pasv_host=pasv_host))
+        trio.run(serve)
     return 0
+
+
+def _config_dir(args: argparse.Namespace) -> Path:
+    return Path(args.config_dir or default_config_dir()).absolute()
+
+
+def _preflight(config: InstanceConfig) -> list[str]:
+    from ftpsup.server.instance import preflight
+
+    return preflight(config)[1]
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    return client.start(
+        _config_dir(args),
+        args.names,
+        foreground=args.foreground,
+        notify_fd=args.notify_fd,
+        preflight=_preflight,
+    )
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    return client.stop(_config_dir(args), args.names)
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    return client.simple(_config_dir(args), "restart", args.names)
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    return client.simple(_config_dir(args), "reload", [])
+
+
+def cmd_reopen_logs(args: argparse.Namespace) -> int:
+    return client.simple(_config_dir(args), "reopen-logs", [])
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    return client.status(_config_dir(args), as_json=args.json)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -97,11 +141,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
+    def add_names(command: argparse.ArgumentParser) -> None:
+        command.add_argument("names", nargs="+", metavar="all|NAME", help="instance names, or all")
+
+    start = commands.add_parser("start", help="start the supervisor and instances (background)")
+    add_names(start)
+    start.add_argument(
+        "--foreground", action="store_true", help="stay in the foreground (systemd, containers)"
+    )
+    start.add_argument("--notify-fd", type=int, default=None, help=argparse.SUPPRESS)
+    start.set_defaults(func=cmd_start)
+
+    stop = commands.add_parser("stop", help="drain and stop instances; all ends the supervisor")
+    add_names(stop)
+    stop.set_defaults(func=cmd_stop)
+
+    restart = commands.add_parser("restart", help="replace instances' processes gracefully")
+    add_names(restart)
+    restart.set_defaults(func=cmd_restart)
+
+    reload = commands.add_parser("reload", help="re-read every file and apply it, or refuse it")
+    reload.set_defaults(func=cmd_reload)
+
+    status = commands.add_parser("status", help="state, sessions and leases of every instance")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(func=cmd_status)
+
+    reopen = commands.add_parser("reopen-logs", help="reopen every log file (logrotate)")
+    reopen.set_defaults(func=cmd_reopen_logs)
+
     serve = commands.add_parser("serve", help="run one instance in the foreground")
     serve.add_argument("file", type=Path, help="the instance's TOML file")
     serve.add_argument(
         "--listen-fd", type=int, default=None, help="serve this inherited listening socket"
     )
+    serve.add_argument("--status-fd", type=int, default=None, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     check = commands.add_parser("check", help="validate configuration files; report every problem")

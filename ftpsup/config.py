@@ -12,7 +12,8 @@ Rules:
 4. Key names and meanings follow vsftpd.conf wherever vsftpd has the option; values are TOML
    types (true/false, not YES/NO).
 5. Relative paths are resolved against the directory of the file that holds them.
-6. This module only reads files: no sockets, no DNS lookups, no directories created.
+6. This module only reads: files, file permissions, account names and this process's
+   privileges. No sockets, no DNS lookups, no directories created.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import json
+import os
+import pwd
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Sequence
@@ -94,10 +97,16 @@ class InstanceConfig:
     ftpd_banner: str = ""
     dirmessage_enable: bool = False
     message_file: str = ".message"
+    # Process: the account the supervisor runs the instance as, when it runs as root.
+    nopriv_user: str = ""
     # Shared-only (before the logs, whose defaults derive from log_dir)
     user_db_file: Path = attrs.field()
     state_dir: Path = Path("/run/ftpsup")
     log_dir: Path = Path("/var/log/ftpsup")
+    # Shared-only: the supervisor's restart policy (supervisord's names and meanings).
+    startsecs: int = 1
+    startretries: int = 3
+    stopwaitsecs: int = 30
     # Logs
     vsftpd_log_file: Path = attrs.field()
     xferlog_enable: bool = False
@@ -160,7 +169,9 @@ class InstanceConfig:
 attrs.resolve_types(InstanceConfig)
 
 _IDENTITY = frozenset({"name", "source", "config_dir"})
-_SHARED_ONLY = frozenset({"user_db_file", "state_dir", "log_dir"})
+_SHARED_ONLY = frozenset(
+    {"user_db_file", "state_dir", "log_dir", "startsecs", "startretries", "stopwaitsecs"}
+)
 _OCTAL_KEYS = frozenset({"local_umask", "anon_umask", "file_open_mode"})
 # Integer keys not listed here accept 0.._INT_MAX.
 _RANGES: dict[str, tuple[int, int]] = {
@@ -170,7 +181,14 @@ _RANGES: dict[str, tuple[int, int]] = {
     **dict.fromkeys(("accept_timeout", "connect_timeout", "max_login_fails"), (1, _INT_MAX)),
     **dict.fromkeys(("data_connection_timeout", "idle_session_timeout"), (1, _INT_MAX)),
     "tls_handshake_timeout": (1, 3600),
+    "startsecs": (0, 3600),
+    "startretries": (0, 1000),
+    "stopwaitsecs": (0, 86400),
 }
+# Account names as useradd(8) accepts them.
+_ACCOUNT_RE = re.compile(r"[a-z_][a-z0-9_-]{0,30}\$?")
+# Linux: CAP_NET_BIND_SERVICE, bit 10 of the capability sets in /proc/self/status.
+_CAP_NET_BIND_SERVICE = 10
 
 
 def _kinds() -> dict[str, str]:
@@ -198,7 +216,6 @@ _NOT_USED: dict[str, str] = {
     "background": "the supervisor runs the instances in the background",
     "pam_service_name": "ftpsup checks passwords against its user store, not pam",
     "tcp_wrappers": "tcp wrappers are not supported; filter with the firewall",
-    "nopriv_user": "not supported yet: run ftpsup as the unprivileged account (see docs)",
     "allow_writeable_chroot": "not needed: a home the user can write to is allowed",
     "ftp_username": "anonymous users see anon_root",
     "syslog_enable": "logs go to vsftpd_log_file and xferlog_file",
@@ -319,6 +336,8 @@ def _coerce(key: str, raw: object, base: Path) -> object:
             raise _Invalid(f"{_show(raw)} is not a numeric ipv4 or ipv6 address") from None
     if key == "message_file" and ("/" in raw or raw in ("", ".", "..")):
         raise _Invalid(f"{_show(raw)} must be a file name, not a path")
+    if key == "nopriv_user" and raw and not _ACCOUNT_RE.fullmatch(raw):
+        raise _Invalid(f"{_show(raw)} is not an account name")
     return raw
 
 
@@ -379,9 +398,10 @@ def _read_layer(path: Path, *, shared: bool) -> _Layer:
         try:
             if key not in KEY_KINDS:
                 raise _Invalid(_unknown(key))
+            value = _coerce(key, raw, base)
             if key in _SHARED_ONLY and not shared:
                 raise _Invalid(f"only allowed in {SHARED_FILE}, as one setting for all instances")
-            values[key] = _coerce(key, raw, base)
+            values[key] = value
         except _Invalid as exc:
             problems.append(ConfigProblem(file, key, str(exc)))
     return _Layer(file, values, problems, readable=True)
@@ -518,6 +538,121 @@ def _listen_clashes(loaded: Iterable[_Loaded]) -> list[ConfigProblem]:
     return problems
 
 
+def _range_clashes(loaded: Iterable[_Loaded]) -> list[ConfigProblem]:
+    """Instances of one directory whose passive ranges overlap without being the same range.
+
+    One range is one firewall rule; two overlapping but different ranges are almost always a
+    typo, and the shared allocator would hand the common ports to both.
+    """
+    problems: list[ConfigProblem] = []
+    keys = {"pasv_min_port", "pasv_max_port"}
+    usable = sorted(
+        (item for item in loaded if item.config is not None and not item.bad_keys & keys),
+        key=lambda item: str(item.file),
+    )
+    for i, item in enumerate(usable):
+        c = item.config
+        assert c is not None
+        for other in usable[:i]:
+            o = other.config
+            assert o is not None
+            same_dir = o.config_dir == c.config_dir
+            overlap = c.pasv_min_port <= o.pasv_max_port and o.pasv_min_port <= c.pasv_max_port
+            if (
+                same_dir
+                and overlap
+                and (c.pasv_min_port, c.pasv_max_port)
+                != (
+                    o.pasv_min_port,
+                    o.pasv_max_port,
+                )
+            ):
+                problem = (
+                    f"{c.pasv_min_port}-{c.pasv_max_port} overlaps the passive range "
+                    f'{o.pasv_min_port}-{o.pasv_max_port} of instance "{o.name}"; '
+                    f"set one range in {SHARED_FILE}"
+                )
+                problems.append(
+                    ConfigProblem(
+                        item.origin.get("pasv_min_port", item.file), "pasv_min_port", problem
+                    )
+                )
+                break
+            if same_dir and c.nopriv_user != o.nopriv_user and c.state_dir == o.state_dir:
+                problem = (
+                    f'differs from instance "{o.name}" ({_show(o.nopriv_user)}): the passive '
+                    f"port lease files in state_dir belong to one account; set it in {SHARED_FILE}"
+                )
+                file = item.origin.get("nopriv_user", item.file)
+                problems.append(ConfigProblem(file, "nopriv_user", problem))
+                break
+    return problems
+
+
+def _can_bind_below_1024(port: int) -> bool:
+    # Root without CAP_NET_BIND_SERVICE (a container, systemd's CapabilityBoundingSet) cannot
+    # bind either, so the capability is what counts, not the uid.
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            if port >= int(f.read().strip()):
+                return True
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> _CAP_NET_BIND_SERVICE & 1)
+    except (OSError, ValueError):
+        pass
+    return os.geteuid() == 0
+
+
+def _writable(path: Path) -> bool:
+    """Whether this process could write `path`, or create it in its nearest existing parent."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            return False
+        probe = probe.parent
+    if probe == path and not path.is_dir():
+        return os.access(path, os.W_OK)
+    return os.access(probe, os.W_OK | os.X_OK)
+
+
+def _host_problems(loaded: Iterable[_Loaded]) -> list[ConfigProblem]:
+    """What this host and this process's privileges make impossible (`ftpsup check`, `start`)."""
+    problems: list[ConfigProblem] = []
+    for item in loaded:
+        c = item.config
+        if c is None:
+            continue
+
+        def add(key: str, problem: str, item: _Loaded = item) -> None:
+            if key not in item.bad_keys:
+                problems.append(ConfigProblem(item.origin.get(key, item.file), key, problem))
+
+        if c.listen_port < 1024 and not _can_bind_below_1024(c.listen_port):
+            add(
+                "listen_port",
+                f"port {c.listen_port} needs root or CAP_NET_BIND_SERVICE, which this process "
+                f"(uid {os.geteuid()}) lacks: start ftpsup as root, or use a port of 1024 or above",
+            )
+        if c.nopriv_user:
+            try:
+                pwd.getpwnam(c.nopriv_user)
+            except KeyError:
+                add("nopriv_user", f"no account {_show(c.nopriv_user)} on this host")
+        paths = [
+            ("user_db_file", c.user_db_file),
+            ("state_dir", c.state_dir),
+            ("vsftpd_log_file", c.vsftpd_log_file),
+        ]
+        if c.xferlog_enable:
+            paths.append(("xferlog_file", c.xferlog_file))
+        for key, path in paths:
+            if not _writable(path):
+                add(key, f"{path} cannot be written by uid {os.geteuid()}")
+    return problems
+
+
 def instance_paths(config_dir: str | Path) -> list[Path]:
     """List the instance files of a config directory.
 
@@ -542,11 +677,26 @@ def user_db_path(config_dir: str | Path) -> Path:
 
     Read leniently: a broken _shared.toml is reported by check_paths, not here.
     """
+    return _shared_path(config_dir, "user_db_file", "users.toml")
+
+
+def state_dir_path(config_dir: str | Path) -> Path:
+    """The state_dir a config directory's _shared.toml names (where the supervisor's socket is).
+
+    Read leniently, like user_db_path, so `ftpsup status` and `stop` reach a running
+    supervisor even while a file is being edited.
+    """
+    return _shared_path(
+        config_dir, "state_dir", str(attrs.fields(InstanceConfig).state_dir.default)
+    )
+
+
+def _shared_path(config_dir: str | Path, key: str, default: str) -> Path:
     directory = Path(config_dir).absolute()
-    value: object = "users.toml"
+    value: object = default
     try:
         with (directory / SHARED_FILE).open("rb") as f:
-            value = tomllib.load(f).get("user_db_file", value)
+            value = tomllib.load(f).get(key, value)
     except (OSError, tomllib.TOMLDecodeError):
         pass
     path = Path(str(value))
@@ -580,9 +730,11 @@ def check_paths(paths: Sequence[str | Path]) -> list[ConfigProblem]:
             and its _shared.toml). The _shared.toml beside an instance file is always read.
 
     Returns:
-        Every problem in every file, each reported once and grouped by file, plus clashes
-        between instances of one directory that listen on the same address and port. An empty
-        list means all is well.
+        Every problem in every file, each reported once and grouped by file; clashes between
+        instances of one directory (same address and port, overlapping passive ranges that
+        differ, different nopriv_user); and what this host forbids (a port below 1024 without
+        the privilege, a path that cannot be written, an unknown nopriv_user). An empty list
+        means all is well.
     """
     problems: list[ConfigProblem] = []
     shared_by_dir: dict[Path, _Layer | None] = {}
@@ -614,5 +766,7 @@ def check_paths(paths: Sequence[str | Path]) -> list[ConfigProblem]:
                 loaded[file.absolute()] = item = _load(file, shared_for(file.parent))
                 problems += item.problems
     problems += _listen_clashes(loaded.values())
+    problems += _range_clashes(loaded.values())
+    problems += _host_problems(loaded.values())
     # Grouped by file (stable, so each file's problems keep their order) for the admin's editor.
     return sorted(dict.fromkeys(problems), key=lambda problem: problem.file)

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
-from ftpsup.certs import host_names, write_self_signed
-from ftpsup.config import InstanceConfig, instance_paths, load_instance
+from ftpsup.certs import EXPIRY_WARNING_DAYS, host_names, write_self_signed
+from ftpsup.config import SHARED_FILE, InstanceConfig, instance_paths, load_instance
 from ftpsup.errors import ConfigError, ConfigProblem
 
 
@@ -35,10 +36,23 @@ def check_problems(targets: Sequence[Path]) -> list[ConfigProblem]:
 
     problems: list[ConfigProblem] = []
     for config in _instances(targets):
-        for text in tls_problems(config):
+        for text in tls_problems(config, warn_days=EXPIRY_WARNING_DAYS):
             key, _, problem = text.partition(": ")
-            problems.append(ConfigProblem(str(config.source), key, problem))
-    return problems
+            problems.append(ConfigProblem(_origin(config, key.split(",")[0]), key, problem))
+    # A certificate set in _shared.toml is one problem, however many instances inherit it.
+    return list(dict.fromkeys(problems))
+
+
+def _origin(config: InstanceConfig, key: str) -> str:
+    """The file that sets `key` for `config`: its own file, else _shared.toml, else its own."""
+    for path in (config.source, config.config_dir / SHARED_FILE):
+        try:
+            with path.open("rb") as f:
+                if key in tomllib.load(f):
+                    return str(path)
+        except (OSError, tomllib.TOMLDecodeError):
+            continue
+    return str(config.source)
 
 
 def cmd_cert(args: argparse.Namespace, config_dir: Path) -> int:

@@ -19,7 +19,7 @@ from ftpsup.errors import ConfigError, ConfigProblem
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "instances.d"
 DOCS = REPO / "docs" / "configuration.md"
-TLS = "TLS settings are not supported yet"
+OLD_TLS = "is insecure and not supported; ftpsup offers TLS 1.2 and 1.3"
 
 
 def write(directory: Path, name: str, text: str | bytes) -> Path:
@@ -44,8 +44,12 @@ def test_shipped_directory_checks_clean() -> None:
     assert check_paths([SHIPPED]) == []
 
 
-def test_shipped_instance_files_are_the_two_stacks() -> None:
-    assert [p.name for p in instance_paths(SHIPPED)] == ["ipv4.toml", "ipv6.toml"]
+def test_shipped_instance_files_are_the_two_stacks_and_the_implicit_example() -> None:
+    assert [p.name for p in instance_paths(SHIPPED)] == [
+        "ipv4-implicit.toml",
+        "ipv4.toml",
+        "ipv6.toml",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -69,6 +73,36 @@ def test_shipped_shared_paths_stay_inside_the_checkout() -> None:
     assert config.state_dir == SHIPPED / "../var/run"
     assert config.log_dir == SHIPPED / "../var/log"
     assert config.xferlog_file == SHIPPED / "../var/log/ipv4/xferlog"
+
+
+@pytest.mark.parametrize("name", ["ipv4", "ipv6"])
+def test_shipped_instances_serve_forced_explicit_ftps_as_the_seed(name: str) -> None:
+    config = load_instance(SHIPPED / f"{name}.toml")
+    assert (config.ssl_enable, config.implicit_ssl) == (True, False)
+    assert (config.force_local_logins_ssl, config.force_local_data_ssl) == (True, True)
+    assert not config.allow_anon_ssl
+    assert (config.ssl_tlsv1_2, config.ssl_tlsv1_3) == (True, True)
+    assert not (config.ssl_sslv2)
+    assert not (config.ssl_sslv3)
+    assert not (config.ssl_tlsv1)
+    assert not (config.ssl_tlsv1_1)
+    assert config.ssl_ciphers == "HIGH"
+    # The seed's require_ssl_reuse=NO is deliberately not carried over.
+    assert config.require_ssl_reuse
+
+
+def test_shipped_certificate_paths_point_into_the_checkouts_var_tls() -> None:
+    for name in ("ipv4", "ipv6", "ipv4-implicit"):
+        config = load_instance(SHIPPED / f"{name}.toml")
+        assert config.rsa_cert_file == SHIPPED / "../var/tls/ftpsup-cert.pem"
+        assert config.rsa_private_key_file == SHIPPED / "../var/tls/ftpsup-key.pem"
+
+
+def test_shipped_implicit_example_listens_on_port_990_with_implicit_tls() -> None:
+    config = load_instance(SHIPPED / "ipv4-implicit.toml")
+    assert (config.listen_address, config.listen_port) == ("0.0.0.0", 990)
+    assert (config.ssl_enable, config.implicit_ssl, config.require_ssl_reuse) == (True,) * 3
+    assert (config.force_local_logins_ssl, config.force_local_data_ssl) == (True, True)
 
 
 # --- defaults, _shared.toml and paths ---------------------------------------------------------
@@ -95,6 +129,58 @@ def test_empty_instance_file_gets_every_default(tmp_path: Path) -> None:
     assert config.state_dir == Path("/run/ftpsup")
     assert config.vsftpd_log_file == Path("/var/log/ftpsup/ftp/ftpsup.log")
     assert config.xferlog_file == Path("/var/log/ftpsup/ftp/xferlog")
+
+
+def test_tls_keys_default_to_off_with_secure_settings(tmp_path: Path) -> None:
+    config = load_instance(write(tmp_path, "ftp.toml", ""))
+    assert (config.ssl_enable, config.implicit_ssl, config.allow_anon_ssl) == (False,) * 3
+    # vsftpd's defaults: forced for local users once TLS is on, not for anonymous ones.
+    assert (config.force_local_logins_ssl, config.force_local_data_ssl) == (True, True)
+    assert (config.force_anon_logins_ssl, config.force_anon_data_ssl) == (False, False)
+    assert (config.ssl_tlsv1_2, config.ssl_tlsv1_3) == (True, True)
+    assert (config.ssl_sslv2, config.ssl_sslv3, config.ssl_tlsv1, config.ssl_tlsv1_1) == (
+        False,
+    ) * 4
+    assert config.ssl_ciphers == "HIGH"
+    assert config.rsa_cert_file == tmp_path / "tls" / "ftpsup-cert.pem"
+    assert config.rsa_private_key_file == tmp_path / "tls" / "ftpsup-key.pem"
+    assert config.ca_certs_file is None
+    # A requested client certificate would have to verify against ca_certs_file: off.
+    assert (config.ssl_request_cert, config.require_cert, config.validate_cert) == (False,) * 3
+    assert (config.require_ssl_reuse, config.strict_ssl_read_eof) == (True, True)
+    assert not config.strict_ssl_write_shutdown
+    assert config.tls_handshake_timeout == 30
+
+
+def test_tls_settings_load_with_paths_relative_to_their_file(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    path = write(
+        tmp_path / "etc",
+        "ftps.toml",
+        "ssl_enable = true\nimplicit_ssl = true\nssl_tlsv1_2 = false\n"
+        'ssl_ciphers = "ECDHE+AESGCM"\nrsa_private_key_file = "key.pem"\n'
+        'ca_certs_file = "ca.pem"\nrequire_cert = true\nvalidate_cert = true\n'
+        "ssl_sslv3 = false\nssl_tlsv1_1 = false\ntls_handshake_timeout = 5\n",
+    )
+    write(tmp_path / "etc", "_shared.toml", 'rsa_cert_file = "pki/cert.pem"\n')
+    config = load_instance(path)
+    assert (config.ssl_enable, config.implicit_ssl, config.ssl_tlsv1_2) == (True, True, False)
+    assert config.ssl_ciphers == "ECDHE+AESGCM"
+    assert config.rsa_cert_file == tmp_path / "etc" / "pki" / "cert.pem"
+    assert config.rsa_private_key_file == tmp_path / "etc" / "key.pem"
+    assert config.ca_certs_file == tmp_path / "etc" / "ca.pem"
+    assert (config.require_cert, config.validate_cert) == (True, True)
+    assert config.tls_handshake_timeout == 5
+
+
+def test_tls_cross_key_problem_in_shared_names_the_shared_file(tmp_path: Path) -> None:
+    shared = write(tmp_path, "_shared.toml", "ssl_tlsv1 = true\nvalidate_cert = true\n")
+    path = write(tmp_path, "ftp.toml", "implicit_ssl = true\n")
+    assert problems_of(path) == [
+        ConfigProblem(str(shared), "ssl_tlsv1", f"TLS 1.0 {OLD_TLS}"),
+        ConfigProblem(str(path), "implicit_ssl", "needs ssl_enable = true"),
+        ConfigProblem(str(shared), "ca_certs_file", "required when validate_cert is true"),
+    ]
 
 
 def test_relative_instance_path_gives_absolute_source(
@@ -263,12 +349,42 @@ KEY_PROBLEMS = [
     ),
     ('colour = "blue"', "colour", "unknown key"),
     ("[pasv]\nmin_port = 1", "pasv", "unknown key"),
-    ("ssl_enable = true", "ssl_enable", TLS),
-    ("ssl_tlsv1_2 = true", "ssl_tlsv1_2", TLS),
-    ("require_ssl_reuse = false", "require_ssl_reuse", TLS),
-    ('rsa_cert_file = "/etc/pki/c.pem"', "rsa_cert_file", TLS),
-    ("force_local_logins_ssl = true", "force_local_logins_ssl", TLS),
-    ("allow_anon_ssl = false", "allow_anon_ssl", TLS),
+    ("ssl_sslv2 = true", "ssl_sslv2", f"SSLv2 {OLD_TLS}"),
+    ("ssl_sslv3 = true", "ssl_sslv3", f"SSLv3 {OLD_TLS}"),
+    ("ssl_tlsv1 = true", "ssl_tlsv1", f"TLS 1.0 {OLD_TLS}"),
+    ("ssl_tlsv1_1 = true", "ssl_tlsv1_1", f"TLS 1.1 {OLD_TLS}"),
+    (
+        "ssl_tlsv1_2 = false\nssl_tlsv1_3 = false",
+        "ssl_tlsv1_3",
+        "ssl_tlsv1_2 and ssl_tlsv1_3 are both false: no TLS",
+    ),
+    ("implicit_ssl = true", "implicit_ssl", "needs ssl_enable = true"),
+    ("require_cert = true", "ca_certs_file", "required when require_cert is true"),
+    ("validate_cert = true", "ca_certs_file", "required when validate_cert is true"),
+    ('ssl_enable = "YES"', "ssl_enable", 'use true or false, not "YES"'),
+    ("ssl_ciphers = 3", "ssl_ciphers", "expected a string, not 3"),
+    ('rsa_cert_file = ""', "rsa_cert_file", "must not be empty"),
+    ("tls_handshake_timeout = 0", "tls_handshake_timeout", "0 is out of range 1..3600"),
+    (
+        "ssl_tlsv12 = true",
+        "ssl_tlsv12",
+        "vsftpd 3.0.5 spelling; ftpsup uses ssl_tlsv1_2 (as vsftpd's manual does)",
+    ),
+    (
+        "ssl_tlsv11 = true",
+        "ssl_tlsv11",
+        "TLS 1.1 is insecure and not supported; ftpsup offers TLS 1.2 and 1.3",
+    ),
+    (
+        'dsa_cert_file = "/etc/c.pem"',
+        "dsa_cert_file",
+        "DSA certificates are not supported; use rsa_cert_file (RSA or ECDSA)",
+    ),
+    (
+        "ssl_frobnicate = true",
+        "ssl_frobnicate",
+        "unknown TLS key; see the TLS keys in docs/configuration.md",
+    ),
     (
         "tcp_wrappers = true",
         "tcp_wrappers",
@@ -375,13 +491,13 @@ def test_file_not_ending_in_toml_is_not_an_instance(tmp_path: Path) -> None:
 
 
 def test_config_error_lists_every_problem_in_file_order(tmp_path: Path) -> None:
-    path = write(tmp_path, "ftp.toml", 'listen_port = 0\nwrite_enable = "YES"\nssl_enable = true\n')
+    path = write(tmp_path, "ftp.toml", 'listen_port = 0\nwrite_enable = "YES"\nssl_sslv3 = true\n')
     with pytest.raises(ConfigError) as info:
         load_instance(path)
     assert str(info.value).splitlines() == [
         f"{path}: listen_port: 0 is out of range 1..65535",
         f'{path}: write_enable: use true or false, not "YES"',
-        f"{path}: ssl_enable: {TLS}",
+        f"{path}: ssl_sslv3: SSLv3 {OLD_TLS}",
     ]
 
 

@@ -29,6 +29,11 @@ def _transfer_limiter() -> trio.CapacityLimiter:
     return trio.CapacityLimiter(512)
 
 
+def _handshake_limiter() -> trio.CapacityLimiter:
+    # A handshake holds a thread only while the client is actively handshaking.
+    return trio.CapacityLimiter(128)
+
+
 def _login_limiter() -> trio.CapacityLimiter:
     # scrypt is CPU- and memory-heavy: a burst of logins must not take every core.
     return trio.CapacityLimiter(2)
@@ -44,6 +49,7 @@ class InstanceContext:
     fs_limiter: trio.CapacityLimiter = attrs.field(factory=_fs_limiter)
     transfer_limiter: trio.CapacityLimiter = attrs.field(factory=_transfer_limiter)
     login_limiter: trio.CapacityLimiter = attrs.field(factory=_login_limiter)
+    handshake_limiter: trio.CapacityLimiter = attrs.field(factory=_handshake_limiter)
     clock: Callable[[], float] = time.time
     sessions: int = 0
     sessions_per_ip: collections.Counter[str] = attrs.field(factory=collections.Counter)

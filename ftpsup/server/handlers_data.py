@@ -100,7 +100,7 @@ async def _set_active(s: Session, target_ip: str, port: int, verb: str) -> None:
     cfg = s.ctx.config
     try:
         host = addresses.resolve_active_target(
-            s.peer_ip, target_ip, port, promiscuous=cfg.port_promiscuous
+            s.peer_ip, target_ip, port, promiscuous=cfg.port_promiscuous, verb=verb
         )
     except addresses.AddressError as exc:
         s.log.warning(

@@ -10,13 +10,14 @@ filesystem in a worker thread; every OSError becomes a reply through os_error_re
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from ftpsup.proto import paths
 from ftpsup.proto.facts import FileKind
 from ftpsup.proto.listing import format_time_val, parse_time_val
 from ftpsup.proto.replies import quote_path
 from ftpsup.server.fs import JailedFs
-from ftpsup.server.session import Handler, Session, os_error_reply
+from ftpsup.server.session import FsFailed, Handler, Session
 
 MESSAGE_LIMIT = 4096
 
@@ -76,33 +77,25 @@ async def cmd_mkd(s: Session, arg: str) -> None:
     if vpath is None:
         return
     assert s.fs is not None
-    try:
-        await s.fs_call(s.fs.mkdir, vpath)
-    except OSError as exc:
-        await s.send(os_error_reply(exc))
-        return
-    await s.reply(257, f"{quote_path(vpath)} created")
+    if not isinstance(await s.fs_or_reply(s.fs.mkdir, vpath), FsFailed):
+        await s.reply(257, f"{quote_path(vpath)} created")
 
 
-async def _simple_op(s: Session, arg: str, op_name: str, done: str) -> None:
+async def _remove(s: Session, arg: str, op: Callable[[JailedFs, str], None], done: str) -> None:
     vpath = await resolve_or_reply(s, arg)
     if vpath is None:
         return
     assert s.fs is not None
-    try:
-        await s.fs_call(getattr(s.fs, op_name), vpath)
-    except OSError as exc:
-        await s.send(os_error_reply(exc))
-        return
-    await s.reply(250, done)
+    if not isinstance(await s.fs_or_reply(op, s.fs, vpath), FsFailed):
+        await s.reply(250, done)
 
 
 async def cmd_rmd(s: Session, arg: str) -> None:
-    await _simple_op(s, arg, "rmdir", "Remove directory operation successful.")
+    await _remove(s, arg, JailedFs.rmdir, "Remove directory operation successful.")
 
 
 async def cmd_dele(s: Session, arg: str) -> None:
-    await _simple_op(s, arg, "unlink", "Delete operation successful.")
+    await _remove(s, arg, JailedFs.unlink, "Delete operation successful.")
 
 
 async def cmd_rnfr(s: Session, arg: str) -> None:
@@ -110,10 +103,7 @@ async def cmd_rnfr(s: Session, arg: str) -> None:
     if vpath is None:
         return
     assert s.fs is not None
-    try:
-        await s.fs_call(s.fs.stat, vpath)
-    except OSError as exc:
-        await s.send(os_error_reply(exc))
+    if isinstance(await s.fs_or_reply(s.fs.stat, vpath), FsFailed):
         return
     s.rename_from = vpath
     await s.reply(350, "Ready for RNTO.")
@@ -128,12 +118,8 @@ async def cmd_rnto(s: Session, arg: str) -> None:
     if target is None:
         return
     assert s.fs is not None
-    try:
-        await s.fs_call(s.fs.rename, source, target)
-    except OSError as exc:
-        await s.send(os_error_reply(exc))
-        return
-    await s.reply(250, "Rename successful.")
+    if not isinstance(await s.fs_or_reply(s.fs.rename, source, target), FsFailed):
+        await s.reply(250, "Rename successful.")
 
 
 async def cmd_size(s: Session, arg: str) -> None:
@@ -178,12 +164,8 @@ async def cmd_mfmt(s: Session, arg: str) -> None:
         await s.reply(501, "Syntax: MFMT <sp> YYYYMMDDHHMMSS <sp> pathname")
         return
     assert s.fs is not None
-    try:
-        await s.fs_call(s.fs.set_mtime, vpath, mtime)
-    except OSError as exc:
-        await s.send(os_error_reply(exc))
-        return
-    await s.reply(213, f"Modify={format_time_val(mtime)}; {vpath}")
+    if not isinstance(await s.fs_or_reply(s.fs.set_mtime, vpath, mtime), FsFailed):
+        await s.reply(213, f"Modify={format_time_val(mtime)}; {vpath}")
 
 
 def _parse_octal(text: str) -> int | None:
@@ -205,12 +187,8 @@ async def _site_chmod(s: Session, rest: str) -> None:
     if vpath is None:
         return
     assert s.fs is not None
-    try:
-        await s.fs_call(s.fs.chmod, vpath, mode)
-    except OSError as exc:
-        await s.send(os_error_reply(exc))
-        return
-    await s.reply(200, "SITE CHMOD command ok.")
+    if not isinstance(await s.fs_or_reply(s.fs.chmod, vpath, mode), FsFailed):
+        await s.reply(200, "SITE CHMOD command ok.")
 
 
 async def _site_umask(s: Session, rest: str) -> None:

@@ -44,7 +44,10 @@ async def start_tls(s: Session, *, implicit: bool) -> bool:
         return False
     try:
         s.stream = await SslSocketStream.wrap_server(
-            plain, ctx, handshake_seconds=cfg.tls_handshake_timeout, limiter=s.ctx.fs_limiter
+            plain,
+            ctx,
+            handshake_seconds=cfg.tls_handshake_timeout,
+            limiter=s.ctx.handshake_limiter,
         )
     except (ssl.SSLError, OSError, TimeoutError, ValueError) as exc:
         s.log.warning("TLS handshake with %s failed: %s", s.peer_ip, exc)

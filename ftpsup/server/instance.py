@@ -3,13 +3,19 @@
 Rules:
 - Everything that can fail on bad input (config, listening socket) fails before this runs;
   serve_instance only serves.
-- SIGTERM and SIGINT stop accepting at once and give running sessions `drain_seconds` to
-  finish; SIGHUP and SIGUSR1 reopen the log files (logrotate).
+- SIGTERM and SIGINT stop accepting at once and give running sessions `stopwaitsecs` to
+  finish (a second signal ends them at once); SIGHUP and SIGUSR1 reopen the log files
+  (logrotate).
+- Under the supervisor, `--status-fd` is this process's end of a socketpair carrying one JSON
+  object per line: "ready" is sent once connections are accepted, each
+  `{"query": "status", "id": K}` is answered with the session and lease counts, and EOF (the
+  supervisor is gone) stops the instance as SIGTERM does, so no orphan keeps the port.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import signal
@@ -25,7 +31,7 @@ from ftpsup.server.control import serve_control
 from ftpsup.server.tls import tls_problems
 from ftpsup.users import UserDirectory
 
-DRAIN_SECONDS = 30.0
+MAX_STATUS_LINE = 4096
 # A dynamic address behind NAT changes rarely; a minute keeps PASV right without a lookup
 # per command.
 PASV_RESOLVE_SECONDS = 60.0
@@ -112,9 +118,32 @@ def make_context(config: InstanceConfig, *, pasv_host: str = "") -> InstanceCont
     )
 
 
-async def _watch_signals(
-    ctx: InstanceContext, accepting: trio.CancelScope, sessions: trio.CancelScope
-) -> None:
+class _Stopper:
+    """Stops accepting, then gives running sessions `stopwaitsecs` to finish."""
+
+    def __init__(self, ctx: InstanceContext) -> None:
+        self.ctx = ctx
+        self.accepting = trio.CancelScope()
+        self.sessions = trio.CancelScope()
+
+    def stop(self, why: str) -> None:
+        if self.accepting.cancel_called:
+            # Asked twice: the admin means now.
+            self.ctx.log.info("stopping now (%s): %d session(s) cut", why, self.ctx.sessions)
+            self.sessions.cancel()
+            return
+        wait = self.ctx.config.stopwaitsecs
+        self.ctx.log.info(
+            "stopping (%s): no new connections; %d session(s) may finish within %d s",
+            why,
+            self.ctx.sessions,
+            wait,
+        )
+        self.accepting.cancel()
+        self.sessions.deadline = trio.current_time() + wait
+
+
+async def _watch_signals(ctx: InstanceContext, stopper: _Stopper) -> None:
     with trio.open_signal_receiver(
         signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1
     ) as signals:
@@ -125,10 +154,50 @@ async def _watch_signals(
                     ctx.xferlog.reopen()
                 ctx.log.info("log files reopened")
                 continue
-            ctx.log.info("stopping: no new connections; %d session(s) may finish", ctx.sessions)
-            accepting.cancel()
-            sessions.deadline = trio.current_time() + DRAIN_SECONDS
-            return
+            stopper.stop(signal.Signals(signum).name)
+
+
+def _status(ctx: InstanceContext, stopper: _Stopper) -> dict[str, object]:
+    stats = ctx.ports.statistics()
+    return {
+        "pid": os.getpid(),
+        "sessions": ctx.sessions,
+        "accepting": not stopper.accepting.cancel_called,
+        "leased_now": stats.leased_now,
+        "leases_granted": stats.granted,
+        "leases_refused": stats.refused,
+    }
+
+
+async def _serve_status_channel(
+    ctx: InstanceContext, stream: trio.SocketStream, stopper: _Stopper, address: tuple[str, int]
+) -> None:
+    """Report readiness to the supervisor, answer its queries; its EOF stops the instance."""
+
+    async def send(message: dict[str, object]) -> None:
+        await stream.send_all(json.dumps(message).encode() + b"\n")
+
+    buffer = b""
+    try:
+        await send({"event": "ready", "pid": os.getpid(), "address": list(address)})
+        while True:
+            data = await stream.receive_some(MAX_STATUS_LINE)
+            if not data:
+                break
+            buffer += data
+            if len(buffer) > MAX_STATUS_LINE and b"\n" not in buffer:
+                buffer = b""  # not the supervisor's protocol; drop it
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                try:
+                    query = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(query, dict) and query.get("query") == "status":
+                    await send({"id": query.get("id"), **_status(ctx, stopper)})
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        pass
+    stopper.stop("the supervisor has gone")
 
 
 async def serve_instance(
@@ -136,30 +205,50 @@ async def serve_instance(
     sock: socket.socket,
     *,
     pasv_host: str = "",
+    status_fd: int | None = None,
     task_status: trio.TaskStatus[InstanceContext] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve FTP on the listening socket `sock` until SIGTERM/SIGINT (and drain) or cancel."""
+    """Serve FTP on the listening socket `sock` until SIGTERM/SIGINT (and drain) or cancel.
+
+    Args:
+        config: the instance's configuration.
+        sock: a listening socket (bound here, or inherited from the supervisor).
+        pasv_host: the resolved pasv_address, when pasv_addr_resolve is set.
+        status_fd: the supervisor's status channel (a connected stream socket), if any.
+    """
     ctx = make_context(config, pasv_host=pasv_host)
     listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
     address = sock.getsockname()
+    channel = None
+    if status_fd is not None:
+        channel = trio.SocketStream(trio.socket.from_stdlib_socket(socket.socket(fileno=status_fd)))
     ctx.log.info("instance %s listening on %s port %d", config.name, address[0], address[1])
+    stopper = _Stopper(ctx)
     try:
-        with trio.CancelScope() as sessions:
-            async with trio.open_nursery() as handlers:
-                with trio.CancelScope() as accepting:
-                    handlers.start_soon(_watch_signals, ctx, accepting, sessions)
-                    if config.pasv_addr_resolve:
-                        handlers.start_soon(_refresh_pasv_address, ctx)
-                    task_status.started(ctx)
-                    await trio.serve_listeners(
-                        functools.partial(serve_control, ctx),
-                        [listener],
-                        handler_nursery=handlers,
-                    )
-                await listener.aclose()
-                # Only the signal watcher and sessions are left; the watcher has returned.
+        async with trio.open_nursery() as services:
+            services.start_soon(_watch_signals, ctx, stopper)
+            if config.pasv_addr_resolve:
+                services.start_soon(_refresh_pasv_address, ctx)
+            with stopper.sessions:
+                async with trio.open_nursery() as handlers:
+                    with stopper.accepting:
+                        task_status.started(ctx)
+                        if channel is not None:
+                            where = (str(address[0]), int(address[1]))
+                            services.start_soon(_serve_status_channel, ctx, channel, stopper, where)
+                        await trio.serve_listeners(
+                            functools.partial(serve_control, ctx),
+                            [listener],
+                            handler_nursery=handlers,
+                        )
+                    await listener.aclose()
+                    # Only sessions are left in `handlers`: the drain.
+            services.cancel_scope.cancel()
     finally:
         ctx.log.info("instance %s stopped", config.name)
+        if channel is not None:
+            with trio.CancelScope(shield=True):
+                await channel.aclose()
         if ctx.xferlog is not None:
             ctx.xferlog.close()
         shutdown_logging()

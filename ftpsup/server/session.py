@@ -58,6 +58,13 @@ def os_error_reply(exc: OSError) -> Reply:
     return reply(451, "Local error in processing.")
 
 
+class FsFailed:
+    """The result of a filesystem call that failed and has been answered already."""
+
+
+FAILED = FsFailed()
+
+
 @attrs.define
 class TransferState:
     """A transfer in flight: what STAT reports and what ABOR stops."""
@@ -155,6 +162,16 @@ class Session:
             return fn(*args, **kwargs)
 
         return await trio.to_thread.run_sync(call, limiter=self.ctx.fs_limiter)
+
+    async def fs_or_reply(
+        self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T | FsFailed:
+        """Run a filesystem call in a thread; on OSError answer the client and return FAILED."""
+        try:
+            return await self.fs_call(fn, *args, **kwargs)
+        except OSError as exc:
+            await self.send(os_error_reply(exc))
+            return FAILED
 
     def resolve(self, arg: str) -> str:
         """Virtual path for a client argument; raises paths.PathError (553)."""

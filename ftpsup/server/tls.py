@@ -126,6 +126,13 @@ class SslSocketStream(trio.abc.Stream):
         Raises:
             ssl.SSLError, OSError, TimeoutError: the handshake failed; the socket is closed.
         """
+        # A client that connects and says nothing waits here, on the event loop, and costs
+        # no thread; only a client that has begun its handshake gets one.
+        with trio.move_on_after(handshake_seconds) as waiting:
+            await trio.lowlevel.wait_readable(stream.socket)
+        if waiting.cancelled_caught:
+            await stream.aclose()
+            raise TimeoutError("no TLS handshake within tls_handshake_timeout")
         plain = _detach(stream)
         tls = ctx.wrap_socket(plain, server_side=True, do_handshake_on_connect=False)
         try:
@@ -222,14 +229,24 @@ class SessionNotReused(Exception):
     """A TLS data connection that did not resume its control connection's session."""
 
 
-def tls_problems(config: InstanceConfig) -> list[str]:
-    """What stops this instance from serving TLS, as "key: problem" strings (blocking)."""
+def tls_problems(config: InstanceConfig, *, warn_days: int = 0) -> list[str]:
+    """What stops this instance from serving TLS, as "key: problem" strings (blocking).
+
+    Args:
+        config: The instance.
+        warn_days: Also report a certificate that expires within this many days (`ftpsup
+            check` asks for 14). Start-up leaves it at 0: a certificate that still works must
+            never keep an instance from starting or restarting.
+    """
     if not config.ssl_enable:
         return []
-    problems = check_pair(config.rsa_cert_file, config.rsa_private_key_file)
+    cert, key = config.rsa_cert_file, config.rsa_private_key_file
+    problems = check_pair(cert, key, warn_days=0)
     if not problems:
         try:
             make_context(config)
         except TlsSetupError as exc:
             problems.append(str(exc))
+        if warn_days:
+            problems += check_pair(cert, key, warn_days=warn_days)
     return problems

@@ -1,0 +1,154 @@
+"""Rows a) to c) and f): large-file RETR/STOR with curl, plain and FTPS, and the loopback limit.
+
+Rules:
+- 1 MB = 10^6 bytes. A transfer's time is curl's time_total minus time_pretransfer, so the
+  login (whose cost differs per server and is reported on its own) and the PASV/PROT
+  exchange are not counted against throughput.
+- Every transfer is checked: curl's exit status, the byte count, and for STOR the size of the
+  file the server wrote. A failed transfer raises TransferError; it is never a number.
+- FTPS is explicit (AUTH TLS) with PROT P on the data channel (curl --ssl-reqd); the TLS
+  version and cipher are read from curl -v.
+- Each STOR writes a new file, deleted afterwards, and dirty pages are flushed first, so no run
+  inherits another's writeback.
+- The loopback limit is one TCP stream on 127.0.0.1: a reader thread recv_into()s a reused
+  buffer while the writer uses os.sendfile() from the page-cached file, or send() of a buffer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import struct
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import attrs
+
+from bench.workspace import HOST
+
+CURL_MAX_TIME = 600
+STREAM_TIMEOUT = 60
+_WRITE_OUT = "%{time_pretransfer} %{time_total} %{size_download} %{size_upload}"
+_TLS_LINE = re.compile(r"SSL connection using (\S+) / (\S+)")
+_CHUNK = 1024 * 1024
+
+
+class TransferError(Exception):
+    """A transfer failed or moved the wrong number of bytes."""
+
+
+@attrs.frozen
+class CurlResult:
+    """One curl transfer: throughput in MB/s and, for FTPS, the negotiated TLS."""
+
+    mb_per_s: float
+    seconds: float
+    tls: str
+
+
+def curl_transfer(
+    url: str, path: Path, size: int, *, upload: bool, tls: bool, upload_check: Path | None = None
+) -> CurlResult:
+    """Download `url` to /dev/null, or upload `path` to `url`; returns MB/s.
+
+    Args:
+        url: ftp:// URL with credentials.
+        path: the source file of an upload.
+        size: expected byte count.
+        upload: STOR instead of RETR.
+        tls: explicit FTPS with PROT P.
+        upload_check: where the server writes the upload, checked for its size.
+    """
+    flags = ["--ssl-reqd", "-k"] if tls else []
+    action = ["-T", str(path)] if upload else ["-o", "/dev/null"]
+    argv = ["curl", "-sS", "-v", "--max-time", str(CURL_MAX_TIME), *flags, *action]
+    argv += ["-w", _WRITE_OUT, url]
+    if upload:
+        os.sync()
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=CURL_MAX_TIME + 30)
+    except subprocess.TimeoutExpired as exc:
+        raise TransferError(f"curl did not finish in {CURL_MAX_TIME} s") from exc
+    if done.returncode != 0:
+        errors = [line for line in done.stderr.splitlines() if line.startswith(("curl:", "< "))]
+        raise TransferError(f"curl exit {done.returncode}: {' | '.join(errors[-3:])}")
+    pretransfer, total, down, up = done.stdout.split()[-4:]
+    moved = int(up if upload else down)
+    if moved != size:
+        raise TransferError(f"curl moved {moved} bytes, expected {size}")
+    if upload_check is not None and upload_check.stat().st_size != size:
+        raise TransferError(f"server wrote {upload_check.stat().st_size} bytes, expected {size}")
+    seconds = float(total) - float(pretransfer)
+    found = _TLS_LINE.search(done.stderr)
+    tls_text = f"{found[1]} {found[2]}" if found else ("?" if tls else "")
+    return CurlResult(mb_per_s=size / max(seconds, 1e-6) / 1e6, seconds=seconds, tls=tls_text)
+
+
+def _reader(sock: socket.socket, expected: int, got: list[int]) -> None:
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    total = 0
+    # Each recv returns at least one byte or ends the stream, so this loop is bounded by
+    # `expected`; the socket timeout bounds each wait.
+    while total < expected:
+        n = sock.recv_into(view)
+        if n == 0:
+            break
+        total += n
+    got.append(total)
+
+
+def _kernel_timeouts(sock: socket.socket) -> None:
+    # Blocking sockets with SO_SNDTIMEO/SO_RCVTIMEO: a Python-level timeout would make the
+    # descriptor non-blocking (sendfile then fails with EAGAIN) and add a poll per call.
+    sock.settimeout(None)
+    limit = struct.pack("ll", STREAM_TIMEOUT, 0)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
+
+
+def _stream(send: str, path: Path, size: int) -> float:
+    with socket.create_server((HOST, 0)) as listener:
+        listener.settimeout(STREAM_TIMEOUT)
+        writer = socket.create_connection(listener.getsockname(), timeout=STREAM_TIMEOUT)
+        reader, _ = listener.accept()
+    got: list[int] = []
+    with writer, reader:
+        _kernel_timeouts(writer)
+        _kernel_timeouts(reader)
+        thread = threading.Thread(target=_reader, args=(reader, size, got), daemon=True)
+        began = time.perf_counter()
+        thread.start()
+        if send == "sendfile":
+            with path.open("rb") as source:
+                offset = 0
+                while offset < size:
+                    sent = os.sendfile(writer.fileno(), source.fileno(), offset, size - offset)
+                    if sent == 0:
+                        break
+                    offset += sent
+        else:
+            block = memoryview(os.urandom(_CHUNK))
+            left = size
+            while left > 0:
+                writer.sendall(block[: min(left, _CHUNK)])
+                left -= min(left, _CHUNK)
+        writer.shutdown(socket.SHUT_WR)
+        thread.join(timeout=2 * STREAM_TIMEOUT)
+        seconds = time.perf_counter() - began
+    if not got or got[0] != size:
+        raise TransferError(f"loopback {send}: reader got {got[:1]} of {size} bytes")
+    return size / seconds / 1e6
+
+
+def loopback_sendfile(path: Path, size: int) -> float:
+    """MB/s of one TCP stream on 127.0.0.1 fed by os.sendfile() from a cached file."""
+    return _stream("sendfile", path, size)
+
+
+def loopback_sendrecv(size: int) -> float:
+    """MB/s of one TCP stream on 127.0.0.1 fed by send() of a 1 MiB buffer."""
+    return _stream("send", Path(os.devnull), size)

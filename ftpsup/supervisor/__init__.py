@@ -1,0 +1,1 @@
+"""The supervisor: runs each instance as its own process, restarts it, answers `ftpsup status`."""

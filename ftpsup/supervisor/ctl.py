@@ -1,0 +1,204 @@
+"""The control socket: how `ftpsup status`, `restart ipv6` and the rest reach the supervisor.
+
+The socket is `<state_dir>/supervisor.sock`. A client sends one JSON request line,
+`{"command": "restart", "names": ["ipv6"]}`, and reads one JSON response line,
+`{"ok": true, "messages": [...], "data": {...}}`; then the connection closes.
+
+Rules:
+1. Only the supervisor's owner (and root) may use it: the socket file is mode 0600 and every
+   connection's peer credentials (SO_PEERCRED) are checked as well.
+2. Input is bounded: a request line over MAX_REQUEST bytes is refused.
+3. A client never waits forever: every request has a timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import attrs
+import trio
+
+SOCKET_NAME = "supervisor.sock"
+PID_NAME = "supervisor.pid"
+MAX_REQUEST = 64 * 1024
+MAX_RESPONSE = 16 * 1024 * 1024
+COMMANDS = frozenset({"start", "stop", "restart", "reload", "status", "reopen-logs", "shutdown"})
+
+
+class NotRunning(Exception):
+    """No supervisor answers on the control socket."""
+
+
+@attrs.frozen
+class Request:
+    """One command for the supervisor."""
+
+    command: str
+    names: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class Response:
+    """The supervisor's answer: success, lines to show the admin, and structured data."""
+
+    ok: bool
+    messages: tuple[str, ...] = ()
+    data: dict[str, object] = attrs.field(factory=dict)
+
+    def to_line(self) -> bytes:
+        body = {"ok": self.ok, "messages": list(self.messages), "data": self.data}
+        return json.dumps(body).encode() + b"\n"
+
+    @classmethod
+    def from_line(cls, line: bytes) -> Response:
+        body = json.loads(line)
+        if not isinstance(body, dict):
+            raise ValueError("response is not an object")
+        messages = body.get("messages", [])
+        data = body.get("data", {})
+        return cls(
+            ok=bool(body.get("ok")),
+            messages=tuple(str(m) for m in messages) if isinstance(messages, list) else (),
+            data=data if isinstance(data, dict) else {},
+        )
+
+
+def parse_request(line: bytes) -> Request:
+    """Decode one request line.
+
+    Raises:
+        ValueError: not a valid request.
+    """
+    body = json.loads(line)
+    if not isinstance(body, dict) or body.get("command") not in COMMANDS:
+        raise ValueError("unknown command")
+    names = body.get("names", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError("names must be a list of strings")
+    return Request(str(body["command"]), tuple(names))
+
+
+def socket_path(state_dir: Path) -> Path:
+    return state_dir / SOCKET_NAME
+
+
+def pid_path(state_dir: Path) -> Path:
+    return state_dir / PID_NAME
+
+
+def bind_control_socket(path: Path) -> socket.socket:
+    """Listen on the control socket, replacing a stale one; only the owner may connect.
+
+    The caller holds the pid file lock, so a socket file found here belongs to a dead
+    supervisor.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)  # the file is born 0600: no window where others may connect
+    try:
+        sock.bind(str(path))
+    except BaseException:
+        sock.close()
+        raise
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, 0o600)
+    sock.listen(64)
+    return sock
+
+
+def _peer_uid(sock: socket.socket | trio.socket.SocketType) -> int:
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+async def serve_control(
+    sock: socket.socket, handle: Handler, after: Callable[[Request], None] | None = None
+) -> None:
+    """Answer requests on the bound control socket until cancelled.
+
+    `after` is called with each request once its response has been sent.
+
+    Cancellation: cancelling stops accepting; requests in progress are cancelled too.
+    """
+    listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+    allowed = {0, os.geteuid()}
+
+    async def one(stream: trio.SocketStream) -> None:
+        async with stream:
+            if _peer_uid(stream.socket) not in allowed:
+                return
+            buffer = b""
+            with trio.move_on_after(10):
+                while b"\n" not in buffer and len(buffer) <= MAX_REQUEST:
+                    data = await stream.receive_some(MAX_REQUEST)
+                    if not data:
+                        break
+                    buffer += data
+            request: Request | None = None
+            try:
+                request = parse_request(buffer.split(b"\n", 1)[0])
+            except ValueError as exc:
+                response = Response(False, (f"bad request: {exc}",))
+            else:
+                response = await handle(request)
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await stream.send_all(response.to_line())
+            if after is not None and request is not None:
+                after(request)
+
+    await trio.serve_listeners(one, [listener])
+
+
+def request(path: Path, req: Request, *, timeout: float) -> Response:
+    """Send one request and wait for the answer (blocking; for the command line).
+
+    Raises:
+        NotRunning: nothing listens on `path`.
+        TimeoutError: no answer within `timeout` seconds.
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise NotRunning(str(path)) from exc
+        body = {"command": req.command, "names": list(req.names)}
+        sock.sendall(json.dumps(body).encode() + b"\n")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_RESPONSE:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if chunk.endswith(b"\n"):
+                break
+    line = b"".join(chunks)
+    if not line:
+        raise NotRunning(str(path))
+    return Response.from_line(line)
+
+
+def is_running(path: Path) -> bool:
+    """Whether a supervisor answers on the control socket at `path`."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True

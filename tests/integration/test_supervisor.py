@@ -1,0 +1,636 @@
+"""The supervisor as an admin runs it: `ftpsup start all`, kill -9, restart, reload, stop all.
+
+Every step is the real `python -m ftpsup` command in a subprocess; clients are ftplib, curl
+and hand-made control connections on 127.0.0.1 and ::1. One supervisor with an ipv4 and an
+ipv6 instance (same port number on each stack, one passive range of 5 ports) serves the module;
+tests that need a fresh one start their own. Every wait is bounded, and every process is
+stopped at the end (stop all, then SIGKILL by pid for anything left).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import ftplib
+import hashlib
+import io
+import json
+import os
+import pwd
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from ftpsup.ports import PortAllocator
+from tests.integration.conftest import (
+    PASSWORD,
+    USER,
+    RawControl,
+    add_user,
+    open_data,
+    recv_all,
+)
+
+TIMEOUT = 60
+STOPWAITSECS = 4
+BIG = 12 * 1024 * 1024
+HOSTS = {"ipv4": "127.0.0.1", "ipv6": "::1"}
+
+
+def _bindable(port: int) -> bool:
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                return False
+    return True
+
+
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive ports free on both stacks, below the ephemeral range."""
+    for _ in range(200):
+        first = random.randrange(20000, 30000 - count)
+        if all(_bindable(p) for p in range(first, first + count)):
+            return first
+    raise AssertionError("no free port range")
+
+
+def _toml(values: dict[str, Any]) -> str:
+    return "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie nobody reaps counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll `condition` every 50 ms; return the seconds it took, fail after `timeout`."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+@attrs.define
+class Sup:
+    """A config directory and the supervisor started from it."""
+
+    base: Path
+    port: int
+    pasv: tuple[int, int]
+    seen_pids: set[int] = attrs.field(factory=set)
+
+    @property
+    def etc(self) -> Path:
+        return self.base / "etc"
+
+    @property
+    def home(self) -> Path:
+        return self.base / "home" / USER
+
+    @property
+    def run_dir(self) -> Path:
+        return self.base / "run"
+
+    def ftpsup(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ftpsup", "--config-dir", str(self.etc), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+
+    def status(self) -> dict[str, Any]:
+        result = self.ftpsup("status", "--json")
+        assert result.returncode == 0, result.stderr
+        data: dict[str, Any] = json.loads(result.stdout)
+        self.seen_pids.add(data["supervisor"]["pid"])
+        for entry in data["instances"]:
+            self.seen_pids.update(p for p in [entry["pid"], entry["replacement"]] if p)
+            self.seen_pids.update(d["pid"] for d in entry["draining"])
+        return data
+
+    def instance(self, name: str) -> dict[str, Any]:
+        entry = next(e for e in self.status()["instances"] if e["name"] == name)
+        return dict(entry)
+
+    def pid(self, name: str) -> int:
+        pid = self.instance(name)["pid"]
+        assert isinstance(pid, int)
+        return pid
+
+    def connect(self, name: str, *, user: str = USER, password: str = PASSWORD) -> ftplib.FTP:
+        ftp = ftplib.FTP(timeout=20)
+        ftp.connect(HOSTS[name], self.port)
+        ftp.login(user, password)
+        return ftp
+
+    def set_key(self, name: str, key: str, value: Any) -> None:
+        path = self.etc / f"{name}.toml"
+        kept = [ln for ln in path.read_text().splitlines() if not ln.startswith(f"{key} =")]
+        path.write_text("\n".join(kept) + "\n" + _toml({key: value}))
+
+    def shutdown(self) -> None:
+        pid_file = self.run_dir / "supervisor.pid"
+        with contextlib.suppress(OSError, ValueError):
+            self.seen_pids.add(int(pid_file.read_text()))
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.ftpsup("stop", "all")
+        for pid in self.seen_pids:
+            if alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def make_supervisor(**shared: Any) -> Sup:
+    """Write a config dir with instances ipv4 (127.0.0.1) and ipv6 (::1) on one port."""
+    base = Path(tempfile.mkdtemp(prefix="ftpsup-sup-"))
+    base.chmod(0o755)
+    pasv_min = free_ports(5)
+    sup = Sup(base, free_ports(1), (pasv_min, pasv_min + 4))
+    sup.etc.mkdir()
+    settings = {
+        "user_db_file": "users.toml",
+        "state_dir": str(sup.run_dir),
+        "log_dir": str(base / "log"),
+        "pasv_min_port": sup.pasv[0],
+        "pasv_max_port": sup.pasv[1],
+        "startsecs": 1,
+        "stopwaitsecs": STOPWAITSECS,
+        "accept_timeout": 10,
+        "delay_failed_login": 0,
+        "write_enable": True,
+        "ftpd_banner": "old banner",
+        **shared,
+    }
+    (sup.etc / "_shared.toml").write_text(_toml(settings))
+    for name, host in HOSTS.items():
+        (sup.etc / f"{name}.toml").write_text(
+            _toml({"listen_address": host, "listen_port": sup.port})
+        )
+    add_user(sup.etc, USER, PASSWORD, sup.home)
+    return sup
+
+
+@pytest.fixture(scope="module")
+def sup() -> Iterator[Sup]:
+    """One supervisor for the module, with a 12 MB file in alice's home."""
+    s = make_supervisor()
+    try:
+        (s.home / "big.bin").write_bytes(random.randbytes(BIG))
+        result = s.ftpsup("start", "all")
+        assert result.returncode == 0, result.stdout + result.stderr
+        yield s
+    finally:
+        s.shutdown()
+        shutil.rmtree(s.base, ignore_errors=True)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def slow_download(sup: Sup, name: str, started: threading.Event) -> bytes:
+    """RETR big.bin, reading slowly (small receive buffer, pauses) so it lasts ~2 s."""
+    ftp = sup.connect(name)
+    try:
+        conn, _ = open_data(ftp, "EPSV", "RETR big.bin", rcvbuf=64 * 1024, timeout=30)
+        data = bytearray()
+        with conn:
+            while chunk := conn.recv(64 * 1024):
+                data += chunk
+                started.set()
+                time.sleep(0.008)
+        ftp.voidresp()
+    finally:
+        with contextlib.suppress(OSError, EOFError, ftplib.Error):
+            ftp.quit()
+    return bytes(data)
+
+
+def raw_session(host: str, port: int, *, timeout: float = 10) -> RawControl:
+    """A logged-in hand-made control connection."""
+    session = RawControl(host, port, timeout=timeout)
+    assert session.reply().code == 220
+    assert session.login().code == 230
+    return session
+
+
+def listeners_in_range(lo: int, hi: int) -> list[int]:
+    """Ports of [lo, hi] with a LISTEN socket, IPv4 and IPv6 (one entry per socket)."""
+    tables = ("/proc/net/tcp", "/proc/net/tcp6")
+    return [port for table in tables for port, _ in _listening_sockets(table, lo, hi)]
+
+
+# -- start, status, shared users -----------------------------------------------------------
+
+
+def test_start_all_serves_one_user_on_both_stacks_and_status_shows_both(sup: Sup) -> None:
+    for name, host in HOSTS.items():
+        with sup.connect(name) as ftp:
+            assert "big.bin" in ftp.nlst()
+        url_host = f"[{host}]" if ":" in host else host
+        url = f"ftp://{USER}:{PASSWORD.replace(' ', '%20')}@{url_host}:{sup.port}/"
+        listing = subprocess.run(
+            ["curl", "-sS", "--max-time", "20", url], capture_output=True, text=True, timeout=30
+        )
+        assert "big.bin" in listing.stdout, listing.stderr
+    data = sup.status()
+    states = {e["name"]: (e["state"], e["listen"]["address"]) for e in data["instances"]}
+    assert states == {"ipv4": ("RUNNING", "127.0.0.1"), "ipv6": ("RUNNING", "::1")}
+    assert all(alive(e["pid"]) for e in data["instances"])
+    text = sup.ftpsup("status")
+    print(text.stdout)  # the closing note of issue 3 quotes this
+    assert text.returncode == 0
+    lines = text.stdout.splitlines()
+    assert any(line.split()[:2] == ["ipv4", "RUNNING"] for line in lines)
+    assert any(line.split()[:2] == ["ipv6", "RUNNING"] for line in lines)
+    assert f"[::1]:{sup.port}" in text.stdout
+    assert f"127.0.0.1:{sup.port}" in text.stdout
+
+
+def test_instances_write_isolated_logs_and_reopen_them(sup: Sup) -> None:
+    log_dir = sup.base / "log"
+    with sup.connect("ipv4"):
+        pass
+    wait_until(lambda: "CONNECT" in (log_dir / "ipv4" / "ftpsup.log").read_text(), 10, "log")
+    assert (log_dir / "supervisor.log").read_text().count("RUNNING") >= 2
+    (log_dir / "ipv6" / "ftpsup.log").rename(log_dir / "ipv6" / "ftpsup.log.1")
+    result = sup.ftpsup("reopen-logs")
+    assert result.returncode == 0
+    assert "reopened" in result.stdout
+    path = log_dir / "ipv6" / "ftpsup.log"
+    wait_until(lambda: path.exists() and "log files reopened" in path.read_text(), 10, "reopen")
+
+
+def test_user_added_while_running_logs_in_on_both_stacks(sup: Sup) -> None:
+    add_user(sup.etc, "bob", "bob secret", sup.base / "home" / "bob")
+    for name in HOSTS:
+        with sup.connect(name, user="bob", password="bob secret") as ftp:
+            assert ftp.pwd() == "/"
+
+
+# -- crash, restart, drain -----------------------------------------------------------------
+
+
+def test_kill_9_instance_comes_back_and_the_other_stack_is_untouched(sup: Sup) -> None:
+    expected = sha((sup.home / "big.bin").read_bytes())
+    old_pid, other_pid = sup.pid("ipv6"), sup.pid("ipv4")
+    restarts = sup.instance("ipv6")["restarts"]
+    holder = raw_session("::1", sup.port)
+    assert holder.command("EPSV").code == 229
+    held = [lease for lease in sup.status()["leases"] if lease["pid"] == old_pid]
+    assert len(held) == 1
+    assert held[0]["owner"] == "ipv6"
+    started = threading.Event()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        transfer = pool.submit(slow_download, sup, "ipv4", started)
+        assert started.wait(10)
+        os.kill(old_pid, signal.SIGKILL)
+        took = wait_until(
+            lambda: sup.instance("ipv6")["state"] == "RUNNING" and sup.pid("ipv6") != old_pid,
+            10,
+            "ipv6 to come back",
+        )
+        assert sha(transfer.result(timeout=TIMEOUT)) == expected
+    holder.close()
+    assert took < 5
+    entry = sup.instance("ipv6")
+    assert (entry["restarts"], entry["last_exit"]) == (restarts + 1, "killed by SIGKILL")
+    assert sup.pid("ipv4") == other_pid
+    assert not [lease for lease in sup.status()["leases"] if lease["pid"] == old_pid]
+    probe = PortAllocator(sup.run_dir / "ports", held[0]["port"], held[0]["port"], owner="test")
+    lease = probe.lease()
+    assert lease is not None, "the killed instance's port is still held"
+    lease.release()
+    with sup.connect("ipv6") as ftp:
+        assert "big.bin" in ftp.nlst()
+
+
+def test_restart_ipv6_during_transfers_on_both_stacks(sup: Sup) -> None:
+    expected = sha((sup.home / "big.bin").read_bytes())
+    old6, old4 = sup.pid("ipv6"), sup.pid("ipv4")
+    started = {name: threading.Event() for name in HOSTS}
+    restarted = threading.Event()
+
+    def keep_connecting() -> list[str]:
+        """Log in to ::1 again and again until the restart is over; collect the greetings."""
+        greetings: list[str] = []
+        while not restarted.is_set() or not greetings:
+            with sup.connect("ipv6") as ftp:
+                greetings.append(ftp.getwelcome())
+                ftp.voidcmd("NOOP")
+        return greetings
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        transfers = {n: pool.submit(slow_download, sup, n, started[n]) for n in HOSTS}
+        assert all(event.wait(10) for event in started.values())
+        clients = pool.submit(keep_connecting)
+        result = sup.ftpsup("restart", "ipv6")
+        restarted.set()
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "ipv6: restarted" in result.stdout
+        during = sup.instance("ipv6")
+        assert old6 in [d["pid"] for d in during["draining"]]
+        assert sha(transfers["ipv4"].result(timeout=TIMEOUT)) == expected
+        assert sha(transfers["ipv6"].result(timeout=TIMEOUT)) == expected
+        assert all(g.startswith("220") for g in clients.result(timeout=TIMEOUT))
+    assert sup.pid("ipv4") == old4
+    assert sup.pid("ipv6") != old6
+    wait_until(lambda: not alive(old6), STOPWAITSECS + 2, "the old ipv6 process to end")
+
+
+def test_stop_drains_an_idle_session_for_stopwaitsecs_then_cuts_it(sup: Sup) -> None:
+    session = raw_session("::1", sup.port, timeout=30)
+    result = sup.ftpsup("restart", "ipv6")
+    cut_at = time.monotonic() + STOPWAITSECS
+    assert result.returncode == 0
+    time.sleep(STOPWAITSECS - 1.5)
+    assert session.command("NOOP").code == 200, "the session was cut before stopwaitsecs"
+    assert session.is_closed(timeout=5), "the session outlived stopwaitsecs"
+    assert time.monotonic() >= cut_at - 0.5
+    session.close()
+
+
+# -- the shared passive-port allocator -----------------------------------------------------
+
+
+def test_shared_range_hands_each_port_to_one_session_and_surplus_gets_425(sup: Sup) -> None:
+    lo, hi = sup.pasv
+    sessions = [raw_session(HOSTS[n], sup.port) for n in ["ipv4", "ipv6"] * 6]
+    try:
+        with concurrent.futures.ThreadPoolExecutor(len(sessions)) as pool:
+            replies = list(pool.map(lambda s: s.command("EPSV"), sessions))
+        granted = [r for r in replies if r.code == 229]
+        assert len(granted) == 5
+        assert [r.code for r in replies if r.code != 229] == [425] * 7
+        ports = sorted(int(r.lines[0].split("|")[3]) for r in granted)
+        assert len(set(ports)) == 5
+        assert all(lo <= p <= hi for p in ports)
+        data = sup.status()
+        pids = {e["name"]: e["pid"] for e in data["instances"]}
+        assert sorted(lease["port"] for lease in data["leases"]) == ports
+        assert all(pids[lease["owner"]] == lease["pid"] for lease in data["leases"])
+        assert sum(e["pasv"]["leased"] for e in data["instances"]) == 5
+        assert sorted(listeners_in_range(lo, hi)) == ports
+    finally:
+        for s in sessions:
+            s.close()
+    wait_until(lambda: not sup.status()["leases"], 10, "the leases to come back")
+
+
+def _listening_sockets(table: str, lo: int, hi: int) -> list[tuple[int, int]]:
+    """(port, inode) of every LISTEN socket on a port of [lo, hi] in one /proc/net table."""
+    found = []
+    with open(table) as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            port = int(fields[1].rsplit(":", 1)[1], 16)
+            if fields[3] == "0A" and lo <= port <= hi:
+                found.append((port, int(fields[9])))
+    return found
+
+
+def slow_nlst(ftp: ftplib.FTP) -> bytes:
+    """NLST in EPSV mode, connecting 20 ms after the reply, so the listener is seen."""
+    assert ftp.sock is not None
+    host = str(ftp.sock.getpeername()[0])
+    port = ftplib.parse229(ftp.sendcmd("EPSV"), (host, 0))[1]
+    time.sleep(0.02)
+    with socket.create_connection((host, port), timeout=10) as conn:
+        assert ftp.sendcmd("NLST").startswith("150")
+        data = recv_all(conn)
+    ftp.voidresp()
+    return data
+
+
+def test_concurrent_passive_sessions_never_listen_on_one_port_twice(sup: Sup) -> None:
+    """Watch the kernel's socket tables while 16 sessions on both stacks churn 5 ports.
+
+    Within one family the kernel itself refuses a second listener on a port; across
+    families only the shared allocator prevents it. Each listening socket (by inode) is
+    known to have existed from the end of the table read that first showed it to the start
+    of the read that last showed it, so an overlap of those intervals between an IPv4 and
+    an IPv6 socket on one port proves both listened at once.
+    """
+    lo, hi = sup.pasv
+    done = threading.Event()
+    refusals: list[str] = []
+    seen: dict[tuple[str, int, int], list[float]] = {}
+
+    def sample() -> None:
+        while not done.is_set():
+            for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+                start = time.monotonic()
+                found = _listening_sockets(table, lo, hi)
+                end = time.monotonic()
+                for port, inode in found:
+                    seen.setdefault((table, port, inode), [end, start])[1] = start
+
+    def client(name: str) -> int:
+        ok = 0
+        with sup.connect(name) as ftp:
+            for _ in range(300):
+                if ok == 8:
+                    break
+                try:
+                    listing = slow_nlst(ftp)
+                except ftplib.error_temp as exc:
+                    refusals.append(str(exc)[:3])
+                    time.sleep(0.01)
+                    continue
+                assert b"big.bin" in listing
+                ok += 1
+        return ok
+
+    with concurrent.futures.ThreadPoolExecutor(17) as pool:
+        sampler = pool.submit(sample)
+        results = list(pool.map(client, ["ipv4", "ipv6"] * 8))
+        done.set()
+        sampler.result(timeout=10)
+    assert results == [8] * 16
+    assert set(refusals) <= {"425"}
+    lived = {key: span for key, span in seen.items() if span[0] <= span[1]}
+    assert {table for table, _, _ in lived} == {"/proc/net/tcp", "/proc/net/tcp6"}, (
+        "too few sightings to judge; the sampler is too slow"
+    )
+    both = [
+        (port, a, b)
+        for (t4, port, _), a in lived.items()
+        if t4 == "/proc/net/tcp"
+        for (t6, port6, _), b in lived.items()
+        if t6 == "/proc/net/tcp6" and port6 == port and a[0] <= b[1] and b[0] <= a[1]
+    ]
+    assert both == [], f"ipv4 and ipv6 listened on one port at once: {both[:3]}"
+
+
+# -- reload --------------------------------------------------------------------------------
+
+
+def test_reload_with_a_broken_file_keeps_the_running_config_and_says_why(sup: Sup) -> None:
+    pids = {name: sup.pid(name) for name in HOSTS}
+    original = (sup.etc / "ipv6.toml").read_text()
+    try:
+        (sup.etc / "ipv6.toml").write_text(original + 'idle_session_timeout = "soon"\n')
+        result = sup.ftpsup("reload")
+        assert result.returncode == 1
+        assert "reload refused" in result.stderr
+        problem = f"{sup.etc / 'ipv6.toml'}: idle_session_timeout: expected an integer"
+        assert problem in result.stderr
+    finally:
+        (sup.etc / "ipv6.toml").write_text(original)
+    assert {name: sup.pid(name) for name in HOSTS} == pids
+    with sup.connect("ipv6") as ftp:
+        assert "big.bin" in ftp.nlst()
+
+
+def test_reload_with_a_new_banner_serves_it_to_new_sessions_and_keeps_old_ones(sup: Sup) -> None:
+    old_session = sup.connect("ipv4")
+    assert old_session.getwelcome() == "220 old banner"
+    old4, old6 = sup.pid("ipv4"), sup.pid("ipv6")
+    sup.set_key("ipv4", "ftpd_banner", "new banner")
+    result = sup.ftpsup("reload")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ipv4: restarted" in result.stdout
+    assert "ipv6: unchanged" in result.stdout
+    with sup.connect("ipv4") as ftp:
+        assert ftp.getwelcome() == "220 new banner"
+    with sup.connect("ipv6") as ftp:
+        assert ftp.getwelcome() == "220 old banner"
+    assert sup.pid("ipv6") == old6
+    assert old4 in [d["pid"] for d in sup.instance("ipv4")["draining"]]
+    assert old_session.voidcmd("NOOP").startswith("200")
+    assert "big.bin" in old_session.nlst()
+    old_session.quit()
+    wait_until(lambda: not alive(old4), 10, "the old ipv4 process to end after its session")
+
+
+# -- starting and stopping a supervisor of one's own ---------------------------------------
+
+
+def test_stop_all_leaves_no_process_socket_or_pid_file() -> None:
+    s = make_supervisor()
+    try:
+        assert s.ftpsup("start", "all").returncode == 0
+        data = s.status()
+        pids = [data["supervisor"]["pid"], *(e["pid"] for e in data["instances"])]
+        assert all(alive(pid) for pid in pids)
+        result = s.ftpsup("stop", "all")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert [pid for pid in pids if alive(pid)] == []
+        assert sorted(p.name for p in s.run_dir.iterdir()) == ["ports"]
+        for host in HOSTS.values():
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection((host, s.port), timeout=5).close()
+        assert s.ftpsup("status").returncode == 3
+    finally:
+        s.shutdown()
+        shutil.rmtree(s.base, ignore_errors=True)
+
+
+def test_start_with_a_bad_config_prints_every_problem_and_starts_nothing() -> None:
+    s = make_supervisor()
+    try:
+        (s.etc / "ipv4.toml").write_text('listen_address = "127.0.0.1"\nlisten_port = 0\n')
+        (s.etc / "ipv6.toml").write_text('listen_address = "::1"\nmax_clients = "many"\n')
+        result = s.ftpsup("start", "all")
+        assert result.returncode == 2
+        assert "ipv4.toml: listen_port: 0 is out of range" in result.stderr
+        assert "ipv6.toml: max_clients: expected an integer" in result.stderr
+        assert not (s.run_dir / "supervisor.pid").exists()
+        assert not (s.run_dir / "supervisor.sock").exists()
+    finally:
+        s.shutdown()
+        shutil.rmtree(s.base, ignore_errors=True)
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
+def test_port_21_without_privilege_says_what_to_do() -> None:
+    s = make_supervisor()
+    try:
+        s.set_key("ipv4", "listen_port", 21)
+        result = subprocess.run(
+            ["setpriv", "--bounding-set=-net_bind_service", sys.executable, "-m", "ftpsup"]
+            + ["--config-dir", str(s.etc), "start", "all"],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+        assert result.returncode == 2
+        assert "port 21 needs root or CAP_NET_BIND_SERVICE" in result.stderr
+        assert "use a port of 1024 or above" in result.stderr
+        assert not (s.run_dir / "supervisor.pid").exists()
+    finally:
+        s.shutdown()
+        shutil.rmtree(s.base, ignore_errors=True)
+
+
+def _interpreter_usable_by(user: str) -> bool:
+    try:
+        return (
+            subprocess.run(
+                [sys.executable, "-c", "import ftpsup"],
+                user=user,
+                cwd="/",
+                capture_output=True,
+                timeout=TIMEOUT,
+                check=False,
+            ).returncode
+            == 0
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can run instances as another account")
+def test_nopriv_user_runs_the_instances_as_that_account_or_says_why_not() -> None:
+    nobody = pwd.getpwnam("nobody")
+    s = make_supervisor(nopriv_user="nobody")
+    try:
+        for path in [s.etc / "users.toml", *s.home.parent.rglob("*"), s.home.parent]:
+            os.chown(path, nobody.pw_uid, nobody.pw_gid)
+        result = s.ftpsup("start", "all")
+        if not _interpreter_usable_by("nobody"):
+            # The interpreter lives where nobody cannot reach it (e.g. under /root).
+            assert result.returncode == 2
+            assert "nopriv_user: nobody cannot use" in result.stderr
+            assert "install ftpsup where that account can read it" in result.stderr
+            assert not (s.run_dir / "supervisor.pid").exists()
+            return
+        assert result.returncode == 0, result.stdout + result.stderr
+        for name in HOSTS:
+            with open(f"/proc/{s.pid(name)}/status") as f:
+                uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+            assert uids == [str(nobody.pw_uid)] * 4
+            with s.connect(name) as ftp:
+                ftp.storbinary("STOR up.txt", io.BytesIO(b"written by nobody"))
+        assert (s.home / "up.txt").stat().st_uid == nobody.pw_uid
+        assert (s.run_dir / "ports").stat().st_uid == nobody.pw_uid
+    finally:
+        s.shutdown()
+        shutil.rmtree(s.base, ignore_errors=True)

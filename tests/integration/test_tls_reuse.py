@@ -1,0 +1,280 @@
+"""require_ssl_reuse on a real instance, and TLS 1.3 uploads that must arrive complete.
+
+Rules:
+- A TLS data connection is accepted only when it resumes the TLS session of its *own* control
+  connection: the resuming client passes on TLS 1.2-only and TLS 1.3-only instances; a client
+  that does not resume, and one that presents another control connection's session, get 522
+  and a log line naming require_ssl_reuse.
+- Uploads are checked byte for byte on disk; an upload cut short must never be answered 226.
+"""
+
+from __future__ import annotations
+
+import ftplib
+import io
+import re
+import ssl
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import (
+    HOSTS,
+    CertPair,
+    Server,
+    client_context,
+    connect_tls,
+    control_session,
+    open_data,
+    recv_all,
+    run_curl,
+    sha256_hex,
+    start_server,
+    tls_download,
+    tls_payload,
+    tls_settings,
+    tls_upload,
+    wait_for_log,
+    wrap_data,
+)
+
+TIMEOUT = 10
+ServerFactory = Callable[..., Server]
+VERSIONS = {
+    "tls12": ("TLSv1.2", {"ssl_tlsv1_2": True, "ssl_tlsv1_3": False}),
+    "tls13": ("TLSv1.3", {"ssl_tlsv1_2": False, "ssl_tlsv1_3": True}),
+}
+REUSE_LOG = "require_ssl_reuse"
+
+
+@pytest.fixture(
+    scope="module",
+    params=[(h, v) for h in HOSTS for v in VERSIONS],
+    ids=lambda p: f"{'ipv6' if ':' in p[0] else 'ipv4'}-{p[1]}",
+)
+def versioned(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tls_cert: CertPair
+) -> Iterator[tuple[Server, str]]:
+    """A forced-FTPS instance that speaks one TLS version only, and that version's name."""
+    host, version = request.param
+    name, keys = VERSIONS[version]
+    srv = start_server(tmp_path_factory.mktemp(version), host, **tls_settings(tls_cert, **keys))
+    yield srv, name
+    srv.stop()
+    assert srv.process.returncode == 0, "server did not stop cleanly"
+
+
+def passive_mode(srv: Server) -> str:
+    return "EPSV" if ":" in srv.host else "PASV"
+
+
+def active_mode(srv: Server) -> str:
+    return "EPRT" if ":" in srv.host else "PORT"
+
+
+def final_reply(ftp: ftplib.FTP) -> str:
+    try:
+        return ftp.getresp()
+    except ftplib.Error as exc:
+        return str(exc)
+
+
+def refused_transfer(
+    ftp: ftplib.FTP_TLS, mode: str, command: str, session: ssl.SSLSession | None, data: bytes = b""
+) -> tuple[str, bool | None]:
+    """Run `command` with a data connection that offers `session`; the final reply, resumed."""
+    conn, _ = open_data(ftp, mode, command)
+    resumed: bool | None = None
+    try:
+        with wrap_data(ftp, conn, session=session) as tls:
+            resumed = tls.session_reused
+            if data:
+                tls.sendall(data)
+            recv_all(tls, timeout=TIMEOUT)
+    except (OSError, ssl.SSLError):
+        pass  # the server closes the connection it refused; how the client notices varies
+    return final_reply(ftp), resumed
+
+
+# -- accepted --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("active", [False, True], ids=["passive", "active"])
+def test_resuming_client_is_accepted(versioned: tuple[Server, str], active: bool) -> None:
+    srv, version = versioned
+    mode = active_mode(srv) if active else passive_mode(srv)
+    data = tls_payload(500_000, seed=20)
+    ftp = connect_tls(srv, timeout=TIMEOUT)
+    try:
+        stored, stor_resumed = tls_upload(ftp, mode, f"STOR reuse_{mode}.bin", data)
+        got, fetched, retr_resumed = tls_download(ftp, mode, f"RETR reuse_{mode}.bin")
+        listing, listed, list_resumed = tls_download(ftp, mode, "LIST")
+        assert isinstance(ftp.sock, ssl.SSLSocket)
+        control_version = ftp.sock.version()
+    finally:
+        ftp.close()
+
+    assert control_version == version
+    assert (stored[:3], fetched[:3], listed[:3]) == ("226", "226", "226")
+    assert stor_resumed
+    assert retr_resumed
+    assert list_resumed
+    assert sha256_hex(got) == sha256_hex(data)
+    assert f" reuse_{mode}.bin".encode() in listing
+
+
+# -- refused ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("verb", ["RETR", "STOR"])
+def test_client_that_does_not_resume_gets_522_and_a_log_line(
+    versioned: tuple[Server, str], verb: str
+) -> None:
+    srv, _ = versioned
+    srv.home.joinpath("secret.bin").write_bytes(b"not for a stranger")
+    before = srv.log_text().count(REUSE_LOG)
+    ftp = connect_tls(srv, timeout=TIMEOUT)
+    try:
+        name = "secret.bin" if verb == "RETR" else "nonresumed.bin"
+        reply, resumed = refused_transfer(
+            ftp, passive_mode(srv), f"{verb} {name}", None, data=b"x" * 1000 * (verb == "STOR")
+        )
+        # The session goes on: the same client, resuming this time, is served.
+        _, again, again_resumed = tls_download(ftp, passive_mode(srv), "RETR secret.bin")
+    finally:
+        ftp.close()
+    logs = wait_for_log(srv, REUSE_LOG, count=before + 1)
+
+    assert reply.startswith("522 "), reply
+    assert resumed is not True
+    refusals = re.findall(r"did not resume .*session.*\(require_ssl_reuse\)", logs)
+    assert len(refusals) == before + 1, logs[-2000:]
+    assert again.startswith("226")
+    assert again_resumed
+    if verb == "STOR":
+        assert srv.home.joinpath("nonresumed.bin").stat().st_size == 0
+
+
+def test_session_of_another_control_connection_is_refused(versioned: tuple[Server, str]) -> None:
+    srv, _ = versioned
+    srv.home.joinpath("mine.bin").write_bytes(b"belongs to A")
+    before = srv.log_text().count(REUSE_LOG)
+    ctx = client_context()  # one client context: Python then lets B offer A's session
+    a = connect_tls(srv, context=ctx, timeout=TIMEOUT)
+    b = connect_tls(srv, context=ctx, timeout=TIMEOUT)
+    try:
+        stolen, resumed = refused_transfer(
+            b, passive_mode(srv), "RETR mine.bin", control_session(a)
+        )
+        own, own_reply, own_resumed = tls_download(a, passive_mode(srv), "RETR mine.bin")
+    finally:
+        a.close()
+        b.close()
+    logs = wait_for_log(srv, REUSE_LOG, count=before + 1)
+
+    assert stolen.startswith("522 "), stolen
+    assert resumed is not True
+    assert logs.count(REUSE_LOG) == before + 1
+    assert own_reply.startswith("226")
+    assert own_resumed
+    assert own == b"belongs to A"
+
+
+def test_client_presenting_another_connections_session_via_ftplib_is_refused(
+    tls_server: Server,
+) -> None:
+    # The same check through ftplib's own transfer calls (session_source on ReusingFTP_TLS).
+    before = tls_server.log_text().count(REUSE_LOG)
+    ctx = client_context()
+    a = connect_tls(tls_server, context=ctx, timeout=TIMEOUT)
+    b = connect_tls(tls_server, context=ctx, timeout=TIMEOUT)
+    b.session_source = a
+    try:
+        try:
+            b.storbinary("STOR foreign.bin", io.BytesIO(b"y" * 10_000))
+            reply = "226 (accepted)"
+        except ftplib.Error as exc:
+            reply = str(exc)
+        except OSError:
+            # The refused data connection broke under ftplib; the reply is still to be read.
+            reply = final_reply(b)
+    finally:
+        a.close()
+        b.close()
+
+    assert reply.startswith("522 "), reply
+    assert (tls_server.home / "foreign.bin").stat().st_size == 0
+    logs = wait_for_log(tls_server, REUSE_LOG, count=before + 1)
+    assert logs.count(REUSE_LOG) == before + 1
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_non_resuming_client_works_when_require_ssl_reuse_is_false(
+    server_factory: ServerFactory, tls_cert: CertPair, host: str
+) -> None:
+    srv = server_factory(host, **tls_settings(tls_cert, require_ssl_reuse=False))
+    data = tls_payload(100_000, seed=21)
+    ftp = ftplib.FTP_TLS(context=client_context(), timeout=TIMEOUT)  # stock: never resumes
+    try:
+        ftp.connect(srv.host, srv.port)
+        ftp.login(srv.user, srv.password)
+        ftp.prot_p()
+        stored = ftp.storbinary("STOR plainftplib.bin", io.BytesIO(data))
+        chunks: list[bytes] = []
+        fetched = ftp.retrbinary("RETR plainftplib.bin", chunks.append)
+    finally:
+        ftp.close()
+
+    assert stored.startswith("226")
+    assert fetched.startswith("226")
+    assert b"".join(chunks) == data
+    assert REUSE_LOG not in srv.log_text()
+
+
+# -- several transfers on one curl control connection ----------------------------------------
+
+
+def curl_several_uploads(srv: Server, tmp_path: Path, count: int, *extra: str) -> dict[str, bytes]:
+    files = {f"multi{i}.bin": tls_payload(60_000 + i, seed=30 + i) for i in range(count)}
+    args: list[str] = []
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        args += ["-T", str(tmp_path / name), srv.url(f"/{name}")]
+    run = run_curl("--ssl-reqd", "-k", *extra, *args)
+    assert run.returncode == 0, run.stderr[-3000:]
+    # One login: every upload after the first reused the control connection.
+    assert run.sent.count(f"USER {srv.user}") == 1, run.sent
+    return files
+
+
+def test_curl_uploads_several_files_on_one_tls_1_2_control_connection(
+    server_factory: ServerFactory, tls_cert: CertPair, tmp_path: Path
+) -> None:
+    srv = server_factory("127.0.0.1", **tls_settings(tls_cert, ssl_tlsv1_3=False))
+
+    files = curl_several_uploads(srv, tmp_path, 4)
+
+    for name, data in files.items():
+        assert (srv.home / name).read_bytes() == data
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "TLS 1.3 tickets are single-use for OpenSSL clients that cache sessions (curl): the "
+        "first data connection consumes the ticket issued at login, ftpsup issues no new one "
+        "(none on data connections, and the stdlib ssl module cannot send one on the control "
+        "connection: no SSL_new_session_ticket), so curl's second data connection on the same "
+        "control connection makes a full handshake and gets 522 (curl/curl#4654)"
+    ),
+)
+def test_curl_uploads_several_files_on_one_tls_1_3_control_connection(
+    server_factory: ServerFactory, tls_cert: CertPair, tmp_path: Path
+) -> None:
+    srv = server_factory("127.0.0.1", **tls_settings(tls_cert, ssl_tlsv1_2=False))
+
+    files = curl_several_uploads(srv, tmp_path, 2)
+
+    for name, data in files.items():
+        assert (srv.home / name).read_bytes() == data

@@ -1,0 +1,167 @@
+"""TLS 1.3 uploads arrive complete, and an upload cut short is never answered 226.
+
+Background: a server that sends TLS 1.3 session tickets on an upload's data connection leaves
+bytes the client never reads; the client's kernel then answers its close with RST, which can
+destroy the tail of the upload (vsftpd#7, proftpd#959). ftpsup issues no tickets on data
+connections, and with strict_ssl_read_eof (the default) only close_notify proves an upload
+complete.
+
+Rules: every upload is checked byte for byte on disk; each curl run is one upload (curl cannot
+make two TLS 1.3 data connections on one control connection against a server that enforces
+session reuse, see test_tls_reuse.py); lftp puts many files in one session.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import ftplib
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import (
+    HOSTS,
+    CertPair,
+    ClientRun,
+    Server,
+    connect_tls,
+    control_session,
+    lftp_quote,
+    open_data,
+    run_curl,
+    run_lftp,
+    sha256_hex,
+    start_server,
+    tls_payload,
+    tls_settings,
+    wait_for_log,
+    wrap_data,
+)
+
+TIMEOUT = 10
+UPLOADS = 40
+UPLOAD_SIZE = 200_000
+CURL_PARALLEL = 6
+ServerFactory = Callable[..., Server]
+# A few distinct payloads, so a file that got another upload's bytes is caught too.
+PAYLOADS = [tls_payload(UPLOAD_SIZE, seed=40 + i) for i in range(4)]
+
+
+@pytest.fixture(scope="module", params=HOSTS, ids=["ipv4", "ipv6"])
+def tls13(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tls_cert: CertPair
+) -> Iterator[Server]:
+    """A TLS 1.3-only forced-FTPS instance."""
+    srv = start_server(
+        tmp_path_factory.mktemp("tls13"),
+        request.param,
+        **tls_settings(tls_cert, ssl_tlsv1_2=False, ssl_tlsv1_3=True),
+    )
+    yield srv
+    srv.stop()
+    assert srv.process.returncode == 0, "server did not stop cleanly"
+
+
+@pytest.fixture
+def sources(tmp_path: Path) -> list[Path]:
+    paths = []
+    for i, data in enumerate(PAYLOADS):
+        path = tmp_path / f"payload{i}.bin"
+        path.write_bytes(data)
+        paths.append(path)
+    return paths
+
+
+def assert_all_arrived(srv: Server, directory: str, prefix: str) -> None:
+    for i in range(UPLOADS):
+        got = (srv.home / directory / f"{prefix}{i}.bin").read_bytes()
+        assert len(got) == UPLOAD_SIZE, f"{prefix}{i}.bin: {len(got)} of {UPLOAD_SIZE} bytes"
+        assert sha256_hex(got) == sha256_hex(PAYLOADS[i % len(PAYLOADS)]), f"{prefix}{i}.bin"
+
+
+def test_forty_curl_uploads_over_tls_1_3_arrive_complete(
+    tls13: Server, sources: list[Path]
+) -> None:
+    (tls13.home / "curl").mkdir(exist_ok=True)
+
+    def upload(i: int) -> ClientRun:
+        source = str(sources[i % len(sources)])
+        return run_curl("--ssl-reqd", "-k", "--tlsv1.3", "-T", source, tls13.url(f"/curl/c{i}.bin"))
+
+    # A few at a time: concurrent sessions are part of the test, and it stays quick.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=CURL_PARALLEL) as pool:
+        runs = list(pool.map(upload, range(UPLOADS)))
+
+    for i, run in enumerate(runs):
+        assert run.returncode == 0, f"upload {i}: {run.stderr[-2000:]}"
+        assert "PROT P" in run.sent
+        # Tickets come on the control connection at login only; the data connection gets none.
+        assert run.stderr.count("Newsession Ticket") == 2, run.stderr[-3000:]
+    assert_all_arrived(tls13, "curl", "c")
+    assert "FAIL UPLOAD" not in tls13.log_text()
+
+
+def test_forty_lftp_uploads_over_tls_1_3_arrive_complete(
+    tls13: Server, sources: list[Path]
+) -> None:
+    (tls13.home / "lftp").mkdir(exist_ok=True)
+    puts = [f"put {lftp_quote(str(sources[i % len(sources)]))} -o l{i}.bin" for i in range(UPLOADS)]
+
+    run = run_lftp(tls13, "cd /lftp", *puts)
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.sent.count("PROT P") == 1
+    assert run.sent.count(f"USER {tls13.user}") == 1
+    assert len([line for line in run.sent if line.startswith("STOR ")]) == UPLOADS
+    assert_all_arrived(tls13, "lftp", "l")
+    assert "FAIL UPLOAD" not in tls13.log_text()
+
+
+def cut_short_upload(srv: Server, name: str, sent: bytes) -> str:
+    """Send part of an upload over TLS, then close without close_notify; the final reply."""
+    ftp = connect_tls(srv, timeout=TIMEOUT)
+    try:
+        conn, _ = open_data(ftp, "EPSV", f"STOR {name}")
+        tls = wrap_data(ftp, conn, session=control_session(ftp))
+        tls.sendall(sent)
+        # close() without unwrap(): the TCP connection ends with FIN, no TLS close_notify, as
+        # when a client dies or a middlebox cuts the connection.
+        tls.close()
+        try:
+            return ftp.voidresp()
+        except ftplib.Error as exc:
+            return str(exc)
+    finally:
+        ftp.close()
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_upload_cut_short_without_close_notify_is_answered_426(
+    server_factory: ServerFactory, tls_cert: CertPair, host: str
+) -> None:
+    srv = server_factory(host, **tls_settings(tls_cert, ssl_tlsv1_2=False))
+    part = tls_payload(UPLOAD_SIZE, seed=50)[: UPLOAD_SIZE // 2]
+
+    reply = cut_short_upload(srv, "short.bin", part)
+    logs = wait_for_log(srv, "FAIL UPLOAD")
+
+    assert reply.startswith("426 "), reply
+    assert re.search(r'FAIL UPLOAD: Client "[^"]+", "/short.bin"', logs), logs[-2000:]
+    # Every byte that did arrive is kept (a later REST/APPE can resume), but it is not "done".
+    assert (srv.home / "short.bin").read_bytes() == part
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_upload_without_close_notify_is_accepted_when_strict_ssl_read_eof_is_false(
+    server_factory: ServerFactory, tls_cert: CertPair, host: str
+) -> None:
+    srv = server_factory(host, **tls_settings(tls_cert, strict_ssl_read_eof=False))
+    data = tls_payload(50_000, seed=51)
+
+    reply = cut_short_upload(srv, "lenient.bin", data)
+
+    # vsftpd's behaviour before 3.0.3: a bare FIN ends the upload, so truncation goes unseen.
+    assert reply.startswith("226"), reply
+    assert (srv.home / "lenient.bin").read_bytes() == data
