@@ -83,6 +83,7 @@ class Control:
         self.writer = writer
 
     async def reply(self, step: str) -> tuple[int, bytes]:
+        """Read one reply; returns its code and its last line."""
         line = await self.reader.readline()
         if len(line) < 4:
             raise StepFailed(step, "connection closed")
@@ -102,6 +103,7 @@ class Control:
             raise StepFailed(step, f"not a reply: {line[:60]!r}") from None
 
     async def command(self, line: str, expect: tuple[int, ...], step: str) -> bytes:
+        """Send `line` and read the reply; raises StepFailed(step) unless its code is expected."""
         self.writer.write(line.encode() + b"\r\n")
         code, text = await self.reply(step)
         if code not in expect:
@@ -109,6 +111,7 @@ class Control:
         return text
 
     def close(self) -> None:
+        """Close the connection without waiting."""
         self.writer.close()
 
 
@@ -134,6 +137,7 @@ async def open_control(target: Target, bounds: Bounds) -> Control:
 
 
 async def login(control: Control, target: Target) -> None:
+    """USER and PASS; raises StepFailed("login") unless the server answers 230."""
     await control.command(f"USER {target.user}", (331, 230), "login")
     await control.command(f"PASS {target.password}", (230,), "login")
 
@@ -329,6 +333,7 @@ def raise_fd_limit(needed: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one mode and print its result as one JSON line; exit 1 when the mode failed."""
     parser = argparse.ArgumentParser(prog="python -m bench.loadclient")
     parser.add_argument("mode", choices=("burst", "idle", "login"))
     parser.add_argument("--host", default="127.0.0.1")

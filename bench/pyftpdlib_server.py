@@ -23,6 +23,7 @@ from pyftpdlib.servers import FTPServer  # type: ignore[import-untyped]
 
 
 def main() -> None:
+    """Parse the options and serve until killed."""
     parser = argparse.ArgumentParser(prog="python -m bench.pyftpdlib_server")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)

@@ -63,6 +63,7 @@ def _fmt(value: float) -> str:
 
 
 def cell(values: Sequence[float]) -> str:
+    """A table cell: "median (min-max)", the value alone for one run, "-" for none."""
     if not values:
         return "-"
     if len(values) == 1:
@@ -155,6 +156,7 @@ def machine() -> dict[str, str]:
 
 
 def key_value_table(head: tuple[str, str], pairs: dict[str, str]) -> str:
+    """A two-column Markdown table."""
     lines = [f"| {head[0]} | {head[1]} |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in pairs.items()]
     return "\n".join(lines)

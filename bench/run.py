@@ -67,6 +67,7 @@ class Collected:
     versions: dict[str, str] = attrs.Factory(dict)
 
     def add(self, key: str, server: str, value: float) -> None:
+        """Record one run's value of a row for a server."""
         self.results.setdefault(key, {}).setdefault(server, []).append(value)
 
 
@@ -75,10 +76,12 @@ class RowError(Exception):
 
 
 def progress(text: str) -> None:
+    """One progress line on stderr (stdout carries only the table)."""
     print(f"bench: {text}", file=sys.stderr, flush=True)
 
 
 def build_rows(plan: Plan) -> list[Row]:
+    """The table rows this plan measures, in order, with their directions and targets."""
     rows = [Row("login_ms", "login cost: PASS to 230", "ms", False)]
     if "a" in plan.rows:
         rows.append(Row("retr_plain", "a) RETR plain", "MB/s", True, Target(">= 1.0x", 1.0)))
@@ -108,6 +111,7 @@ def build_rows(plan: Plan) -> list[Row]:
 
 
 def loadclient(mode: str, running: Running, ws: Workspace, args: list[str]) -> dict[str, object]:
+    """Run bench.loadclient `mode` on the server; returns its JSON result or raises RowError."""
     argv = [
         sys.executable, "-m", "bench.loadclient", mode, "--host", HOST,
         "--port", str(running.port), "--user", running.user,
@@ -190,6 +194,7 @@ def _curl_rows(step: str, running: Running, ws: Workspace, got: Collected) -> No
 
 
 def measure(plan: Plan, got: Collected) -> None:
+    """Run every row of the plan on every usable server, `plan.runs` times."""
     needs_user = any(s in ("vsftpd", "pure-ftpd") for s in plan.servers)
     with workspace(plan.size, plan.pasv_min, plan.pasv_max, system_user=needs_user) as ws:
         usable = []
@@ -219,6 +224,7 @@ def measure(plan: Plan, got: Collected) -> None:
 
 
 def render(plan: Plan, got: Collected, started: datetime.datetime) -> str:
+    """The whole report as Markdown."""
     full = parse([])
     if plan.quick:
         kind = "SMOKE RUN (--quick): small sizes, not comparable figures"
@@ -266,6 +272,7 @@ def render(plan: Plan, got: Collected, started: datetime.datetime) -> str:
 
 
 def parse(argv: list[str] | None) -> Plan:
+    """Turn the command line into a Plan; --quick picks the smoke sizes."""
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, 1 run")
     parser.add_argument("--runs", type=int, help="runs per row (default 3; --quick 1)")
@@ -307,6 +314,7 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Measure, print the table and write it; exit 2 when the workspace cannot be made."""
     plan = parse(argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     # Servers inherit this limit: each session holds a control and a data descriptor.

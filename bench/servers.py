@@ -114,6 +114,7 @@ def version(name: str) -> str:
 
 
 def free_port() -> int:
+    """A loopback port that was free a moment ago (the server binds it next)."""
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
@@ -283,4 +284,5 @@ def stop(running: Running) -> None:
 
 
 def alive(running: Running) -> bool:
+    """True while the server's main process runs."""
     return running.proc.poll() is None

@@ -76,6 +76,7 @@ class Workspace:
 
     @property
     def big(self) -> Path:
+        """The large file of rows a) to c) and f)."""
         return self.root / BIG_NAME
 
 

@@ -411,11 +411,6 @@ KEY_PROBLEMS = [
         "chroot_list_enable",
         "ftpsup confines every user to their home, with no exceptions",
     ),
-    (
-        'nopriv_user = "ftp"',
-        "nopriv_user",
-        "not supported yet: run ftpsup as the unprivileged account (see docs)",
-    ),
 ]
 
 

@@ -9,8 +9,18 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ftpsup"
 FORBIDDEN_IN_PROTO = {
-    "trio", "socket", "ssl", "OpenSSL", "os", "time", "logging", "threading", "select",
-    "subprocess", "ftpsup.server", "ftpsup.supervisor",
+    "trio",
+    "socket",
+    "ssl",
+    "OpenSSL",
+    "os",
+    "time",
+    "logging",
+    "threading",
+    "select",
+    "subprocess",
+    "ftpsup.server",
+    "ftpsup.supervisor",
 }
 
 
@@ -37,7 +47,8 @@ def test_proto_module_imports_no_io(path: Path) -> None:
 
 def test_nothing_imports_cli() -> None:
     importers = [
-        p.name for p in PACKAGE.rglob("*.py")
+        p.name
+        for p in PACKAGE.rglob("*.py")
         if p.name not in ("cli.py", "__main__.py") and "ftpsup.cli" in imported_modules(p)
     ]
     assert importers == []

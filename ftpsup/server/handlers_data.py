@@ -197,6 +197,9 @@ async def cmd_abor(s: Session, arg: str) -> None:
 # -- transfers ----------------------------------------------------------------------------
 
 
+UPLOAD_VERBS = frozenset({"STOR", "APPE", "STOU"})
+
+
 class DataHandshakeError(Exception):
     """The TLS handshake of a data connection failed."""
 
@@ -282,7 +285,11 @@ def _with_tls(s: Session, state: TransferState, copier: Copier) -> Copier:
     def job(plain: socket.socket, progress: Progress) -> None:
         try:
             tls = data_handshake(
-                ctx, plain, cfg.tls_handshake_timeout, require_reuse=cfg.require_ssl_reuse
+                ctx,
+                plain,
+                cfg.tls_handshake_timeout,
+                require_reuse=cfg.require_ssl_reuse,
+                issue_ticket=state.verb not in UPLOAD_VERBS,
             )
         except (ssl.SSLError, OSError) as exc:
             raise DataHandshakeError(str(exc)) from exc

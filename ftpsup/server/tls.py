@@ -199,9 +199,19 @@ class SslSocketStream(trio.abc.Stream):
 
 
 def data_handshake(
-    ctx: ssl.SSLContext, plain: socket.socket, timeout: float, *, require_reuse: bool
+    ctx: ssl.SSLContext,
+    plain: socket.socket,
+    timeout: float,
+    *,
+    require_reuse: bool,
+    issue_ticket: bool = False,
 ) -> ssl.SSLSocket:
     """Wrap a data connection in TLS (blocking; runs in a worker thread).
+
+    With `issue_ticket` (downloads only) the handshake sends one fresh TLS 1.3 session ticket:
+    clients that use each ticket once (curl) then have one for their next data connection.
+    A downloading client reads the ticket along with the data, so no unread bytes are left to
+    turn its close into an RST; an uploading client would not read it, so uploads get none.
 
     Raises:
         SessionNotReused: require_reuse is set and the client did not resume the control
@@ -209,6 +219,9 @@ def data_handshake(
         ssl.SSLError, OSError, TimeoutError: the handshake failed.
     """
     plain.setblocking(True)
+    # num_tickets is copied into each new connection, and a session has one transfer at a
+    # time, so setting it here affects only this data connection.
+    ctx.num_tickets = 1 if issue_ticket else 0
     tls = ctx.wrap_socket(
         plain, server_side=True, do_handshake_on_connect=False, suppress_ragged_eofs=False
     )

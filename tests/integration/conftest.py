@@ -64,7 +64,9 @@ class Server:
         return ftp
 
     def log_text(self) -> str:
-        return "".join(p.read_text(errors="replace") for p in sorted(self.log_dir.rglob("*")) if p.is_file())
+        return "".join(
+            p.read_text(errors="replace") for p in sorted(self.log_dir.rglob("*")) if p.is_file()
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -78,8 +80,20 @@ class Server:
 
 def add_user(config_dir: Path, name: str, password: str, home: Path, *extra: str) -> None:
     subprocess.run(
-        [sys.executable, "-m", "ftpsup", "--config-dir", str(config_dir), "user", "add", name,
-         "--home", str(home), "--password-stdin", *extra],
+        [
+            sys.executable,
+            "-m",
+            "ftpsup",
+            "--config-dir",
+            str(config_dir),
+            "user",
+            "add",
+            name,
+            "--home",
+            str(home),
+            "--password-stdin",
+            *extra,
+        ],
         input=(password + "\n").encode(),
         check=True,
         timeout=60,
@@ -130,8 +144,15 @@ def start_server(base: Path, host: str, **settings: Any) -> Server:
     listener.listen(128)
     port = listener.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "ftpsup", "serve", str(config_dir / "test.toml"),
-         "--listen-fd", str(listener.fileno())],
+        [
+            sys.executable,
+            "-m",
+            "ftpsup",
+            "serve",
+            str(config_dir / "test.toml"),
+            "--listen-fd",
+            str(listener.fileno()),
+        ],
         pass_fds=[listener.fileno()],
         stdin=subprocess.DEVNULL,
     )
@@ -143,7 +164,9 @@ HOSTS = ["127.0.0.1", "::1"]
 
 
 @pytest.fixture(scope="module", params=HOSTS, ids=["ipv4", "ipv6"])
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     """One instance per module and address family, with user alice."""
     srv = start_server(tmp_path_factory.mktemp("srv"), request.param)
     yield srv

@@ -5,6 +5,7 @@ Every call is a real `python -m ftpsup` subprocess with a timeout, so a hang fai
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
@@ -63,8 +64,18 @@ def config_dir(tmp_path: Path) -> Path:
 # -- ftpsup check -------------------------------------------------------------------------
 
 
-def test_check_on_the_shipped_instances_dir_says_ok() -> None:
-    result = ftpsup("check", "instances.d")
+def test_check_on_the_shipped_instances_dir_says_ok(tmp_path: Path) -> None:
+    # The shipped files serve FTPS: a fresh checkout has no certificate until `ftpsup cert`
+    # (the README's run command does it), and check says exactly that.
+    config = tmp_path / "instances.d"
+    shutil.copytree(REPO / "instances.d", config, ignore=shutil.ignore_patterns("users.toml"))
+    before = ftpsup("check", str(config))
+    assert before.returncode == 1
+    assert "ftpsup cert" in before.stdout
+
+    assert ftpsup("--config-dir", str(config), "cert").returncode == 0
+    result = ftpsup("check", str(config))
+
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "ok"
 

@@ -278,3 +278,23 @@ def test_curl_uploads_several_files_on_one_tls_1_3_control_connection(
 
     for name, data in files.items():
         assert (srv.home / name).read_bytes() == data
+
+
+def test_curl_downloads_several_files_on_one_tls_1_3_control_connection(
+    server_factory: ServerFactory, tls_cert: CertPair, tmp_path: Path
+) -> None:
+    # Each download's data connection carries one fresh ticket, so curl, which uses a TLS 1.3
+    # ticket once, still resumes on the next data connection.
+    srv = server_factory("127.0.0.1", **tls_settings(tls_cert, ssl_tlsv1_2=False))
+    files = {f"get{i}.bin": tls_payload(70_000 + i, seed=50 + i) for i in range(3)}
+    args: list[str] = []
+    for name, data in files.items():
+        (srv.home / name).write_bytes(data)
+        args += ["-o", str(tmp_path / name), srv.url(f"/{name}")]
+
+    run = run_curl("--ssl-reqd", "-k", *args)
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.sent.count(f"USER {srv.user}") == 1, run.sent
+    for name, data in files.items():
+        assert (tmp_path / name).read_bytes() == data
