@@ -51,6 +51,7 @@ import attrs
 import tomli_w
 
 from ftpsup.errors import UserStoreError
+from ftpsup.login_cache import LoginCache
 
 logger = logging.getLogger("ftpsup.users")
 
@@ -457,6 +458,7 @@ class UserDirectory:
         self._mutex = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
         self._users: dict[str, UserRecord] = {}
+        self._logins = LoginCache()
 
     def _refresh(self) -> None:
         try:
@@ -487,6 +489,7 @@ class UserDirectory:
             return
         # Remember the stamp even when the file is bad, so it is parsed and logged once.
         self._stamp = stamp
+        self._logins.clear()
         try:
             self._users = _parse_store(self.path, data)
         except UserStoreError as exc:
@@ -507,8 +510,11 @@ class UserDirectory:
         if user is None:
             verify_password(password, _dummy_hash())
             return None
+        if self._logins.check(name, password, user.password_hash):
+            return user if user.enabled else None
         if not verify_password(password, user.password_hash):
             return None
+        self._logins.remember(name, password, user.password_hash)
         return user if user.enabled else None
 
 

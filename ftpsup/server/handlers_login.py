@@ -10,22 +10,14 @@ Rules:
 
 from __future__ import annotations
 
-import functools
-
 import trio
 
 from ftpsup.logs import log_login
 from ftpsup.server.fs import JailedFs
 from ftpsup.server.handlers_tls import login_tls_refusal
 from ftpsup.server.session import Handler, Session
-from ftpsup.users import UserRecord, hash_password, verify_password
 
 ANONYMOUS_NAMES = frozenset({"anonymous", "ftp"})
-
-
-@functools.cache
-def _dummy_hash() -> str:
-    return hash_password("ftpsup: no such user")
 
 
 async def cmd_user(s: Session, arg: str) -> None:
@@ -45,14 +37,6 @@ async def cmd_user(s: Session, arg: str) -> None:
     else:
         s.pending_user = name
     await s.reply(331, "Please specify the password.")
-
-
-def _check_password(s: Session, name: str, password: str) -> UserRecord | None:
-    record = s.ctx.users.lookup(name)
-    if record is None or not record.enabled:
-        verify_password(password, _dummy_hash())
-        return None
-    return record if verify_password(password, record.password_hash) else None
 
 
 async def _login_failed(s: Session, name: str) -> None:
@@ -85,7 +69,7 @@ async def cmd_pass(s: Session, arg: str) -> None:
         record = None
         if cfg.local_enable:
             record = await trio.to_thread.run_sync(
-                _check_password, s, name, arg, limiter=s.ctx.login_limiter
+                s.ctx.users.authenticate, name, arg, limiter=s.ctx.login_limiter
             )
         if record is None:
             await _login_failed(s, name)

@@ -263,10 +263,11 @@ def test_curl_uploads_several_files_on_one_tls_1_2_control_connection(
     strict=True,
     reason=(
         "TLS 1.3 tickets are single-use for OpenSSL clients that cache sessions (curl): the "
-        "first data connection consumes the ticket issued at login, ftpsup issues no new one "
-        "(none on data connections, and the stdlib ssl module cannot send one on the control "
-        "connection: no SSL_new_session_ticket), so curl's second data connection on the same "
-        "control connection makes a full handshake and gets 522 (curl/curl#4654)"
+        "first upload consumes the ticket issued at login, and ftpsup issues none on upload "
+        "data connections (an unread ticket makes the client's close an RST that can cut the "
+        "upload) and cannot send one on the control connection (the stdlib ssl module has no "
+        "SSL_new_session_ticket), so curl's second upload on the same control connection makes "
+        "a full handshake and gets 522 (curl/curl#4654)"
     ),
 )
 def test_curl_uploads_several_files_on_one_tls_1_3_control_connection(
