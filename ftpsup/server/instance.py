@@ -14,6 +14,7 @@ Rules:
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import json
 import logging
@@ -92,6 +93,23 @@ async def _refresh_pasv_address(ctx: InstanceContext) -> None:
         if infos and str(infos[0][4][0]) != ctx.pasv_host:
             ctx.pasv_host = str(infos[0][4][0])
             ctx.log.info("pasv_address %s now resolves to %s", host, ctx.pasv_host)
+
+
+def return_large_allocations_to_os() -> None:
+    """Pin glibc's mmap threshold so scrypt's 16 MiB work area is given back after each login.
+
+    glibc raises its mmap threshold after a large block is freed, so later 16 MiB scrypt
+    buffers come from a per-thread heap that keeps them resident: one 16 MiB pocket per
+    thread that ever checked a password. A fixed threshold keeps large blocks on mmap, which
+    returns them to the kernel on free.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        return
+    m_mmap_threshold = -3
+    mallopt(m_mmap_threshold, 128 * 1024)
 
 
 def make_context(config: InstanceConfig, *, pasv_host: str = "") -> InstanceContext:
@@ -216,6 +234,7 @@ async def serve_instance(
         pasv_host: the resolved pasv_address, when pasv_addr_resolve is set.
         status_fd: the supervisor's status channel (a connected stream socket), if any.
     """
+    return_large_allocations_to_os()
     ctx = make_context(config, pasv_host=pasv_host)
     listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
     address = sock.getsockname()
