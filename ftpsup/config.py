@@ -328,7 +328,8 @@ def _coerce(key: str, raw: object, base: Path) -> object:
     if kind == "path":
         if not raw:
             raise _Invalid("must not be empty")
-        return base / raw
+        # Lexical only: "../var" from instances.d reads as a sibling, and symlinks stay as set.
+        return Path(os.path.normpath(base / raw))
     if key == "listen_address":
         try:
             ipaddress.ip_address(raw)
@@ -700,7 +701,7 @@ def _shared_path(config_dir: str | Path, key: str, default: str) -> Path:
     except (OSError, tomllib.TOMLDecodeError):
         pass
     path = Path(str(value))
-    return path if path.is_absolute() else directory / path
+    return path if path.is_absolute() else Path(os.path.normpath(directory / path))
 
 
 def load_instance(path: str | Path) -> InstanceConfig:

@@ -70,9 +70,9 @@ def test_shipped_instance_mirrors_the_seed_vsftpd_conf(name: str, address: str, 
 def test_shipped_shared_paths_stay_inside_the_checkout() -> None:
     config = load_instance(SHIPPED / "ipv4.toml")
     assert config.user_db_file == SHIPPED / "users.toml"
-    assert config.state_dir == SHIPPED / "../var/run"
-    assert config.log_dir == SHIPPED / "../var/log"
-    assert config.xferlog_file == SHIPPED / "../var/log/ipv4/xferlog"
+    assert config.state_dir == SHIPPED.parent / "var/run"
+    assert config.log_dir == SHIPPED.parent / "var/log"
+    assert config.xferlog_file == SHIPPED.parent / "var/log/ipv4/xferlog"
 
 
 @pytest.mark.parametrize("name", ["ipv4", "ipv6"])
@@ -94,8 +94,8 @@ def test_shipped_instances_serve_forced_explicit_ftps_as_the_seed(name: str) -> 
 def test_shipped_certificate_paths_point_into_the_checkouts_var_tls() -> None:
     for name in ("ipv4", "ipv6", "ipv4-implicit"):
         config = load_instance(SHIPPED / f"{name}.toml")
-        assert config.rsa_cert_file == SHIPPED / "../var/tls/ftpsup-cert.pem"
-        assert config.rsa_private_key_file == SHIPPED / "../var/tls/ftpsup-key.pem"
+        assert config.rsa_cert_file == SHIPPED.parent / "var/tls/ftpsup-cert.pem"
+        assert config.rsa_private_key_file == SHIPPED.parent / "var/tls/ftpsup-key.pem"
 
 
 def test_shipped_implicit_example_listens_on_port_990_with_implicit_tls() -> None:
