@@ -501,6 +501,20 @@ class UserDirectory:
             self._refresh()
             return self._users.get(name)
 
+    def check_cached(self, name: str, password: str) -> UserRecord | None:
+        """Return the user when the login cache proves this password, without running scrypt.
+
+        None means "not proven" (unknown user, disabled, wrong or not yet verified password):
+        the caller then runs `authenticate`, which pays the full scrypt cost. Blocks on one
+        stat of the store file (a changed store clears the cache first).
+        """
+        user = self.lookup(name)
+        if user is None or not user.enabled:
+            return None
+        if self._logins.check(name, password, user.password_hash):
+            return user
+        return None
+
     def authenticate(self, name: str, password: str) -> UserRecord | None:
         """Return the user if it exists, is enabled and the password matches, else None.
 

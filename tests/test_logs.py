@@ -122,6 +122,22 @@ def test_single_digit_day_is_space_padded() -> None:
     assert vsftpd_time(SAT_NOV_7) == "Sat Nov  7 08:21:52 2026"
 
 
+def test_time_of_each_second_is_its_own_even_when_seconds_alternate() -> None:
+    # The formatter remembers the last second it formatted; alternating seconds (and a
+    # fraction within the same second) must still each get their own text.
+    assert [
+        vsftpd_time(FRI_NOV_27),
+        vsftpd_time(FRI_NOV_27 + 0.9),
+        vsftpd_time(FRI_NOV_27 + 1),
+        vsftpd_time(FRI_NOV_27),
+    ] == [
+        "Fri Nov 27 08:21:52 2026",
+        "Fri Nov 27 08:21:52 2026",
+        "Fri Nov 27 08:21:53 2026",
+        "Fri Nov 27 08:21:52 2026",
+    ]
+
+
 def test_connect_line_has_no_user_part(captured: tuple[logging.Logger, RecordList]) -> None:
     logger, handler = captured
     log_connect(logger, "127.0.0.1")

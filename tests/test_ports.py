@@ -327,3 +327,35 @@ def test_statistics_count_grants_releases_and_refusals(allocator: PortAllocator)
     assert stats == AllocatorStatistics(
         range_size=len(RANGE), leased_now=len(RANGE) - 1, granted=len(RANGE), refused=1
     )
+
+
+def test_lease_rewrites_the_holder_line_in_place_without_truncating(
+    lease_dir: Path, allocator: PortAllocator
+) -> None:
+    # Truncating the lock file on every lease made the file system free and reallocate its
+    # block each time; the holder line is overwritten in place instead.
+    stale = "x" * 200 + "\n"
+    for port in RANGE:
+        (lease_dir / f"{port}.lock").write_text(stale)
+    lease = allocator.lease()
+    assert lease is not None
+    lease.release()
+    data = (lease_dir / f"{lease.port}.lock").read_bytes()
+    assert len(data) == len(stale)
+    assert data.split(b"\n", 1)[0].split()[0] == b"ipv4"
+
+
+def test_holder_text_ignores_a_longer_line_left_by_an_earlier_holder(
+    lease_dir: Path, allocator: PortAllocator
+) -> None:
+    for port in RANGE:
+        (lease_dir / f"{port}.lock").write_text(
+            "an-earlier-instance-with-a-long-name 1 1" * 4 + "\n"
+        )
+    lease = allocator.lease()
+    assert lease is not None
+    with lease:
+        [(port, text)] = allocator.leases_in_use()
+    owner, pid, stamp = text.split()
+    assert (port, owner, int(pid)) == (lease.port, "ipv4", os.getpid())
+    assert int(stamp) > 0

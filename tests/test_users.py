@@ -394,6 +394,29 @@ def test_authenticate_needs_an_enabled_user_and_the_right_password(tmp_path: Pat
     assert directory.authenticate("nobody", "pw-alice") is None
 
 
+def test_check_cached_proves_only_a_password_already_verified(tmp_path: Path) -> None:
+    store = tmp_path / "users.toml"
+    save_users(store, {"alice": record("alice"), "bob": record("bob", enabled=False)})
+    directory = UserDirectory(store)
+    assert directory.check_cached("alice", "pw-alice") is None
+    assert directory.authenticate("alice", "pw-alice") is not None
+    cached = directory.check_cached("alice", "pw-alice")
+    assert cached is not None
+    assert cached.name == "alice"
+    assert directory.check_cached("alice", "wrong") is None
+    assert directory.check_cached("bob", "pw-bob") is None
+    assert directory.check_cached("nobody", "pw-alice") is None
+
+
+def test_check_cached_forgets_a_login_when_the_store_changes(tmp_path: Path) -> None:
+    store = tmp_path / "users.toml"
+    save_users(store, {"alice": record("alice")})
+    directory = UserDirectory(store)
+    assert directory.authenticate("alice", "pw-alice") is not None
+    save_users(store, {"alice": record("alice", enabled=False)})
+    assert directory.check_cached("alice", "pw-alice") is None
+
+
 # --- the `ftpsup user` commands ------------------------------------------------------------
 
 

@@ -57,20 +57,28 @@ EOF = _Eof()
 
 async def _next_line(s: Session, idle_seconds: float) -> bytes | LineTooLong | _Eof | None:
     """The next line, EOF, or None when `idle_seconds` passed with no complete line."""
-    with trio.move_on_after(idle_seconds):
-        while True:
-            # Read s.lines afresh each time: AUTH TLS replaces the buffer.
-            item = s.lines.next_line()
-            if item is not None:
-                return item
-            try:
-                data = await s.stream.receive_some(RECEIVE_SIZE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                return EOF
-            if not data:
-                return EOF
-            s.lines.feed(bytes(data))
+    with trio.move_on_after(idle_seconds) as waiting:
+        s.ctx.idle_waits.add(waiting)
+        try:
+            return await _read_line(s)
+        finally:
+            s.ctx.idle_waits.discard(waiting)
     return None
+
+
+async def _read_line(s: Session) -> bytes | LineTooLong | _Eof:
+    while True:
+        # Read s.lines afresh each time: AUTH TLS replaces the buffer.
+        item = s.lines.next_line()
+        if item is not None:
+            return item
+        try:
+            data = await s.stream.receive_some(RECEIVE_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            return EOF
+        if not data:
+            return EOF
+        s.lines.feed(bytes(data))
 
 
 async def _dispatch(s: Session, line: bytes) -> None:
@@ -114,9 +122,14 @@ async def _command_loop(s: Session) -> None:
         return
     await s.send(_greeting(s.ctx))
     while not s.closing:
-        item = await _next_line(s, cfg.idle_session_timeout)
+        if s.ctx.draining and s.transfer is None:
+            await s.reply(421, "Service closing: the server is restarting; please reconnect.")
+            return
+        # While draining, look again each second for the end of the running transfer.
+        idle = 1.0 if s.ctx.draining else cfg.idle_session_timeout
+        item = await _next_line(s, idle)
         if item is None:
-            if s.transfer is not None:
+            if s.transfer is not None or s.ctx.draining:
                 continue
             s.log.info("idle session from %s timed out", s.peer_ip)
             await s.reply(421, "Timeout.")

@@ -34,6 +34,7 @@ from ftpsup.server.transfer import (
     close_tls,
     receive_file,
     send_bytes,
+    send_bytes_now,
     send_file,
     send_file_ascii,
 )
@@ -224,7 +225,7 @@ def _final_reply(state: TransferState, error: BaseException | None) -> tuple[int
     return 226, "Transfer complete."
 
 
-def _run_transfer(
+async def _run_transfer(
     s: Session,
     state: TransferState,
     opening: str,
@@ -232,10 +233,18 @@ def _run_transfer(
     *,
     fd: int | None = None,
     record: Callable[[TransferState, bool], Awaitable[None]] | None = None,
+    start_now: Callable[[socket.socket, Progress], bool] | None = None,
 ) -> None:
+    """Send 150, then run the transfer in its own task: data connection, copy, final reply.
+
+    `start_now`, when given, is tried on the event loop first for a plain (not TLS) data
+    connection; it must never block, and returns True when it moved everything, which spares
+    the worker-thread trip. Otherwise `copier` runs in a thread and goes on from where it
+    stopped.
+    """
+
     async def run(state: TransferState) -> None:
         try:
-            await s.reply(150, opening)
             with state.connect_scope:
                 try:
                     state.sock = await s.open_data_connection()
@@ -249,9 +258,13 @@ def _run_transfer(
             error: BaseException | None = None
             job = _with_tls(s, state, copier) if s.prot_private else copier
             try:
-                await trio.to_thread.run_sync(
-                    job, state.sock, state.progress, limiter=s.ctx.transfer_limiter
-                )
+                done = False
+                if start_now is not None and not s.prot_private:
+                    done = start_now(state.sock, state.progress)
+                if not done:
+                    await trio.to_thread.run_sync(
+                        job, state.sock, state.progress, limiter=s.ctx.transfer_limiter
+                    )
             except (OSError, LocalIoError, SessionNotReused, DataHandshakeError) as exc:
                 error = exc
             if isinstance(error, SessionNotReused):
@@ -273,6 +286,9 @@ def _run_transfer(
             if fd is not None:
                 os.close(fd)
 
+    # The 150 goes out before the transfer task exists, so a command pipelined behind this
+    # one (NOOP, STAT) is answered after it: replies stay in the order of the commands.
+    await s.reply(150, opening)
     s.start_transfer(state, run)
 
 
@@ -376,7 +392,7 @@ async def cmd_retr(s: Session, arg: str) -> None:
     mode = "ASCII" if s.ascii else "BINARY"
     send = send_file_ascii if s.ascii else send_file
     opening = f"Opening {mode} mode data connection for {paths.split(vpath)[1]} ({size} bytes)."
-    _run_transfer(
+    await _run_transfer(
         s,
         TransferState("RETR", vpath),
         opening,
@@ -405,7 +421,7 @@ async def _receive_into(s: Session, fd: int, vpath: str, verb: str, opening: str
     ascii_mode = s.ascii
     # With TLS, only close_notify proves the client sent everything (strict_ssl_read_eof).
     ragged_ok = not s.ctx.config.strict_ssl_read_eof
-    _run_transfer(
+    await _run_transfer(
         s,
         TransferState(verb, vpath),
         opening,
@@ -467,11 +483,12 @@ async def _send_listing(s: Session, verb: str, arg: str) -> None:
         await s.reply(501, f"{verb} needs a directory.")
         return
     timeout = s.ctx.config.data_connection_timeout
-    _run_transfer(
+    await _run_transfer(
         s,
         TransferState(verb, vpath),
         "Here comes the directory listing.",
         lambda sock, progress: send_bytes(sock, data, progress, timeout),
+        start_now=lambda sock, progress: send_bytes_now(sock, data, progress),
     )
 
 

@@ -10,12 +10,17 @@ Rules:
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
 import trio
 
 from ftpsup.logs import log_login
 from ftpsup.server.fs import JailedFs
 from ftpsup.server.handlers_tls import login_tls_refusal
 from ftpsup.server.session import Handler, Session
+from ftpsup.users import UserDirectory, UserRecord
 
 ANONYMOUS_NAMES = frozenset({"anonymous", "ftp"})
 
@@ -66,24 +71,60 @@ async def cmd_pass(s: Session, arg: str) -> None:
             return
         home, may_write, umask = cfg.anon_root, True, cfg.anon_umask
     else:
-        record = None
-        if cfg.local_enable:
-            record = await trio.to_thread.run_sync(
-                s.ctx.users.authenticate, name, arg, limiter=s.ctx.login_limiter
-            )
+        if not cfg.local_enable:
+            await _login_failed(s, name)
+            return
+        umask = cfg.local_umask
+        open_fs = functools.partial(
+            JailedFs, umask=umask, file_mode=cfg.file_open_mode, hide_ids=cfg.hide_ids
+        )
+        # A client logging in again with a password already verified needs no scrypt: the
+        # cache check and the home's opening share one worker-thread trip.
+        cached = await s.fs_call(_login_if_cached, s.ctx.users, name, arg, open_fs)
+        if cached is not None:
+            user, home_fs = cached
+            await _logged_in(s, name, user.home, home_fs, user.may_write, umask)
+            return
+        record = await trio.to_thread.run_sync(
+            s.ctx.users.authenticate, name, arg, limiter=s.ctx.login_limiter
+        )
         if record is None:
             await _login_failed(s, name)
             return
-        home, may_write, umask = record.home, record.may_write, cfg.local_umask
+        home, may_write = record.home, record.may_write
+    opened: JailedFs | OSError
     try:
-        s.fs = await s.fs_call(
+        opened = await s.fs_call(
             JailedFs, home, umask=umask, file_mode=cfg.file_open_mode, hide_ids=cfg.hide_ids
         )
     except OSError as exc:
+        opened = exc
+    await _logged_in(s, name, home, opened, may_write, umask)
+
+
+def _login_if_cached(
+    users: UserDirectory, name: str, password: str, open_fs: Callable[[Path], JailedFs]
+) -> tuple[UserRecord, JailedFs | OSError] | None:
+    """Blocking: the user and its opened home when the login cache proves the password."""
+    record = users.check_cached(name, password)
+    if record is None:
+        return None
+    try:
+        return record, open_fs(record.home)
+    except OSError as exc:
+        return record, exc
+
+
+async def _logged_in(
+    s: Session, name: str, home: Path, opened: JailedFs | OSError, may_write: bool, umask: int
+) -> None:
+    if isinstance(opened, OSError):
+        exc = opened
         s.log.error("home directory %s of %s unavailable: %s", home, name, exc)
         s.pending_user = None
         await s.reply(530, "Login failed: home directory unavailable.")
         return
+    s.fs = opened
     s.user, s.pending_user = name, None
     s.anonymous = name == "anonymous"
     s.user_may_write = may_write

@@ -101,6 +101,10 @@ async def cmd_prot(s: Session, arg: str) -> None:
     level = arg.strip().upper()
     if not s.control_tls:
         await s.reply(503, "PROT needs a protected control connection: use AUTH TLS first.")
+    elif level == "P" and not s.pbsz_set:
+        # RFC 4217 §9 (after RFC 2228): PBSZ comes before PROT. Only PROT P is held to it:
+        # clear data needs no buffer size, and Python's ftplib sends PROT C without PBSZ.
+        await s.reply(503, "PROT P needs PBSZ first: send PBSZ 0.")
     elif level == "P":
         s.prot_private = True
         await s.reply(200, "PROT now Private.")

@@ -159,6 +159,10 @@ class _Stopper:
         )
         self.accepting.cancel()
         self.sessions.deadline = trio.current_time() + wait
+        # Idle sessions end now (421); running transfers get until the deadline.
+        self.ctx.draining = True
+        for waiting in list(self.ctx.idle_waits):
+            waiting.cancel()
 
 
 async def _watch_signals(ctx: InstanceContext, stopper: _Stopper) -> None:

@@ -83,7 +83,10 @@ class TransferState:
         self.connect_scope.cancel()
         if self.sock is not None:
             with contextlib.suppress(OSError):
-                self.sock.shutdown(socket.SHUT_RDWR)
+                # The base-class shutdown, also for a TLS socket: SSLSocket.shutdown first
+                # drops its TLS state, and the copying thread would then read ciphertext as
+                # data (or send a block in clear). This way its next TLS read or write fails.
+                socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
 
 
 @attrs.define
@@ -147,9 +150,15 @@ class Session:
         if self.ctx.config.log_ftp_protocol:
             log_reply(self.log, self.user, self.peer_ip, message.code, " ".join(message.lines))
         async with self.send_lock:
-            try:
-                await self.stream.send_all(message.to_bytes())
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
+            # A client that stops reading its control connection must not hold the session
+            # (and its limits slot) for ever.
+            with trio.move_on_after(self.ctx.config.idle_session_timeout) as waiting:
+                try:
+                    await self.stream.send_all(message.to_bytes())
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    self.closing = True
+            if waiting.cancelled_caught:
+                self.log.info("reply to %s not read within the idle timeout; closing", self.peer_ip)
                 self.closing = True
 
     async def reply(self, code: int, *lines: str) -> None:

@@ -2,7 +2,9 @@
 
 Rules:
 - Every function here blocks and runs whole in a worker thread, so neither disk I/O nor a
-  slow client ever stalls the event loop, and a second core can move bytes.
+  slow client ever stalls the event loop, and a second core can move bytes. The one
+  exception is `send_bytes_now`, which never blocks: it gives a non-blocking socket what its
+  send buffer takes at once, so a small listing needs no thread at all.
 - The data socket is switched to blocking mode with SO_RCVTIMEO/SO_SNDTIMEO set to the
   data-connection timeout: one syscall per chunk (no poll round trips), and a stalled peer
   ends in TimeoutError instead of a stuck thread.
@@ -69,9 +71,30 @@ def _send_all(sock: socket.socket, data: bytes | memoryview, progress: Progress)
 
 
 def send_bytes(sock: socket.socket, data: bytes, progress: Progress, timeout: float) -> None:
-    """Send a listing or other in-memory payload."""
+    """Send a listing or other in-memory payload, from `progress.bytes_done` on."""
     prepare_socket(sock, timeout)
-    _send_all(sock, data, progress)
+    _send_all(sock, memoryview(data)[progress.bytes_done :], progress)
+
+
+def send_bytes_now(sock: socket.socket, data: bytes, progress: Progress) -> bool:
+    """Send what the non-blocking `sock` takes without waiting; never blocks.
+
+    Returns:
+        True when all of `data` has gone out; False when the socket's send buffer filled
+        first, in which case `send_bytes` finishes the job from `progress.bytes_done`.
+
+    Raises:
+        OSError: the connection failed (reset by the peer, for example).
+    """
+    view = memoryview(data)[progress.bytes_done :]
+    while view:
+        try:
+            sent = sock.send(view)
+        except (BlockingIOError, InterruptedError):
+            return False
+        view = view[sent:]
+        progress.bytes_done += sent
+    return True
 
 
 def send_file(

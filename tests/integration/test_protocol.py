@@ -370,3 +370,19 @@ def test_fresh_ftplib_login_still_works(server: Server) -> None:
         assert client.pwd() == "/"
         assert isinstance(client, ftplib.FTP)
         assert client.voidcmd("NOOP").startswith("200")
+
+
+def test_command_pipelined_behind_a_transfer_is_answered_after_its_150(server: Server) -> None:
+    with RawControl(server.host, server.port) as control:
+        control.reply()
+        assert control.login().code == 230
+        for _ in range(5):
+            passive = control.command("EPSV")
+            port = int(passive.text.split("|")[3])
+            with socket.create_connection((server.host, port), timeout=10) as data:
+                control.send(b"LIST\r\nNOOP\r\n")
+                codes = [control.reply().code for _ in range(3)]
+                data.settimeout(10)
+                while data.recv(65536):
+                    pass
+            assert codes in ([150, 200, 226], [150, 226, 200]), codes

@@ -416,11 +416,11 @@ def _listening_sockets(table: str, lo: int, hi: int) -> list[tuple[int, int]]:
 
 
 def slow_nlst(ftp: ftplib.FTP) -> bytes:
-    """NLST in EPSV mode, connecting 20 ms after the reply, so the listener is seen."""
+    """NLST in EPSV mode, connecting 100 ms after the reply, so the listener is seen."""
     assert ftp.sock is not None
     host = str(ftp.sock.getpeername()[0])
     port = ftplib.parse229(ftp.sendcmd("EPSV"), (host, 0))[1]
-    time.sleep(0.02)
+    time.sleep(0.1)
     with socket.create_connection((host, port), timeout=10) as conn:
         assert ftp.sendcmd("NLST").startswith("150")
         data = recv_all(conn)

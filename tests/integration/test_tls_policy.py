@@ -112,6 +112,7 @@ def test_prot_c_before_login_is_caught_by_521_at_the_transfer(tls_server: Server
     ftp = connect_tls(tls_server, login=False, timeout=TIMEOUT)
     try:
         # vsftpd accepts PROT C before it knows the user; the transfer is what gets refused.
+        assert send_line(ftp, "PBSZ 0").startswith("200")
         early = send_line(ftp, "PROT C")
         ftp.login(tls_server.user, tls_server.password)
         ftp.set_pasv(True)
@@ -342,3 +343,18 @@ def test_anonymous_after_auth_tls_is_refused_when_allow_anon_ssl_is_false(
     assert local.startswith("331"), local
     assert welcome.startswith("230"), welcome
     assert b"".join(chunks) == b"public\n"
+
+
+def test_prot_without_pbsz_replies_503(tls_server: Server) -> None:
+    ftp = connect_tls(tls_server, login=False, timeout=TIMEOUT)
+    try:
+        # RFC 4217 §9: PBSZ comes before PROT.
+        early = send_line(ftp, "PROT P")
+        pbsz = send_line(ftp, "PBSZ 0")
+        after = send_line(ftp, "PROT P")
+    finally:
+        ftp.close()
+
+    assert early.startswith("503"), early
+    assert pbsz.startswith("200"), pbsz
+    assert after.startswith("200"), after

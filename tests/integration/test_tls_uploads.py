@@ -165,3 +165,25 @@ def test_upload_without_close_notify_is_accepted_when_strict_ssl_read_eof_is_fal
     # vsftpd's behaviour before 3.0.3: a bare FIN ends the upload, so truncation goes unseen.
     assert reply.startswith("226"), reply
     assert (srv.home / "lenient.bin").read_bytes() == data
+
+
+def test_abor_of_a_tls_upload_keeps_only_plaintext(tls13: Server) -> None:
+    # ABOR must stop the copy without tearing down the TLS state under it: the bytes kept on
+    # disk are a prefix of what the client sent, never ciphertext.
+    payload = tls_payload(8_000_000, seed=77)
+    ftp = connect_tls(tls13, timeout=TIMEOUT)
+    try:
+        conn, _ = open_data(ftp, "EPSV", "STOR aborted_tls.bin")
+        tls = wrap_data(ftp, conn, session=control_session(ftp))
+        tls.sendall(payload[:3_000_000])
+        ftp.putcmd("ABOR")
+        replies = [ftp.getmultiline()[:3], ftp.getmultiline()[:3]]
+        tls.close()
+        assert ftp.voidcmd("NOOP").startswith("200")
+    finally:
+        ftp.close()
+
+    kept = (tls13.home / "aborted_tls.bin").read_bytes()
+    assert replies == ["426", "226"], replies
+    assert 0 < len(kept) <= 3_000_000
+    assert kept == payload[: len(kept)]
