@@ -38,6 +38,9 @@ _HOLDER_TEXT_LIMIT = 256
 _HOLDER_WIDTH = 64
 
 
+# How long a lease attempt waits before looking again at ports that seemed taken.
+PROBE_RETRY_SECONDS = 0.002
+
 @attrs.define(eq=False)
 class PortLease:
     """One leased passive port; the lease lasts until `release` (or the process ends).
@@ -166,18 +169,25 @@ class PortAllocator:
         with self._lock:
             start = self._next
         size = self._max - self._min + 1
-        for step in range(size):
-            port = self._min + (start - self._min + step) % size
-            if port in skip:
-                continue
-            fd = self._try_lock(port)
-            if fd is None:
-                continue
-            with self._lock:
-                self._next = port + 1 if port < self._max else self._min
-                self._leased_now += 1
-                self._granted += 1
-            return PortLease(port, fd=fd, on_release=self._released)
+        order = [self._min + (start - self._min + step) % size for step in range(size)]
+        candidates = [port for port in order if port not in skip]
+        # A second, later look at the ports that seemed taken: a status probe
+        # (leases_in_use) holds a port's lock for microseconds, and must not turn into a 425.
+        for attempt in range(2):
+            if attempt:
+                time.sleep(PROBE_RETRY_SECONDS)
+            busy = []
+            for port in candidates:
+                fd = self._try_lock(port)
+                if fd is None:
+                    busy.append(port)
+                    continue
+                with self._lock:
+                    self._next = port + 1 if port < self._max else self._min
+                    self._leased_now += 1
+                    self._granted += 1
+                return PortLease(port, fd=fd, on_release=self._released)
+            candidates = busy
         with self._lock:
             self._refused += 1
         return None
@@ -186,7 +196,7 @@ class PortAllocator:
         """List the ports of the range that anyone holds now, with the holder's text.
 
         A shared, non-blocking probe lock is taken and dropped at once, so holders are never
-        disturbed; a lease attempt that coincides with the probe just moves to the next port.
+        disturbed; a lease attempt that coincides with the probe looks at that port again.
 
         Returns:
             (port, "<owner> <pid> <unix time>") pairs in port order; the text is empty when

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ftpsup import ports as ports_module
 from ftpsup.ports import AllocatorStatistics, PortAllocator, PortLease
 
 MIN_PORT = 10080
@@ -359,3 +361,25 @@ def test_holder_text_ignores_a_longer_line_left_by_an_earlier_holder(
     owner, pid, stamp = text.split()
     assert (port, owner, int(pid)) == (lease.port, "ipv4", os.getpid())
     assert int(stamp) > 0
+
+
+def test_a_status_probe_at_the_wrong_moment_does_not_refuse_a_lease(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    allocator = PortAllocator(tmp_path, 40000, 40000, owner="probe-test")
+    first = allocator.lease()
+    assert first is not None
+    first.release()
+    # `ftpsup status` holds a shared probe lock for an instant; here, until the allocator
+    # looks again.
+    probe = os.open(allocator._path(40000), os.O_RDONLY)
+    fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    monkeypatch.setattr(ports_module.time, "sleep", lambda seconds: fcntl.flock(probe, fcntl.LOCK_UN))
+    try:
+        lease = allocator.lease()
+    finally:
+        os.close(probe)
+
+    assert lease is not None
+    assert lease.port == 40000
+    lease.release()
