@@ -374,7 +374,9 @@ def test_a_status_probe_at_the_wrong_moment_does_not_refuse_a_lease(
     # looks again.
     probe = os.open(allocator._path(40000), os.O_RDONLY)
     fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    monkeypatch.setattr(ports_module.time, "sleep", lambda seconds: fcntl.flock(probe, fcntl.LOCK_UN))
+    monkeypatch.setattr(
+        ports_module.time, "sleep", lambda seconds: fcntl.flock(probe, fcntl.LOCK_UN)
+    )
     try:
         lease = allocator.lease()
     finally:
