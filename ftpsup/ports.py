@@ -41,6 +41,7 @@ _HOLDER_WIDTH = 64
 # How long a lease attempt waits before looking again at ports that seemed taken.
 PROBE_RETRY_SECONDS = 0.002
 
+
 @attrs.define(eq=False)
 class PortLease:
     """One leased passive port; the lease lasts until `release` (or the process ends).

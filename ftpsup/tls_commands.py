@@ -32,7 +32,7 @@ def _instances(targets: Sequence[Path]) -> list[InstanceConfig]:
 
 def check_problems(targets: Sequence[Path]) -> list[ConfigProblem]:
     """Certificate and TLS-setting problems of every TLS instance among `targets`."""
-    from ftpsup.server.tls import tls_problems
+    from ftpsup.tls_config import tls_problems
 
     problems: list[ConfigProblem] = []
     for config in _instances(targets):

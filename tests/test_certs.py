@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from ftpsup.certs import EXPIRY_WARNING_DAYS, check_pair, write_self_signed
 from ftpsup.config import InstanceConfig
-from ftpsup.server.tls import tls_problems
+from ftpsup.tls_config import tls_problems
 
 TIMEOUT = 60
 NOW = datetime.datetime.now(datetime.UTC)

@@ -58,7 +58,3 @@ class InstanceContext:
     # The address PASV advertises when pasv_address is set: pasv_address itself, or with
     # pasv_addr_resolve the IPv4 address its host name resolves to (refreshed while running).
     pasv_host: str = ""
-    # Set when the instance stops: sessions with no transfer running end with 421 at once,
-    # and those waiting for a command are woken through their idle-wait scopes.
-    draining: bool = False
-    idle_waits: set[trio.CancelScope] = attrs.field(factory=set)

@@ -57,12 +57,8 @@ EOF = _Eof()
 
 async def _next_line(s: Session, idle_seconds: float) -> bytes | LineTooLong | _Eof | None:
     """The next line, EOF, or None when `idle_seconds` passed with no complete line."""
-    with trio.move_on_after(idle_seconds) as waiting:
-        s.ctx.idle_waits.add(waiting)
-        try:
-            return await _read_line(s)
-        finally:
-            s.ctx.idle_waits.discard(waiting)
+    with trio.move_on_after(idle_seconds):
+        return await _read_line(s)
     return None
 
 
@@ -122,14 +118,9 @@ async def _command_loop(s: Session) -> None:
         return
     await s.send(_greeting(s.ctx))
     while not s.closing:
-        if s.ctx.draining and s.transfer is None:
-            await s.reply(421, "Service closing: the server is restarting; please reconnect.")
-            return
-        # While draining, look again each second for the end of the running transfer.
-        idle = 1.0 if s.ctx.draining else cfg.idle_session_timeout
-        item = await _next_line(s, idle)
+        item = await _next_line(s, cfg.idle_session_timeout)
         if item is None:
-            if s.transfer is not None or s.ctx.draining:
+            if s.transfer is not None:
                 continue
             s.log.info("idle session from %s timed out", s.peer_ip)
             await s.reply(421, "Timeout.")

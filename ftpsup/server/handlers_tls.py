@@ -19,7 +19,8 @@ import trio
 from ftpsup.proto.lines import LineBuffer
 from ftpsup.proto.replies import Reply, reply
 from ftpsup.server.session import Handler, Session
-from ftpsup.server.tls import SslSocketStream, TlsSetupError, make_context, stop_issuing_tickets
+from ftpsup.server.tls import SslSocketStream, stop_issuing_tickets
+from ftpsup.tls_config import TlsSetupError, make_context
 
 AUTH_MECHANISMS = frozenset({"TLS", "SSL", "TLS-C", "TLS-P"})
 

@@ -29,7 +29,7 @@ from ftpsup.logs import XferLog, reopen_logs, setup_instance_logging, shutdown_l
 from ftpsup.ports import PortAllocator
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
-from ftpsup.server.tls import tls_problems
+from ftpsup.tls_config import tls_problems
 from ftpsup.users import UserDirectory
 
 MAX_STATUS_LINE = 4096
@@ -159,10 +159,6 @@ class _Stopper:
         )
         self.accepting.cancel()
         self.sessions.deadline = trio.current_time() + wait
-        # Idle sessions end now (421); running transfers get until the deadline.
-        self.ctx.draining = True
-        for waiting in list(self.ctx.idle_waits):
-            waiting.cancel()
 
 
 async def _watch_signals(ctx: InstanceContext, stopper: _Stopper) -> None:

@@ -30,62 +30,7 @@ import ssl
 
 import trio
 
-from ftpsup.certs import check_pair
-from ftpsup.config import InstanceConfig
-
-# OpenSSL cipher strings name TLS 1.2 suites; TLS 1.3 suites are all AEAD and stay enabled.
-CONTROL_TICKETS = 2
 RECEIVE_MAX = 65536
-
-
-class TlsSetupError(Exception):
-    """The instance's TLS settings or files cannot make a context (bad file, bad cipher list)."""
-
-
-def make_context(config: InstanceConfig) -> ssl.SSLContext:
-    """A server-side context from the instance's TLS keys. Blocking: reads the key files.
-
-    Raises:
-        TlsSetupError: with a message naming the key at fault.
-    """
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    versions = [
-        v
-        for v, enabled in (
-            (ssl.TLSVersion.TLSv1_2, config.ssl_tlsv1_2),
-            (ssl.TLSVersion.TLSv1_3, config.ssl_tlsv1_3),
-        )
-        if enabled
-    ]
-    if not versions:
-        raise TlsSetupError("ssl_tlsv1_2, ssl_tlsv1_3: at least one TLS version must be enabled")
-    ctx.minimum_version, ctx.maximum_version = versions[0], versions[-1]
-    try:
-        ctx.set_ciphers(config.ssl_ciphers)
-    except ssl.SSLError as exc:
-        raise TlsSetupError(f"ssl_ciphers: {config.ssl_ciphers!r} selects no cipher") from exc
-    key_file = config.rsa_private_key_file or config.rsa_cert_file
-    try:
-        ctx.load_cert_chain(str(config.rsa_cert_file), str(key_file))
-    except (OSError, ssl.SSLError) as exc:
-        raise TlsSetupError(
-            f"rsa_cert_file, rsa_private_key_file: cannot load {config.rsa_cert_file} "
-            f"with key {key_file}: {exc}"
-        ) from exc
-    if config.validate_cert or config.require_cert:
-        try:
-            ctx.load_verify_locations(cafile=str(config.ca_certs_file))
-        except (OSError, ssl.SSLError, TypeError) as exc:
-            raise TlsSetupError(
-                f"ca_certs_file: cannot load {config.ca_certs_file}: {exc}"
-            ) from exc
-        ctx.verify_mode = ssl.CERT_REQUIRED if config.require_cert else ssl.CERT_OPTIONAL
-    ctx.num_tickets = CONTROL_TICKETS
-    # Compression enables CRIME-style attacks; renegotiation is never needed by FTPS clients.
-    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
-    # RFC 4217 names no ALPN protocol that FTP clients send; accept "ftp" when offered.
-    ctx.set_alpn_protocols(["ftp"])
-    return ctx
 
 
 def stop_issuing_tickets(ctx: ssl.SSLContext) -> None:
@@ -240,26 +185,3 @@ def data_handshake(
 
 class SessionNotReused(Exception):
     """A TLS data connection that did not resume its control connection's session."""
-
-
-def tls_problems(config: InstanceConfig, *, warn_days: int = 0) -> list[str]:
-    """What stops this instance from serving TLS, as "key: problem" strings (blocking).
-
-    Args:
-        config: The instance.
-        warn_days: Also report a certificate that expires within this many days (`ftpsup
-            check` asks for 14). Start-up leaves it at 0: a certificate that still works must
-            never keep an instance from starting or restarting.
-    """
-    if not config.ssl_enable:
-        return []
-    cert, key = config.rsa_cert_file, config.rsa_private_key_file
-    problems = check_pair(cert, key, warn_days=0)
-    if not problems:
-        try:
-            make_context(config)
-        except TlsSetupError as exc:
-            problems.append(str(exc))
-        if warn_days:
-            problems += check_pair(cert, key, warn_days=warn_days)
-    return problems

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterable
+from pathlib import Path
 
 import attrs
 import trio
@@ -32,6 +33,7 @@ from ftpsup.supervisor.manager import (
     settled,
     stopped,
 )
+from ftpsup.tls_config import tls_problems
 
 
 async def restart(sup: Supervisor, names: Iterable[str]) -> Response:
@@ -63,19 +65,30 @@ async def reload(sup: Supervisor) -> Response:
         return await _apply(sup, configs, "reload", force=False, complete=True)
 
 
-async def _read_configs(sup: Supervisor, command: str) -> dict[str, InstanceConfig] | Response:
-    problems = await trio.to_thread.run_sync(check_paths, [sup.config_dir])
+def _load_all(config_dir: Path) -> tuple[dict[str, InstanceConfig], list[str]]:
+    """Every instance of the directory, or the problems that forbid using them (blocking)."""
+    problems = [str(p) for p in check_paths([config_dir])]
     configs: dict[str, InstanceConfig] = {}
-    if not problems:
-        try:
-            for path in instance_paths(sup.config_dir):
-                config = load_instance(path)
-                configs[config.name] = config
-        except ConfigError as exc:
-            problems = exc.problems
+    if problems:
+        return configs, problems
+    try:
+        for path in instance_paths(config_dir):
+            config = load_instance(path)
+            configs[config.name] = config
+    except ConfigError as exc:
+        return {}, [str(p) for p in exc.problems]
+    # A certificate that cannot serve would only show when the new process starts, after
+    # other instances were already replaced: check it now, so a reload stays all or nothing.
+    for config in configs.values():
+        problems += [f"{config.source}: {text}" for text in tls_problems(config)]
+    return configs, problems
+
+
+async def _read_configs(sup: Supervisor, command: str) -> dict[str, InstanceConfig] | Response:
+    configs, problems = await trio.to_thread.run_sync(_load_all, sup.config_dir)
     if problems:
         head = f"{command} refused; the running configuration stays:"
-        return Response(False, (head, *(str(p) for p in problems)))
+        return Response(False, (head, *problems))
     return configs
 
 
@@ -132,6 +145,11 @@ async def _apply(
                 m.listener.close()
             m.config, m.listener = config, listener
             m.life = attrs.evolve(m.life, policy=policy_of(config))
+            if m.life.state is InstanceState.STOPPED and force:
+                # `restart` of a stopped instance starts it, as supervisorctl's does.
+                await sup.step(m, lambda life: life.start(trio.current_time()))
+                waits.append((m, None, ""))
+                continue
             if m.life.state in (InstanceState.STOPPED, InstanceState.STOPPING):
                 messages.append(f"{name}: configuration updated; stays {m.life.state.value}")
                 continue

@@ -376,6 +376,18 @@ def test_stop_drains_an_idle_session_for_stopwaitsecs_then_cuts_it(sup: Sup) -> 
     session.close()
 
 
+def test_restart_of_a_stopped_instance_starts_it(sup: Sup) -> None:
+    assert sup.ftpsup("stop", "ipv6").returncode == 0
+    assert sup.instance("ipv6")["state"] == "STOPPED"
+
+    result = sup.ftpsup("restart", "ipv6")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    wait_until(lambda: sup.instance("ipv6")["state"] == "RUNNING", 10, "ipv6 to run")
+    with sup.connect("ipv6") as ftp:
+        assert ftp.voidcmd("NOOP").startswith("200")
+
+
 # -- the shared passive-port allocator -----------------------------------------------------
 
 

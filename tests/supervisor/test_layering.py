@@ -8,7 +8,15 @@ import pytest
 
 from tests.test_layering import PACKAGE, imported_modules
 
-ALLOWED = ("ftpsup.config", "ftpsup.ports", "ftpsup.logs", "ftpsup.errors", "ftpsup.supervisor")
+ALLOWED = (
+    "ftpsup.config",
+    "ftpsup.ports",
+    "ftpsup.logs",
+    "ftpsup.errors",
+    "ftpsup.certs",
+    "ftpsup.tls_config",
+    "ftpsup.supervisor",
+)
 
 
 @pytest.mark.parametrize(
