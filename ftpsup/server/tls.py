@@ -117,7 +117,12 @@ class SslSocketStream(trio.abc.Stream):
                     await trio.lowlevel.wait_writable(self.ssl_socket)
                     continue
                 except ssl.SSLWantReadError:
-                    await trio.lowlevel.wait_readable(self.ssl_socket)
+                    # Only mid-handshake does a write need a read first; the control loop may
+                    # already be waiting for input on this socket, so wait by polling.
+                    try:
+                        await trio.lowlevel.wait_readable(self.ssl_socket)
+                    except trio.BusyResourceError:
+                        await trio.sleep(0.01)
                     continue
                 except (ssl.SSLError, OSError) as exc:
                     raise trio.BrokenResourceError(str(exc)) from exc

@@ -190,11 +190,19 @@ def prepare_paths(config: InstanceConfig, account: Account | None) -> list[str]:
                 # A shared directory stays the admin's: give the instance its file, not the dir.
                 file.touch(mode=0o640)
                 _own(file, account)
-        if not _can_read(config.user_db_file, account):
-            problems.append(
-                f"user_db_file: {config.user_db_file} is not readable by nopriv_user "
-                f"{account.name}; make it theirs: chown {account.name} {config.user_db_file}"
-            )
+        readable = [("user_db_file", config.user_db_file)]
+        if config.ssl_enable:
+            # The instance reads its certificate for every TLS connection, as nopriv_user.
+            readable += [
+                ("rsa_cert_file", config.rsa_cert_file),
+                ("rsa_private_key_file", config.rsa_private_key_file),
+            ]
+        for key, path in readable:
+            if path.exists() and not _can_read(path, account):
+                problems.append(
+                    f"{key}: {path} is not readable by nopriv_user {account.name}; "
+                    f"make it theirs: chown {account.name} {path}"
+                )
     except FileNotFoundError:
         pass
     except OSError as exc:
