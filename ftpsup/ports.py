@@ -27,7 +27,7 @@ import fcntl
 import os
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from types import TracebackType
 
@@ -170,14 +170,19 @@ class PortAllocator:
         with self._lock:
             start = self._next
         size = self._max - self._min + 1
-        order = [self._min + (start - self._min + step) % size for step in range(size)]
-        candidates = [port for port in order if port not in skip]
+        # Lazily: the first free port is usually the first one tried, and building the whole
+        # range as a list cost ~0.4 ms per lease on a 4000-port range.
+        candidates: Iterable[int] = (
+            port
+            for step in range(size)
+            if (port := self._min + (start - self._min + step) % size) not in skip
+        )
         # A second, later look at the ports that seemed taken: a status probe
         # (leases_in_use) holds a port's lock for microseconds, and must not turn into a 425.
         for attempt in range(2):
             if attempt:
                 time.sleep(PROBE_RETRY_SECONDS)
-            busy = []
+            busy: list[int] = []
             for port in candidates:
                 fd = self._try_lock(port)
                 if fd is None:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from ftpsup import ports as ports_module
 from ftpsup.ports import AllocatorStatistics, PortAllocator, PortLease
 
 MIN_PORT = 10080
@@ -375,7 +374,7 @@ def test_a_status_probe_at_the_wrong_moment_does_not_refuse_a_lease(
     probe = os.open(allocator._path(40000), os.O_RDONLY)
     fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)
     monkeypatch.setattr(
-        ports_module.time, "sleep", lambda seconds: fcntl.flock(probe, fcntl.LOCK_UN)
+        "ftpsup.ports.time.sleep", lambda seconds: fcntl.flock(probe, fcntl.LOCK_UN)
     )
     try:
         lease = allocator.lease()
