@@ -5,7 +5,7 @@ Rules:
 - The ratio is ftpsup's median over the best peer median of the row: the highest where higher
   is better (MB/s, sessions/s), the lowest where lower is better (memory, CPU, failures).
   Informational rows have no ratio.
-- A target from issue 5 is judged only when ftpsup and at least one peer have figures.
+- A target (docs/performance.md) is judged only when ftpsup and at least one peer have figures.
 """
 
 from __future__ import annotations
