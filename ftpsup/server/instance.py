@@ -109,7 +109,8 @@ def return_large_allocations_to_os() -> None:
     except (OSError, AttributeError):  # not glibc: nothing to tune
         return
     m_mmap_threshold = -3
-    mallopt(m_mmap_threshold, 128 * 1024)
+    # Above the copy loops' 1 MiB buffers, below scrypt's 16 MiB.
+    mallopt(m_mmap_threshold, 4 * 1024 * 1024)
 
 
 def make_context(config: InstanceConfig, *, pasv_host: str = "") -> InstanceContext:

@@ -124,9 +124,9 @@ def send_file(
         progress.bytes_done += sent
 
 
-def _read(fd: int, size: int) -> bytes:
+def _read_into(fd: int, buffer: bytearray) -> int:
     try:
-        return os.read(fd, size)
+        return os.readv(fd, [buffer])
     except OSError as exc:
         raise LocalIoError(exc) from exc
 
@@ -142,8 +142,13 @@ def _send_file_by_read(
         os.lseek(fd, offset, os.SEEK_SET)
     except OSError as exc:
         raise LocalIoError(exc) from exc
-    while chunk := _read(fd, READ_CHUNK):
-        _send_all(sock, convert(chunk) if convert else chunk, progress)
+    # One buffer for the whole file: a fresh 256 KiB object per chunk would cost an mmap and
+    # munmap each (large blocks bypass the heap; see server/instance.py).
+    buffer = bytearray(READ_CHUNK)
+    view = memoryview(buffer)
+    while count := _read_into(fd, buffer):
+        chunk = view[:count]
+        _send_all(sock, convert(bytes(chunk)) if convert else chunk, progress)
 
 
 def send_file_ascii(
