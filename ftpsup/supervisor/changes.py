@@ -18,9 +18,9 @@ from pathlib import Path
 import attrs
 import trio
 
+from ftpsup import listeners
 from ftpsup.config import InstanceConfig, check_paths, instance_paths, load_instance
 from ftpsup.errors import ConfigError
-from ftpsup.supervisor import spawn
 from ftpsup.supervisor.ctl import Response
 from ftpsup.supervisor.lifecycle import InstanceState, Lifecycle
 from ftpsup.supervisor.manager import (
@@ -116,7 +116,7 @@ async def _apply(
         if wants_socket and (listener is None or moved):
             try:
                 listener = bind_for(config)
-            except spawn.BindError as exc:
+            except listeners.ListenError as exc:
                 problems.append(f"{name}: {exc}")
         staged[name] = (config, listener)
     if problems:

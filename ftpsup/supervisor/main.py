@@ -28,6 +28,7 @@ from pathlib import Path
 
 import trio
 
+from ftpsup import listeners as listening
 from ftpsup.config import InstanceConfig, check_paths, instance_paths, load_instance
 from ftpsup.errors import ConfigError
 from ftpsup.logs import reopen_logs, setup_instance_logging, shutdown_logging
@@ -142,10 +143,10 @@ def run(
             if wanted and config.name not in wanted:
                 continue
             try:
-                listeners[config.name] = spawn.bind_listener(
+                listeners[config.name] = listening.bind_listener(
                     config.listen_address, config.listen_port
                 )
-            except spawn.BindError as exc:
+            except listening.ListenError as exc:
                 problems.append(f"{config.source}: {exc}")
         if problems:
             for sock in listeners.values():

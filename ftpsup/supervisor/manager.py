@@ -28,6 +28,7 @@ from pathlib import Path
 import attrs
 import trio
 
+from ftpsup import listeners
 from ftpsup.config import InstanceConfig
 from ftpsup.supervisor import spawn
 from ftpsup.supervisor.ctl import Response
@@ -99,7 +100,7 @@ def stopped(m: Managed) -> bool:
 
 
 def bind_for(config: InstanceConfig) -> socket.socket:
-    return spawn.bind_listener(config.listen_address, config.listen_port)
+    return listeners.bind_listener(config.listen_address, config.listen_port)
 
 
 class Supervisor:
@@ -265,7 +266,7 @@ class Supervisor:
         """Whether a start (or the replacement of `old_pid`) worked, in a line for the admin."""
         life = m.life
         if serving(life) and life.pid is not None and life.pid != old_pid:
-            address = spawn.where(m.config.listen_address, m.config.listen_port)
+            address = listeners.where(m.config.listen_address, m.config.listen_port)
             if old_pid is not None:
                 return True, (
                     f"{m.name}: restarted, pid {life.pid} listening on {address}; "
@@ -293,7 +294,7 @@ class Supervisor:
                 if m.listener is None:
                     try:
                         m.listener = bind_for(m.config)
-                    except spawn.BindError as exc:
+                    except listeners.ListenError as exc:
                         ok = False
                         messages.append(f"{m.name}: {exc}")
                         continue

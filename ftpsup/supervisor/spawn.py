@@ -20,8 +20,6 @@ Rules:
 from __future__ import annotations
 
 import contextlib
-import errno
-import ipaddress
 import json
 import os
 import pwd
@@ -38,53 +36,10 @@ import trio
 
 import ftpsup
 from ftpsup.config import InstanceConfig
-from ftpsup.errors import FtpsupError
 
-BACKLOG = 4096
 MAX_MESSAGE = 64 * 1024
 OUTPUT_LINES_KEPT = 5
 _HIDDEN_FROM_CHILDREN = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET")
-
-
-class BindError(FtpsupError):
-    """A listening socket could not be made; the message says why and what to do."""
-
-
-def where(address: str, port: int) -> str:
-    """`127.0.0.1:21` or `[::1]:21`."""
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
-def bind_listener(address: str, port: int) -> socket.socket:
-    """Bind and listen on address:port (IPv6 sockets are IPv6-only).
-
-    Raises:
-        BindError: with a message an admin can act on (port taken, privilege missing).
-    """
-    family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            # The ipv4 instance may use the same port number on its own stack.
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((address, port))
-        sock.listen(BACKLOG)
-    except OSError as exc:
-        sock.close()
-        at = where(address, port)
-        if exc.errno in (errno.EACCES, errno.EPERM) and port < 1024:
-            raise BindError(
-                f"cannot listen on {at}: permission denied; ports below 1024 need root "
-                "(or CAP_NET_BIND_SERVICE): start ftpsup as root (sudo ftpsup start all), "
-                "or set listen_port to 1024 or above"
-            ) from exc
-        if exc.errno == errno.EADDRINUSE:
-            raise BindError(f"cannot listen on {at}: address already in use") from exc
-        if exc.errno == errno.EADDRNOTAVAIL:
-            raise BindError(f"cannot listen on {at}: no such address on this host") from exc
-        raise BindError(f"cannot listen on {at}: {exc.strerror}") from exc
-    return sock
 
 
 @attrs.frozen

@@ -15,6 +15,7 @@ ALLOWED = (
     "ftpsup.errors",
     "ftpsup.certs",
     "ftpsup.tls_config",
+    "ftpsup.listeners",
     "ftpsup.supervisor",
 )
 

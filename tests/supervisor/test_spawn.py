@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ftpsup import listeners
 from ftpsup.config import InstanceConfig
 from ftpsup.supervisor import spawn
 
@@ -28,22 +29,24 @@ def config(tmp_path: Path, **values: object) -> InstanceConfig:
 
 
 def test_ipv6_listener_is_ipv6_only_so_ipv4_can_share_the_port() -> None:
-    six = spawn.bind_listener("::1", 0)
+    six = listeners.bind_listener("::1", 0)
     try:
         port = six.getsockname()[1]
         assert six.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
-        four = spawn.bind_listener("127.0.0.1", port)
+        four = listeners.bind_listener("127.0.0.1", port)
         four.close()
     finally:
         six.close()
 
 
 def test_a_taken_port_names_the_address() -> None:
-    first = spawn.bind_listener("127.0.0.1", 0)
+    first = listeners.bind_listener("127.0.0.1", 0)
     port = first.getsockname()[1]
     try:
-        with pytest.raises(spawn.BindError, match=f"127.0.0.1:{port}: address already in use"):
-            spawn.bind_listener("127.0.0.1", port)
+        with pytest.raises(
+            listeners.ListenError, match=f"127.0.0.1:{port}: address already in use"
+        ):
+            listeners.bind_listener("127.0.0.1", port)
     finally:
         first.close()
 
