@@ -23,7 +23,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from tests.integration.conftest import Server
+from tests.integration.conftest import ClientRun, Server, run_curl
 
 CURL = shutil.which("curl")
 if CURL is None:
@@ -33,20 +33,6 @@ MAX_TIME = 60  # seconds, curl --max-time
 BIG_SIZE = 24 * 1024 * 1024
 # Files above this are removed after each test so repeated runs do not fill the disk.
 CLEANUP_THRESHOLD = 1024 * 1024
-
-
-@attrs.frozen
-class CurlRun:
-    """The outcome of one curl process."""
-
-    returncode: int
-    stdout: bytes
-    stderr: str
-
-    @property
-    def sent(self) -> list[str]:
-        """The FTP commands curl sent, in order, from its --verbose trace."""
-        return [line[2:] for line in self.stderr.splitlines() if line.startswith("> ")]
 
 
 @attrs.frozen
@@ -94,15 +80,9 @@ def payload(size: int) -> bytes:
     return (head + random.Random(size).randbytes(size))[:size]
 
 
-def curl(server: Server, path: str, *args: str, check: bool = True) -> CurlRun:
+def curl(server: Server, path: str, *args: str, check: bool = True) -> ClientRun:
     """Run curl on `path` (a virtual path, quoted here) of `server` and return its outcome."""
-    url = server.url(urllib.parse.quote(path))
-    command = [
-        str(CURL), "--silent", "--show-error", "--verbose", "--globoff",
-        "--connect-timeout", "10", "--max-time", str(MAX_TIME), *args, url,
-    ]  # fmt: skip
-    proc = subprocess.run(command, capture_output=True, timeout=MAX_TIME + 30, check=False)
-    run = CurlRun(proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace"))
+    run = run_curl(*args, server.url(urllib.parse.quote(path)), timeout=MAX_TIME)
     if check:
         assert run.returncode == 0, run.stderr
     return run

@@ -26,7 +26,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from tests.integration.conftest import Server
+from tests.integration.conftest import ClientRun, Server, lftp_quote
 
 LFTP = shutil.which("lftp")
 if LFTP is None:
@@ -45,20 +45,6 @@ SETTINGS = (
     "set xfer:log no",
     "set cmd:save-cwd-history no",
 )
-
-
-@attrs.frozen
-class LftpRun:
-    """The outcome of one lftp process."""
-
-    returncode: int
-    stdout: bytes
-    stderr: str
-
-    @property
-    def sent(self) -> list[str]:
-        """The FTP commands lftp sent, in order, from its debug trace."""
-        return [line[5:] for line in self.stderr.splitlines() if line.startswith("---> ")]
 
 
 @attrs.frozen
@@ -104,11 +90,6 @@ def payload(size: int) -> bytes:
     return (head + random.Random(size).randbytes(size))[:size]
 
 
-def q(text: str) -> str:
-    """Quote a word for lftp's command parser."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def lftp(
     server: Server,
     *commands: str,
@@ -116,15 +97,15 @@ def lftp(
     settings: Sequence[str] = MODES["passive"].settings,
     password: str | None = None,
     check: bool = True,
-) -> LftpRun:
+) -> ClientRun:
     """Run lftp logged in to `server`, change to `cwd`, run `commands`; return the outcome."""
     login = f"{server.user},{server.password if password is None else password}"
     script = "\n".join(
         [
             *SETTINGS,
             *settings,
-            f"open -u {q(login)} -p {server.port} {server.host}",
-            f"cd {q(cwd)}",
+            f"open -u {lftp_quote(login)} -p {server.port} {server.host}",
+            f"cd {lftp_quote(cwd)}",
             *commands,
         ]
     )
@@ -135,7 +116,9 @@ def lftp(
         timeout=120,
         check=False,
     )
-    run = LftpRun(proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace"))
+    stderr = proc.stderr.decode("utf-8", "replace")
+    sent = tuple(line[5:] for line in stderr.splitlines() if line.startswith("---> "))
+    run = ClientRun(proc.returncode, proc.stdout, stderr, sent)
     if check:
         assert run.returncode == 0, run.stderr
     return run
@@ -169,7 +152,9 @@ def test_get_is_byte_exact(
     on_disk(server, workdir).joinpath("file.bin").write_bytes(data)
     local = tmp_path / "file.bin"
 
-    run = lftp(server, f"get file.bin -o {q(str(local))}", cwd=workdir, settings=mode.settings)
+    run = lftp(
+        server, f"get file.bin -o {lftp_quote(str(local))}", cwd=workdir, settings=mode.settings
+    )
 
     assert any(c.startswith(mode.verb(server)) for c in run.sent), run.sent
     assert "RETR file.bin" in run.sent
@@ -186,7 +171,9 @@ def test_put_is_byte_exact(
     local = tmp_path / "up.bin"
     local.write_bytes(data)
 
-    run = lftp(server, f"put {q(str(local))} -o up.bin", cwd=workdir, settings=mode.settings)
+    run = lftp(
+        server, f"put {lftp_quote(str(local))} -o up.bin", cwd=workdir, settings=mode.settings
+    )
 
     assert any(c.startswith(mode.verb(server)) for c in run.sent), run.sent
     assert "STOR up.bin" in run.sent
@@ -199,7 +186,7 @@ def test_get_continue_fetches_only_the_rest(server: Server, workdir: str, tmp_pa
     local = tmp_path / "r.bin"
     local.write_bytes(data[:1_000_003])
 
-    run = lftp(server, f"get -c r.bin -o {q(str(local))}", cwd=workdir)
+    run = lftp(server, f"get -c r.bin -o {lftp_quote(str(local))}", cwd=workdir)
 
     assert "REST 1000003" in run.sent
     assert file_sha256(local) == sha256(data)
@@ -215,7 +202,7 @@ def test_put_continue_sends_only_the_rest(
     local = tmp_path / "u.bin"
     local.write_bytes(data)
 
-    run = lftp(server, f"{verb} {q(str(local))} -o u.bin", cwd=workdir)
+    run = lftp(server, f"{verb} {lftp_quote(str(local))} -o u.bin", cwd=workdir)
 
     assert "REST 777777" in run.sent
     assert "STOR u.bin" in run.sent
@@ -280,7 +267,7 @@ def test_mirror_copies_the_tree_down_byte_exact(
     make_tree(source)
     target = tmp_path / "copy"
 
-    lftp(server, f"mirror {q(workdir + '/tree')} {q(str(target))}")
+    lftp(server, f"mirror {lftp_quote(workdir + '/tree')} {lftp_quote(str(target))}")
 
     assert tree_digest(target) == tree_digest(source)
 
@@ -291,7 +278,7 @@ def test_mirror_reverse_copies_the_tree_up_byte_exact(
     source = tmp_path / "tree"
     make_tree(source)
 
-    run = lftp(server, f"mirror -R {q(str(source))} {q(workdir + '/up')}")
+    run = lftp(server, f"mirror -R {lftp_quote(str(source))} {lftp_quote(workdir + '/up')}")
 
     assert any(c.startswith("MKD ") for c in run.sent)
     assert tree_digest(on_disk(server, workdir) / "up") == tree_digest(source)
@@ -303,9 +290,9 @@ def test_mirror_of_an_unchanged_tree_transfers_nothing(
     source = on_disk(server, workdir) / "tree"
     make_tree(source)
     target = tmp_path / "copy"
-    lftp(server, f"mirror {q(workdir + '/tree')} {q(str(target))}")
+    lftp(server, f"mirror {lftp_quote(workdir + '/tree')} {lftp_quote(str(target))}")
 
-    run = lftp(server, f"mirror {q(workdir + '/tree')} {q(str(target))}")
+    run = lftp(server, f"mirror {lftp_quote(workdir + '/tree')} {lftp_quote(str(target))}")
 
     # Sizes and times from the listing match, so lftp fetches no file a second time.
     assert not [c for c in run.sent if c.startswith("RETR")]
@@ -346,7 +333,7 @@ def test_mv_renames_a_file(server: Server, workdir: str) -> None:
 
     run = lftp(server, 'mv a "b ü"', cwd=workdir)
 
-    assert run.sent[-3:-1] == ["RNFR a", "RNTO b ü"]
+    assert run.sent[-3:-1] == ("RNFR a", "RNTO b ü")
     assert not (home / "a").exists()
     assert (home / "b ü").read_bytes() == b"contents"
 
@@ -416,6 +403,8 @@ def test_fresh_get_still_works_after_all_other_tests(
 
     for name, mode in MODES.items():
         local = tmp_path / f"{name}.bin"
-        lftp(server, f"get last.bin -o {q(str(local))}", cwd=workdir, settings=mode.settings)
+        lftp(
+            server, f"get last.bin -o {lftp_quote(str(local))}", cwd=workdir, settings=mode.settings
+        )
         assert file_sha256(local) == sha256(data)
     assert server.process.poll() is None
