@@ -44,6 +44,7 @@ class Plan:
 
     quick: bool
     runs: int
+    transfers: int
     rows: frozenset[str]
     servers: tuple[str, ...]
     size: int
@@ -170,7 +171,8 @@ def _server_rows(running: Running, ws: Workspace, plan: Plan, got: Collected) ->
                 if out["failures"]:
                     got.notes.append(f"{name}: d) N={n} failed steps {out['failed_steps']}")
             else:
-                _curl_rows(step, running, ws, got)
+                for _ in range(plan.transfers):
+                    _curl_rows(step, running, ws, got)
         except (RowError, transfers.TransferError, OSError, KeyError, AssertionError) as exc:
             got.notes.append(f"{name}: row {step}{'' if n is None else f' N={n}'}: {exc}")
 
@@ -228,8 +230,9 @@ def render(plan: Plan, got: Collected, started: datetime.datetime) -> str:
     full = parse([])
     if plan.quick:
         kind = "SMOKE RUN (--quick): small sizes, not comparable figures"
-    elif (plan.runs, plan.size, plan.clients, plan.idle) == (
+    elif (plan.runs, plan.transfers, plan.size, plan.clients, plan.idle) == (
         full.runs,
+        full.transfers,
         full.size,
         full.clients,
         full.idle,
@@ -241,7 +244,8 @@ def render(plan: Plan, got: Collected, started: datetime.datetime) -> str:
     parts = [
         f"# ftpsup benchmark: {kind}",
         "",
-        f"Started {started:%Y-%m-%d %H:%M} UTC; {plan.runs} run(s) per row; file "
+        f"Started {started:%Y-%m-%d %H:%M} UTC; {plan.runs} run(s) per row, each server "
+        f"started fresh per run, {plan.transfers} transfer(s) per run in rows a-c; file "
         f"{plan.size / 2**20:.0f} MiB; clients N = {', '.join(map(str, plan.clients))}; "
         f"{plan.idle} idle sessions; passive range {plan.pasv_min}-{plan.pasv_max} for every "
         "server; 1 MB = 10^6 bytes; cells are median (min-max).",
@@ -276,6 +280,9 @@ def parse(argv: list[str] | None) -> Plan:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, 1 run")
     parser.add_argument("--runs", type=int, help="runs per row (default 3; --quick 1)")
+    parser.add_argument(
+        "--transfers", type=int, help="transfers per row a-c per server start (3; --quick 1)"
+    )
     parser.add_argument("--rows", default=",".join(ALL_ROWS), help="subset of a,b,c,d,e,f")
     parser.add_argument("--only", default=",".join(servers.SERVERS), help="servers to run")
     parser.add_argument("--size-mib", type=int, help="file size (default 1024; --quick 64)")
@@ -296,6 +303,7 @@ def parse(argv: list[str] | None) -> Plan:
     return Plan(
         quick=quick,
         runs=max(1, args.runs or (1 if quick else 3)),
+        transfers=max(1, args.transfers or (1 if quick else 3)),
         rows=rows,
         servers=tuple(s for s in servers.SERVERS if s in only),
         size=(args.size_mib or (64 if quick else 1024)) * 2**20,

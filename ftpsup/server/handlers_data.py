@@ -29,6 +29,7 @@ from ftpsup.server.handlers_tls import data_tls_refusal
 from ftpsup.server.session import Handler, Session, TransferState, os_error_reply
 from ftpsup.server.tls import SessionNotReused, data_handshake
 from ftpsup.server.transfer import (
+    DataSocket,
     LocalIoError,
     Progress,
     close_tls,
@@ -39,7 +40,9 @@ from ftpsup.server.transfer import (
     send_file_ascii,
 )
 
-Copier = Callable[[socket.socket, Progress], None]
+Copier = Callable[[DataSocket, Progress], None]
+# What runs on the accepted socket: a Copier, or one wrapped in the TLS handshake.
+PlainCopier = Callable[[socket.socket, Progress], None]
 
 
 def _family_number(s: Session) -> int:
@@ -256,7 +259,7 @@ async def _run_transfer(
                 await s.reply(426, "Connection closed; transfer aborted.")
                 return
             error: BaseException | None = None
-            job = _with_tls(s, state, copier) if s.prot_private else copier
+            job: PlainCopier = _with_tls(s, state, copier) if s.prot_private else copier
             try:
                 done = False
                 if start_now is not None and not s.prot_private:
@@ -292,7 +295,7 @@ async def _run_transfer(
     s.start_transfer(state, run)
 
 
-def _with_tls(s: Session, state: TransferState, copier: Copier) -> Copier:
+def _with_tls(s: Session, state: TransferState, copier: Copier) -> PlainCopier:
     """Wrap `copier` so the data connection is TLS, resumed from this control connection."""
     ctx = s.tls_context
     cfg = s.ctx.config
@@ -309,8 +312,7 @@ def _with_tls(s: Session, state: TransferState, copier: Copier) -> Copier:
             )
         except (ssl.SSLError, OSError) as exc:
             raise DataHandshakeError(str(exc)) from exc
-        # ABOR shuts down whatever socket the state holds: from now on, the TLS one.
-        state.sock = tls
+        # ABOR keeps shutting down the plain socket under the TLS: the copy then fails.
         copier(tls, progress)
         close_tls(tls, strict=cfg.strict_ssl_write_shutdown)
 

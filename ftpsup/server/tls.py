@@ -9,9 +9,8 @@ have come from *this* control connection: that is what `require_ssl_reuse` check
 The control channel is a stdlib `SSLSocket` in non-blocking mode driven by trio's
 wait_readable/wait_writable (`SslSocketStream`); its handshake and every data-channel
 handshake run in a worker thread, so the public-key work of a handshake never stalls other
-sessions. Data connections are blocking `SSLSocket`s used by the copy loops in transfer.py
-from worker threads: OpenSSL encrypts straight from and to the socket, with no per-record
-Python pumping.
+sessions. Data connections are `TlsDataConnection`s (tls_data.py): OpenSSL on memory BIOs
+over a blocking socket, used by the copy loops in transfer.py from worker threads.
 
 Rules:
 - TLS 1.2 and 1.3 only; older versions are never enabled.
@@ -29,6 +28,8 @@ import socket
 import ssl
 
 import trio
+
+from ftpsup.server.tls_data import TlsDataConnection
 
 RECEIVE_MAX = 65536
 
@@ -155,7 +156,7 @@ def data_handshake(
     *,
     require_reuse: bool,
     issue_ticket: bool = False,
-) -> ssl.SSLSocket:
+) -> TlsDataConnection:
     """Wrap a data connection in TLS (blocking; runs in a worker thread).
 
     With `issue_ticket` (downloads only) the handshake sends one fresh TLS 1.3 session ticket:
@@ -172,19 +173,9 @@ def data_handshake(
     # num_tickets is copied into each new connection, and a session has one transfer at a
     # time, so setting it here affects only this data connection.
     ctx.num_tickets = 1 if issue_ticket else 0
-    tls = ctx.wrap_socket(
-        plain, server_side=True, do_handshake_on_connect=False, suppress_ragged_eofs=False
-    )
-    try:
-        tls.settimeout(timeout)
-        tls.do_handshake()
-        if require_reuse and not tls.session_reused:
-            raise SessionNotReused
-        # Blocking again; the copy loops rely on SO_RCVTIMEO/SO_SNDTIMEO for their timeouts.
-        tls.settimeout(None)
-    except BaseException:
-        tls.close()
-        raise
+    tls = TlsDataConnection.accept(ctx, plain, timeout)
+    if require_reuse and not tls.session_reused:
+        raise SessionNotReused
     return tls
 
 

@@ -7,7 +7,8 @@ Rules:
   send buffer takes at once, so a small listing needs no thread at all.
 - The data socket is switched to blocking mode with SO_RCVTIMEO/SO_SNDTIMEO set to the
   data-connection timeout: one syscall per chunk (no poll round trips), and a stalled peer
-  ends in TimeoutError instead of a stuck thread.
+  ends in TimeoutError instead of a stuck thread. Plain sendfile() is the exception: it runs
+  on the non-blocking socket and waits in poll() with the same timeout.
 - ABOR and disconnects stop a copy by shutting the socket down from the event loop's side:
   a blocked send fails or recv returns 0, and the caller reads the abort flag.
 - File-side failures are raised as LocalIoError so the caller can tell "disk full" (452) from
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import socket
 import ssl
 import struct
@@ -26,10 +28,16 @@ from collections.abc import Callable
 import attrs
 
 from ftpsup.proto.ascii import FromNetwork, ToNetwork
+from ftpsup.server.tls_data import TlsDataConnection
 
-# sendfile() count per call: large enough that a fast loopback client is never starved by
-# syscall overhead, small enough that progress counters stay current for STAT.
-SENDFILE_CHUNK = 8 * 1024 * 1024
+# A data connection: plain, or TLS over a plain socket.
+DataSocket = socket.socket | TlsDataConnection
+
+# sendfile() count per call on a non-blocking socket. Measured on loopback against a
+# blocking socket with 8 MiB counts (docs/performance.md): the sending thread spent less
+# kernel time per GiB when it returned to poll() between calls instead of sleeping inside
+# one long sendfile.
+SENDFILE_CHUNK = 1024 * 1024
 RECV_BUFFER = 1024 * 1024
 READ_CHUNK = 256 * 1024
 
@@ -49,8 +57,9 @@ class Progress:
     bytes_done: int = 0
 
 
-def prepare_socket(sock: socket.socket, timeout: float) -> None:
-    """Make `sock` blocking, with kernel send/receive timeouts of `timeout` seconds."""
+def prepare_socket(data: DataSocket, timeout: float) -> None:
+    """Make the socket blocking, with kernel send/receive timeouts of `timeout` seconds."""
+    sock = data.sock if isinstance(data, TlsDataConnection) else data
     sock.setblocking(True)
     seconds = int(timeout)
     micros = int((timeout - seconds) * 1_000_000)
@@ -59,7 +68,7 @@ def prepare_socket(sock: socket.socket, timeout: float) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
 
 
-def _send_all(sock: socket.socket, data: bytes | memoryview, progress: Progress) -> None:
+def _send_all(sock: DataSocket, data: bytes | memoryview, progress: Progress) -> None:
     view = memoryview(data)
     while view:
         try:
@@ -70,7 +79,7 @@ def _send_all(sock: socket.socket, data: bytes | memoryview, progress: Progress)
         progress.bytes_done += sent
 
 
-def send_bytes(sock: socket.socket, data: bytes, progress: Progress, timeout: float) -> None:
+def send_bytes(sock: DataSocket, data: bytes, progress: Progress, timeout: float) -> None:
     """Send a listing or other in-memory payload, from `progress.bytes_done` on."""
     prepare_socket(sock, timeout)
     _send_all(sock, memoryview(data)[progress.bytes_done :], progress)
@@ -97,24 +106,30 @@ def send_bytes_now(sock: socket.socket, data: bytes, progress: Progress) -> bool
     return True
 
 
-def send_file(
-    sock: socket.socket, fd: int, offset: int, progress: Progress, timeout: float
-) -> None:
+def send_file(sock: DataSocket, fd: int, offset: int, progress: Progress, timeout: float) -> None:
     """Send a file from `offset` to its end with sendfile(2): the bytes never enter Python."""
     prepare_socket(sock, timeout)
-    if isinstance(sock, ssl.SSLSocket):
+    if isinstance(sock, TlsDataConnection):
         # sendfile() would bypass the encryption: TLS data goes through SSL_write.
         _send_file_by_read(sock, fd, offset, progress, None)
         return
     out = sock.fileno()
+    sock.setblocking(False)
+    writable = select.poll()
+    writable.register(out, select.POLLOUT)
     while True:
         try:
             sent = os.sendfile(out, fd, offset, SENDFILE_CHUNK)
         except BlockingIOError as exc:
-            raise TimeoutError("data connection timed out") from exc
+            # POLLHUP/POLLERR (an ABOR shut the socket down) also end the wait; the next
+            # sendfile then raises the connection's error.
+            if not writable.poll(timeout * 1000):
+                raise TimeoutError("data connection timed out") from exc
+            continue
         except OSError as exc:
             if exc.errno in (errno.EINVAL, errno.ENOSYS) and progress.bytes_done == 0:
                 # A file system without sendfile support (some FUSE mounts): copy by hand.
+                sock.setblocking(True)
                 _send_file_by_read(sock, fd, offset, progress, None)
                 return
             raise
@@ -132,7 +147,7 @@ def _read_into(fd: int, buffer: bytearray) -> int:
 
 
 def _send_file_by_read(
-    sock: socket.socket,
+    sock: DataSocket,
     fd: int,
     offset: int,
     progress: Progress,
@@ -152,7 +167,7 @@ def _send_file_by_read(
 
 
 def send_file_ascii(
-    sock: socket.socket, fd: int, offset: int, progress: Progress, timeout: float
+    sock: DataSocket, fd: int, offset: int, progress: Progress, timeout: float
 ) -> None:
     """Send a file in TYPE A: local LF line ends go out as CRLF (RFC 959 §3.1.1.1)."""
     prepare_socket(sock, timeout)
@@ -170,7 +185,7 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 
 
 def receive_file(
-    sock: socket.socket,
+    sock: DataSocket,
     fd: int,
     progress: Progress,
     timeout: float,
@@ -209,7 +224,7 @@ def receive_file(
         _write_all(fd, decoder.flush())
 
 
-def close_tls(sock: ssl.SSLSocket, *, strict: bool) -> None:
+def close_tls(sock: TlsDataConnection, *, strict: bool) -> None:
     """Exchange close_notify on a finished TLS data connection.
 
     With `strict` (strict_ssl_write_shutdown) a client that does not answer with its own

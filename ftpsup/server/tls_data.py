@@ -1,0 +1,135 @@
+"""TLS on a data connection, driven through memory BIOs over a blocking plain socket.
+
+Why not an `ssl.SSLSocket`: OpenSSL reading straight from a socket makes two `recv` calls per
+TLS record (the 5-byte header, then the body) and writing makes one `send` per record of at
+most 16 KiB. Here the socket is read and written in chunks of up to `WIRE_CHUNK` bytes and
+OpenSSL works on memory, so a 1 GiB upload costs a few thousand system calls instead of
+about two hundred thousand (docs/performance.md).
+
+Rules:
+- Everything here blocks and runs in a worker thread, like the copy loops in transfer.py.
+  The socket keeps the SO_RCVTIMEO/SO_SNDTIMEO set by the caller (a timeout surfaces as
+  BlockingIOError); the handshake uses the socket's Python-level timeout instead.
+- The plain socket stays the one the session knows: ABOR shuts it down, and the next read
+  here sees end of file (SSLEOFError) or the next write fails.
+- A clean close_notify from the client reads as 0 bytes; end of file without it raises
+  `ssl.SSLEOFError`, so the caller can tell a complete upload from a truncated one.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Callable
+from typing import cast
+
+# Bytes moved between the socket and OpenSSL per system call: 16 TLS records, and small
+# enough to stay in a core's cache (larger buffers measured slower on loopback).
+WIRE_CHUNK = 256 * 1024
+
+
+class TlsDataConnection:
+    """A server-side TLS connection over the plain socket `sock`."""
+
+    def __init__(self, ctx: ssl.SSLContext, sock: socket.socket) -> None:
+        self.sock = sock
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._wire = bytearray(WIRE_CHUNK)
+        self._tls = ctx.wrap_bio(self._incoming, self._outgoing, server_side=True)
+
+    @classmethod
+    def accept(cls, ctx: ssl.SSLContext, sock: socket.socket, timeout: float) -> TlsDataConnection:
+        """Run the server handshake on the connected `sock` (blocking).
+
+        Raises:
+            ssl.SSLError, OSError, TimeoutError: the handshake failed or timed out.
+        """
+        conn = cls(ctx, sock)
+        sock.settimeout(timeout)
+        try:
+            conn._until_done(conn._tls.do_handshake)
+        finally:
+            sock.settimeout(None)
+        return conn
+
+    @property
+    def session_reused(self) -> bool:
+        """Whether the client resumed a session of this connection's context."""
+        return self._tls.session_reused
+
+    def version(self) -> str | None:
+        """The negotiated protocol version, such as "TLSv1.3"."""
+        return self._tls.version()
+
+    def _flush(self) -> None:
+        data = self._outgoing.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _fill(self) -> None:
+        count = self.sock.recv_into(self._wire)
+        if count == 0:
+            self._incoming.write_eof()
+        else:
+            self._incoming.write(memoryview(self._wire)[:count])
+
+    def _until_done(self, step: Callable[[], object]) -> None:
+        while True:
+            try:
+                step()
+            except ssl.SSLWantReadError:
+                self._flush()
+                if self._incoming.eof:
+                    raise ssl.SSLEOFError("connection closed during TLS exchange") from None
+                self._fill()
+                continue
+            self._flush()
+            return
+
+    def recv_into(self, buffer: memoryview | bytearray) -> int:
+        """Decrypt into `buffer`: whatever whole records are at hand, waiting only for the first.
+
+        Returns:
+            The byte count; 0 once the client has sent close_notify.
+
+        Raises:
+            ssl.SSLEOFError: the connection ended without close_notify.
+            BlockingIOError: nothing arrived within the socket's receive timeout.
+        """
+        view = memoryview(buffer)
+        got = 0
+        while got < len(view):
+            try:
+                # With a buffer, read() returns the byte count (typeshed says bytes).
+                count = cast("int", self._tls.read(len(view) - got, view[got:]))
+            except ssl.SSLWantReadError:
+                if got:
+                    return got
+                # Reading may have produced a reply (a key update); send it before waiting.
+                self._flush()
+                if self._incoming.eof:
+                    raise ssl.SSLEOFError("connection closed without close_notify") from None
+                self._fill()
+                continue
+            if count == 0:
+                return got
+            got += count
+        return got
+
+    def send(self, data: bytes | bytearray | memoryview) -> int:
+        """Encrypt up to WIRE_CHUNK bytes of `data` and send them whole (blocking).
+
+        Returns:
+            How many bytes of `data` went out.
+        """
+        view = memoryview(data)[:WIRE_CHUNK]
+        done = 0
+        while done < len(view):
+            done += self._tls.write(view[done:])
+        self._flush()
+        return done
+
+    def unwrap(self) -> None:
+        """Send close_notify and wait for the client's."""
+        self._until_done(self._tls.unwrap)
