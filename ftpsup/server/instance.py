@@ -15,7 +15,7 @@ Rules:
 from __future__ import annotations
 
 import ctypes
-import functools
+import errno
 import json
 import logging
 import os
@@ -219,6 +219,31 @@ async def _serve_status_channel(
     stopper.stop("the supervisor has gone")
 
 
+# accept() failures that mean "out of descriptors or memory for now": wait and retry.
+_ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+_ACCEPT_RETRY_SECONDS = 0.1
+
+
+async def _accept_sessions(
+    ctx: InstanceContext, listener: trio.SocketListener, handlers: trio.Nursery
+) -> None:
+    """Accept connections for ever, each served by serve_control in `handlers`.
+
+    serve_control is started directly (trio.serve_listeners would wrap each session in one
+    more task frame, kept by every idle session) and closes its stream itself.
+    """
+    while True:
+        try:
+            stream = await listener.accept()
+        except OSError as exc:
+            if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
+                raise
+            ctx.log.error("accept failed: %s; retrying", os.strerror(exc.errno or 0))
+            await trio.sleep(_ACCEPT_RETRY_SECONDS)
+            continue
+        handlers.start_soon(serve_control, ctx, stream)
+
+
 async def serve_instance(
     config: InstanceConfig,
     sock: socket.socket,
@@ -256,11 +281,7 @@ async def serve_instance(
                         if channel is not None:
                             where = (str(address[0]), int(address[1]))
                             services.start_soon(_serve_status_channel, ctx, channel, stopper, where)
-                        await trio.serve_listeners(
-                            functools.partial(serve_control, ctx),
-                            [listener],
-                            handler_nursery=handlers,
-                        )
+                        await _accept_sessions(ctx, listener, handlers)
                     await listener.aclose()
                     # Only sessions are left in `handlers`: the drain.
             services.cancel_scope.cancel()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import math
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -98,6 +99,7 @@ class Session:
     family: int
     send_lock: trio.Lock = attrs.field(factory=trio.Lock)
     nursery: trio.Nursery | None = None
+    awaiting_command: bool = False
     # Login state
     pending_user: str | None = None
     user: str | None = None
@@ -242,6 +244,22 @@ class Session:
             log=self.log,
         )
 
+    # -- idle timeout -------------------------------------------------------------------
+    # The wait for a command runs under the deadline of the session nursery's own scope
+    # rather than a cancel scope per line: one scope fewer held by every idle session.
+    # Expiry cancels the nursery, which holds no transfer then, and control.py answers 421.
+
+    def arm_idle_timeout(self) -> None:
+        """Start the idle clock, unless a transfer is running (it restarts when that ends)."""
+        assert self.nursery is not None
+        idle = self.ctx.config.idle_session_timeout
+        busy = self.transfer is not None
+        self.nursery.cancel_scope.deadline = math.inf if busy else trio.current_time() + idle
+
+    def disarm_idle_timeout(self) -> None:
+        assert self.nursery is not None
+        self.nursery.cancel_scope.deadline = math.inf
+
     # -- transfers ----------------------------------------------------------------------
 
     def start_transfer(
@@ -259,6 +277,8 @@ class Session:
                 self.close_data_endpoints()
                 self.transfer = None
                 state.done.set()
+                if self.awaiting_command:
+                    self.arm_idle_timeout()
 
         self.nursery.start_soon(runner)
 

@@ -98,13 +98,19 @@ class SslSocketStream(trio.abc.Stream):
             try:
                 return self.ssl_socket.recv(size)
             except ssl.SSLWantReadError:
-                await trio.lowlevel.wait_readable(self.ssl_socket)
+                writing = False
             except ssl.SSLWantWriteError:
-                await trio.lowlevel.wait_writable(self.ssl_socket)
+                writing = True
             except ssl.SSLZeroReturnError:
                 return b""
             except (ssl.SSLError, OSError) as exc:
                 raise trio.BrokenResourceError(str(exc)) from exc
+            # Waiting outside the except clauses: inside, the exception and its traceback
+            # would stay alive for as long as the session is idle.
+            if writing:
+                await trio.lowlevel.wait_writable(self.ssl_socket)
+            else:
+                await trio.lowlevel.wait_readable(self.ssl_socket)
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         async with self._send_lock:

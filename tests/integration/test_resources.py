@@ -362,3 +362,25 @@ def test_idle_session_gets_421_while_a_transferring_one_is_not_cut(
         with pytest.raises(EOFError):
             idle.getmultiline()
     assert (srv.home / "slow.bin").read_bytes() == b"s" * 10 * 1024
+
+
+@pytest.mark.slow
+def test_the_idle_clock_restarts_when_a_transfer_ends(server_factory: ServerFactory) -> None:
+    srv = server_factory("127.0.0.1", idle_session_timeout=1)
+    client = srv.connect(timeout=TIMEOUT)
+    with client:
+        port = passive_port(client)
+        conn = socket.create_connection((srv.host, port), TIMEOUT)
+        assert send(client, "STOR quick.bin").startswith("150")
+        # The upload outlasts the idle limit: the session must not be cut while it runs.
+        for _ in range(3):
+            conn.sendall(b"q" * 1024)
+            time.sleep(0.5)
+        conn.close()
+        assert client.getmultiline().startswith("226")
+        ended = time.monotonic()
+        assert client.sock is not None
+        assert select.select([client.sock], [], [], 5)[0], "no 421 after the transfer ended"
+        assert 0.5 <= time.monotonic() - ended <= 3.5
+        assert client.getmultiline() == "421 Timeout."
+    assert (srv.home / "quick.bin").read_bytes() == b"q" * 3 * 1024
