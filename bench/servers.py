@@ -158,7 +158,7 @@ def _start_ftpsup(ws: Workspace, port: int) -> Running:
     etc = ws.base / f"ftpsup-etc-{port}"
     etc.mkdir()
     (etc / "_shared.toml").write_text(
-        f'user_db_file = "users.toml"\nstate_dir = "{ws.base}/ftpsup-run-{port}"\n'
+        f'user_db_file = "users.toml"\nstate_dir = "{ws.run_dir}/ftpsup-{port}"\n'
         f'log_dir = "{ws.base}/ftpsup-log-{port}"\n'
         f"pasv_min_port = {ws.pasv_min}\npasv_max_port = {ws.pasv_max}\n"
     )

@@ -384,3 +384,21 @@ def test_a_status_probe_at_the_wrong_moment_does_not_refuse_a_lease(
     assert lease is not None
     assert lease.port == 40000
     lease.release()
+
+
+def test_lock_files_are_created_ahead_once_and_held_leases_are_untouched(
+    lease_dir: Path,
+) -> None:
+    allocator = PortAllocator(lease_dir, 30000, 30009, owner="ipv4")
+    held = allocator.lease()
+    assert held is not None
+    holder_line = (lease_dir / f"{held.port}.lock").read_bytes()
+    assert allocator.create_lock_files() == 9
+    assert sorted(p.name for p in lease_dir.iterdir()) == [f"{p}.lock" for p in range(30000, 30010)]
+    assert allocator.create_lock_files() == 0
+    assert (lease_dir / f"{held.port}.lock").read_bytes() == holder_line
+    assert allocator.leases_in_use()[0][0] == held.port
+    others = [allocator.lease() for _ in range(9)]
+    assert all(lease is not None for lease in others)
+    assert allocator.lease() is None
+    release_all([held, *(lease for lease in others if lease is not None)])

@@ -219,6 +219,16 @@ async def _serve_status_channel(
     stopper.stop("the supervisor has gone")
 
 
+async def _create_lock_files(ctx: InstanceContext) -> None:
+    """Create the passive range's lock files in the background, so no session pays for it."""
+    try:
+        await trio.to_thread.run_sync(ctx.ports.create_lock_files, limiter=ctx.fs_limiter)
+    except OSError as exc:
+        # Leases create missing files themselves, and report a lease directory they cannot
+        # write to; this only loses the head start.
+        ctx.log.warning("passive port lock files not created ahead: %s", exc)
+
+
 # accept() failures that mean "out of descriptors or memory for now": wait and retry.
 _ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 _ACCEPT_RETRY_SECONDS = 0.1
@@ -272,6 +282,7 @@ async def serve_instance(
     try:
         async with trio.open_nursery() as services:
             services.start_soon(_watch_signals, ctx, stopper)
+            services.start_soon(_create_lock_files, ctx)
             if config.pasv_addr_resolve:
                 services.start_soon(_refresh_pasv_address, ctx)
             with stopper.sessions:

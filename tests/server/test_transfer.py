@@ -1,13 +1,25 @@
-"""send_bytes_now: a listing goes out on the event loop when the socket takes it whole."""
+"""Copy loops on real sockets: send_bytes_now, send_bytes, send_file and receive_file."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from ftpsup.server.transfer import Progress, send_bytes, send_bytes_now
+from ftpsup.server.transfer import (
+    Progress,
+    receive_file,
+    send_bytes,
+    send_bytes_now,
+    send_file,
+)
+
+TIMEOUT = 10.0
 
 
 def _receive_all(sock: socket.socket, into: bytearray) -> None:
@@ -52,3 +64,113 @@ def test_send_bytes_now_reports_a_connection_the_peer_closed() -> None:
     sender.setblocking(False)
     with sender, pytest.raises(BrokenPipeError):
         send_bytes_now(sender, b"x" * 1024, Progress())
+
+
+@pytest.fixture
+def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A connected TCP pair on 127.0.0.1: (server side, client side)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname(), TIMEOUT)
+        server, _ = listener.accept()
+    with server, client:
+        yield server, client
+
+
+def _send_then_close(sock: socket.socket, payload: bytes) -> threading.Thread:
+    def body() -> None:
+        sock.sendall(payload)
+        sock.close()
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    return thread
+
+
+def test_a_binary_upload_is_written_exactly(
+    tcp_pair: tuple[socket.socket, socket.socket], tmp_path: Path
+) -> None:
+    server, client = tcp_pair
+    payload = os.urandom(5 * 1024 * 1024 + 7)
+    target = tmp_path / "up.bin"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o600)
+    progress = Progress()
+    try:
+        sender = _send_then_close(client, payload)
+        receive_file(server, fd, progress, TIMEOUT, ascii=False)
+        sender.join(TIMEOUT)
+    finally:
+        os.close(fd)
+    assert target.read_bytes() == payload
+    assert progress.bytes_done == len(payload)
+
+
+def test_an_append_upload_lands_after_the_existing_bytes(
+    tcp_pair: tuple[socket.socket, socket.socket], tmp_path: Path
+) -> None:
+    # splice() refuses O_APPEND files: the copy goes on through a buffer, nothing is lost.
+    server, client = tcp_pair
+    target = tmp_path / "log.txt"
+    target.write_bytes(b"first part\n")
+    payload = os.urandom(3 * 1024 * 1024)
+    fd = os.open(target, os.O_WRONLY | os.O_APPEND)
+    try:
+        sender = _send_then_close(client, payload)
+        receive_file(server, fd, Progress(), TIMEOUT, ascii=False)
+        sender.join(TIMEOUT)
+    finally:
+        os.close(fd)
+    assert target.read_bytes() == b"first part\n" + payload
+
+
+def test_an_ascii_upload_turns_crlf_into_lf(
+    tcp_pair: tuple[socket.socket, socket.socket], tmp_path: Path
+) -> None:
+    server, client = tcp_pair
+    target = tmp_path / "a.txt"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        sender = _send_then_close(client, b"one\r\ntwo\r\n" * 1000)
+        receive_file(server, fd, Progress(), TIMEOUT, ascii=True)
+        sender.join(TIMEOUT)
+    finally:
+        os.close(fd)
+    assert target.read_bytes() == b"one\ntwo\n" * 1000
+
+
+def test_a_silent_uploader_times_out(
+    tcp_pair: tuple[socket.socket, socket.socket], tmp_path: Path
+) -> None:
+    server, client = tcp_pair
+    client.sendall(b"a little")
+    fd = os.open(tmp_path / "stalled.bin", os.O_WRONLY | os.O_CREAT, 0o600)
+    started = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError):
+            receive_file(server, fd, Progress(), 0.3, ascii=False)
+    finally:
+        os.close(fd)
+    assert time.monotonic() - started < 5
+    # What arrived before the stall is on disk.
+    assert (tmp_path / "stalled.bin").read_bytes() == b"a little"
+
+
+def test_a_download_by_sendfile_arrives_exactly_from_the_offset(
+    tcp_pair: tuple[socket.socket, socket.socket], tmp_path: Path
+) -> None:
+    server, client = tcp_pair
+    payload = os.urandom(3 * 1024 * 1024 + 5)
+    source = tmp_path / "down.bin"
+    source.write_bytes(payload)
+    received = bytearray()
+    reader = threading.Thread(target=_receive_all, args=(client, received))
+    reader.start()
+    fd = os.open(source, os.O_RDONLY)
+    progress = Progress()
+    try:
+        send_file(server, fd, 1000, progress, TIMEOUT)
+        server.shutdown(socket.SHUT_WR)
+    finally:
+        os.close(fd)
+    reader.join(TIMEOUT)
+    assert bytes(received) == payload[1000:]
+    assert progress.bytes_done == len(payload) - 1000
