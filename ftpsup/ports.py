@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -101,6 +102,31 @@ class AllocatorStatistics:
     refused: int
 
 
+_MEMORY_FILE_SYSTEMS = frozenset({"tmpfs", "ramfs"})
+_MOUNT_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+def file_system_type(path: str, mounts: str) -> str | None:
+    """The type of the file system holding the absolute, resolved `path`.
+
+    Args:
+        path: an absolute path without symlinks (Path.resolve()).
+        mounts: the text of /proc/self/mounts, whose last matching mount point wins.
+    """
+    found: tuple[int, str] | None = None
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        # Spaces and other odd bytes in mount points are written as octal escapes (\040).
+        point = _MOUNT_ESCAPE.sub(lambda m: chr(int(m[1], 8)), fields[1])
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        # Later mounts stack over earlier ones on the same point, hence >=.
+        if inside and (found is None or len(point) >= found[0]):
+            found = (len(point), fields[2])
+    return found[1] if found else None
+
+
 class PortAllocator:
     """Leases ports of [min_port, max_port] through per-port lock files in `lease_dir`."""
 
@@ -132,6 +158,19 @@ class PortAllocator:
         self._refused = 0
         # The mode only applies when the directory is new; an admin's choice is kept.
         lease_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def in_memory(self) -> bool:
+        """Whether the lease files live on tmpfs or ramfs (blocking; call at start-up).
+
+        There a lease never waits for a disk, so the event loop may take one itself instead
+        of paying a worker-thread round trip on every PASV/EPSV.
+        """
+        try:
+            with open("/proc/self/mounts", encoding="utf-8", errors="replace") as mounts:
+                text = mounts.read()
+        except OSError:
+            return False
+        return file_system_type(str(self._dir.resolve()), text) in _MEMORY_FILE_SYSTEMS
 
     def create_lock_files(self) -> int:
         """Create the range's lock files that do not exist yet (blocking); returns how many.
@@ -173,7 +212,9 @@ class PortAllocator:
         """
         return self.lease_excluding(())
 
-    def lease_excluding(self, skip: Collection[int]) -> PortLease | None:
+    def lease_excluding(
+        self, skip: Collection[int], *, second_look: bool = True
+    ) -> PortLease | None:
         """Lease the next free port of the range that is not in `skip`.
 
         Each port is tried at most once, starting after the last port this allocator handed
@@ -181,6 +222,9 @@ class PortAllocator:
 
         Args:
             skip: ports the caller found busy (EADDRINUSE) during this attempt.
+            second_look: when every port seemed taken, look again at them after a short
+                sleep (a status probe may have held one for an instant). Without it the call
+                never sleeps, and None may mean "try again with the second look".
 
         Returns:
             The lease, or None when no port outside `skip` is free.
@@ -200,7 +244,7 @@ class PortAllocator:
         )
         # A second, later look at the ports that seemed taken: a status probe
         # (leases_in_use) holds a port's lock for microseconds, and must not turn into a 425.
-        for attempt in range(2):
+        for attempt in range(2 if second_look else 1):
             if attempt:
                 time.sleep(PROBE_RETRY_SECONDS)
             busy: list[int] = []

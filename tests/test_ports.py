@@ -5,16 +5,18 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ftpsup.ports import AllocatorStatistics, PortAllocator, PortLease
+from ftpsup.ports import AllocatorStatistics, PortAllocator, PortLease, file_system_type
 
 MIN_PORT = 10080
 MAX_PORT = 10100
@@ -402,3 +404,47 @@ def test_lock_files_are_created_ahead_once_and_held_leases_are_untouched(
     assert all(lease is not None for lease in others)
     assert allocator.lease() is None
     release_all([held, *(lease for lease in others if lease is not None)])
+
+
+MOUNTS = """\
+/dev/vda / ext4 rw,relatime 0 0
+tmpfs /run tmpfs rw,nosuid,nodev 0 0
+/dev/vdb /run/media ext4 rw 0 0
+tmpfs /srv/with\\040space tmpfs rw 0 0
+proc /proc proc rw 0 0
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/run/ftpsup/ports", "tmpfs"),
+        ("/run", "tmpfs"),
+        ("/running/ports", "ext4"),  # a prefix of the name is not a parent directory
+        ("/run/media/disk/ports", "ext4"),  # the deeper mount wins
+        ("/srv/with space/ports", "tmpfs"),  # octal escapes in mount points
+        ("/var/lib/ftpsup", "ext4"),
+    ],
+)
+def test_file_system_type_finds_the_mount_holding_a_path(path: str, expected: str) -> None:
+    assert file_system_type(path, MOUNTS) == expected
+
+
+def test_file_system_type_of_nothing_mounted_is_none() -> None:
+    assert file_system_type("/x", "") is None
+
+
+def test_a_lease_directory_on_tmpfs_is_seen_as_in_memory(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if file_system_type(str(shm.resolve()), Path("/proc/self/mounts").read_text()) != "tmpfs":
+        pytest.skip("no tmpfs at /dev/shm")
+    base = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        assert PortAllocator(base / "ports", 30000, 30001, owner="ipv4").in_memory()
+    finally:
+        shutil.rmtree(base)
+    on_disk = tmp_path / "ports"
+    expected = file_system_type(str(tmp_path.resolve()), Path("/proc/self/mounts").read_text())
+    assert PortAllocator(on_disk, 30000, 30001, owner="ipv4").in_memory() == (
+        expected in ("tmpfs", "ramfs")
+    )

@@ -58,3 +58,5 @@ class InstanceContext:
     # The address PASV advertises when pasv_address is set: pasv_address itself, or with
     # pasv_addr_resolve the IPv4 address its host name resolves to (refreshed while running).
     pasv_host: str = ""
+    # The passive-port lease files are on tmpfs: leases are taken on the event loop.
+    leases_in_memory: bool = False

@@ -58,13 +58,30 @@ def _listening_socket(family: int, host: str, port: int) -> socket.socket:
     return sock
 
 
+async def _lease(
+    allocator: PortAllocator, busy: set[int], limiter: trio.CapacityLimiter, *, inline: bool
+) -> PortLease | None:
+    if inline:
+        # On tmpfs a lease never waits for a disk: no worker-thread round trip. Only the
+        # retry after a short sleep, for a range that looked full, goes to a thread.
+        lease = allocator.lease_excluding(busy, second_look=False)
+        if lease is not None:
+            return lease
+    return await trio.to_thread.run_sync(allocator.lease_excluding, busy, limiter=limiter)
+
+
 async def open_passive(
-    allocator: PortAllocator, family: int, local_ip: str, limiter: trio.CapacityLimiter
+    allocator: PortAllocator,
+    family: int,
+    local_ip: str,
+    limiter: trio.CapacityLimiter,
+    *,
+    inline_leases: bool = False,
 ) -> PassiveEndpoint | None:
     """Lease a port and listen on it at `local_ip`; None when the range is exhausted."""
     busy: set[int] = set()
     for _ in range(MAX_BIND_ATTEMPTS):
-        lease = await trio.to_thread.run_sync(allocator.lease_excluding, busy, limiter=limiter)
+        lease = await _lease(allocator, busy, limiter, inline=inline_leases)
         if lease is None:
             return None
         try:

@@ -36,6 +36,7 @@ from ftpsup.server.transfer import (
     receive_file,
     send_bytes,
     send_bytes_now,
+    send_cached_now,
     send_file,
     send_file_ascii,
 )
@@ -398,9 +399,13 @@ async def cmd_retr(s: Session, arg: str) -> None:
         s,
         TransferState("RETR", vpath),
         opening,
-        lambda sock, progress: send(sock, fd, offset, progress, timeout),
+        # From where send_cached_now stopped, if it started (binary only).
+        lambda sock, progress: send(sock, fd, offset + progress.bytes_done, progress, timeout),
         fd=fd,
         record=_recorder(s, vpath, upload=False),
+        start_now=None
+        if s.ascii
+        else lambda sock, progress: send_cached_now(sock, fd, offset, size - offset, progress),
     )
 
 

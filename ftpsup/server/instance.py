@@ -122,7 +122,7 @@ def make_context(config: InstanceConfig, *, pasv_host: str = "") -> InstanceCont
     xferlog = None
     if config.xferlog_enable and config.xferlog_std_format:
         xferlog = XferLog(config.xferlog_file)
-    return InstanceContext(
+    ctx = InstanceContext(
         config=config,
         users=UserDirectory(config.user_db_file),
         ports=PortAllocator(
@@ -135,6 +135,8 @@ def make_context(config: InstanceConfig, *, pasv_host: str = "") -> InstanceCont
         xferlog=xferlog,
         pasv_host=pasv_host or config.pasv_address,
     )
+    ctx.leases_in_memory = ctx.ports.in_memory()
+    return ctx
 
 
 class _Stopper:

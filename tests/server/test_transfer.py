@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from ftpsup.server.transfer import (
+    SEND_NOW_LIMIT,
     Progress,
     receive_file,
     send_bytes,
     send_bytes_now,
+    send_cached_now,
     send_file,
 )
 
@@ -174,3 +176,27 @@ def test_a_download_by_sendfile_arrives_exactly_from_the_offset(
     reader.join(TIMEOUT)
     assert bytes(received) == payload[1000:]
     assert progress.bytes_done == len(payload) - 1000
+
+
+def test_a_small_cached_file_goes_out_without_a_thread(
+    tcp_pair: tuple[socket.socket, socket.socket], tmp_path: Path
+) -> None:
+    server, client = tcp_pair
+    payload = os.urandom(64 * 1024)
+    source = tmp_path / "small.bin"
+    source.write_bytes(payload)
+    fd = os.open(source, os.O_RDONLY)
+    server.setblocking(False)
+    progress = Progress()
+    try:
+        os.pread(fd, len(payload), 0)  # in the page cache now
+        assert send_cached_now(server, fd, 100, len(payload) - 100, progress)
+        too_big = send_cached_now(server, fd, 0, SEND_NOW_LIMIT + 1, Progress())
+    finally:
+        os.close(fd)
+    assert not too_big
+    server.shutdown(socket.SHUT_WR)
+    received = bytearray()
+    _receive_all(client, received)
+    assert bytes(received) == payload[100:]
+    assert progress.bytes_done == len(payload) - 100
