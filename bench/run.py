@@ -84,13 +84,19 @@ def progress(text: str) -> None:
 def build_rows(plan: Plan) -> list[Row]:
     """The table rows this plan measures, in order, with their directions and targets."""
     rows = [Row("login_ms", "login cost: PASS to 230", "ms", False)]
-    if "a" in plan.rows:
-        rows.append(Row("retr_plain", "a) RETR plain", "MB/s", True, Target(">= 1.0x", 1.0)))
-    if "b" in plan.rows:
-        rows.append(Row("stor_plain", "b) STOR plain", "MB/s", True, Target(">= 1.2x", 1.2)))
-    if "c" in plan.rows:
-        rows.append(Row("retr_tls", "c) RETR FTPS PROT P", "MB/s", True, Target(">= 1.0x", 1.0)))
-        rows.append(Row("stor_tls", "c) STOR FTPS PROT P", "MB/s", True, Target(">= 1.2x", 1.2)))
+    transfer_rows = [
+        ("a", "retr_plain", "a) RETR plain", Target(">= 1.0x", 1.0)),
+        ("b", "stor_plain", "b) STOR plain", Target(">= 1.2x", 1.2)),
+        ("c", "retr_tls", "c) RETR FTPS PROT P", Target(">= 1.0x", 1.0)),
+        ("c", "stor_tls", "c) STOR FTPS PROT P", Target(">= 1.2x", 1.2)),
+    ]
+    for letter, key, label, target in transfer_rows:
+        if letter in plan.rows:
+            rows += [
+                Row(key, label, "MB/s", True, target),
+                Row(f"{key}_server_cpu", f"{label}: server CPU per GiB", "s", False),
+                Row(f"{key}_client_cpu", f"{label}: curl CPU per GiB", "s", None),
+            ]
     for n in plan.clients if "d" in plan.rows else ():
         big = n >= 1000
         rows += [
@@ -187,10 +193,13 @@ def _curl_rows(step: str, running: Running, ws: Workspace, got: Collected) -> No
             done = transfers.curl_transfer(
                 f"{url}/{upload.name if is_upload else BIG_NAME}", ws.big, ws.big_size,
                 upload=is_upload, tls=tls, upload_check=upload if is_upload else None,
+                server_pid=running.proc.pid,
             )  # fmt: skip
         finally:
             upload.unlink(missing_ok=True)
         got.add(key, running.name, done.mb_per_s)
+        got.add(f"{key}_server_cpu", running.name, done.server_cpu_per_gib)
+        got.add(f"{key}_client_cpu", running.name, done.client_cpu_per_gib)
         if tls:
             got.tls[running.name] = done.tls
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import select
 import socket
 import struct
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import attrs
 
+from bench import procstats
 from bench.workspace import HOST
 
 CURL_MAX_TIME = 600
@@ -36,6 +38,7 @@ _WRITE_OUT = "%{time_pretransfer} %{time_total} %{size_download} %{size_upload}"
 _TLS_LINE = re.compile(r"SSL connection using (\S+) / (\S+)")
 _CHUNK = 1024 * 1024
 _SENDFILE_CALL = 64 * 1024
+SETTLE_SECONDS = 5.0
 
 
 class TransferError(Exception):
@@ -49,10 +52,34 @@ class CurlResult:
     mb_per_s: float
     seconds: float
     tls: str
+    # CPU seconds per GiB moved, when measured: the server's process tree (its login
+    # included) and curl's. When curl's figure is close to the transfer's seconds per GiB,
+    # curl used a whole core and the client was the limit.
+    server_cpu_per_gib: float = 0.0
+    client_cpu_per_gib: float = 0.0
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _settle(server_pid: int, processes: int) -> None:
+    """Wait (bounded) until a forked session process is gone and its CPU is reaped."""
+    end = time.monotonic() + SETTLE_SECONDS
+    while time.monotonic() < end and len(procstats.tree(server_pid)) > processes:
+        time.sleep(0.05)
 
 
 def curl_transfer(
-    url: str, path: Path, size: int, *, upload: bool, tls: bool, upload_check: Path | None = None
+    url: str,
+    path: Path,
+    size: int,
+    *,
+    upload: bool,
+    tls: bool,
+    upload_check: Path | None = None,
+    server_pid: int | None = None,
 ) -> CurlResult:
     """Download `url` to /dev/null, or upload `path` to `url`; returns MB/s.
 
@@ -63,6 +90,7 @@ def curl_transfer(
         upload: STOR instead of RETR.
         tls: explicit FTPS with PROT P.
         upload_check: where the server writes the upload, checked for its size.
+        server_pid: the server's process, for its CPU time during the transfer.
     """
     flags = ["--ssl-reqd", "-k"] if tls else []
     action = ["-T", str(path)] if upload else ["-o", "/dev/null"]
@@ -70,10 +98,18 @@ def curl_transfer(
     argv += ["-w", _WRITE_OUT, url]
     if upload:
         os.sync()
+    processes = len(procstats.tree(server_pid)) if server_pid else 0
+    server_before = procstats.cpu_seconds(server_pid) if server_pid else 0.0
+    client_before = _children_cpu()
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=CURL_MAX_TIME + 30)
     except subprocess.TimeoutExpired as exc:
         raise TransferError(f"curl did not finish in {CURL_MAX_TIME} s") from exc
+    client_cpu = _children_cpu() - client_before
+    server_cpu = 0.0
+    if server_pid:
+        _settle(server_pid, processes)
+        server_cpu = procstats.cpu_seconds(server_pid) - server_before
     if done.returncode != 0:
         errors = [line for line in done.stderr.splitlines() if line.startswith(("curl:", "< "))]
         raise TransferError(f"curl exit {done.returncode}: {' | '.join(errors[-3:])}")
@@ -86,7 +122,14 @@ def curl_transfer(
     seconds = float(total) - float(pretransfer)
     found = _TLS_LINE.search(done.stderr)
     tls_text = f"{found[1]} {found[2]}" if found else ("?" if tls else "")
-    return CurlResult(mb_per_s=size / max(seconds, 1e-6) / 1e6, seconds=seconds, tls=tls_text)
+    gib = size / 2**30
+    return CurlResult(
+        mb_per_s=size / max(seconds, 1e-6) / 1e6,
+        seconds=seconds,
+        tls=tls_text,
+        server_cpu_per_gib=server_cpu / gib,
+        client_cpu_per_gib=client_cpu / gib,
+    )
 
 
 def _reader(sock: socket.socket, expected: int, got: list[int]) -> None:
