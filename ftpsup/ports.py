@@ -259,8 +259,10 @@ class PortAllocator:
                     self._granted += 1
                 return PortLease(port, fd=fd, on_release=self._released)
             candidates = busy
-        with self._lock:
-            self._refused += 1
+        if second_look:
+            # A first look alone is retried by the caller: only the last attempt counts.
+            with self._lock:
+                self._refused += 1
         return None
 
     def leases_in_use(self) -> list[tuple[int, str]]:

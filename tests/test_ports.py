@@ -448,3 +448,16 @@ def test_a_lease_directory_on_tmpfs_is_seen_as_in_memory(tmp_path: Path) -> None
     assert PortAllocator(on_disk, 30000, 30001, owner="ipv4").in_memory() == (
         expected in ("tmpfs", "ramfs")
     )
+
+
+def test_a_first_look_that_finds_the_range_full_is_not_counted_as_refused(
+    lease_dir: Path,
+) -> None:
+    allocator = PortAllocator(lease_dir, 30000, 30000, owner="ipv4")
+    held = allocator.lease()
+    assert held is not None
+    assert allocator.lease_excluding((), second_look=False) is None
+    assert allocator.statistics().refused == 0
+    assert allocator.lease_excluding(()) is None
+    assert allocator.statistics().refused == 1
+    held.release()

@@ -69,9 +69,14 @@ async def _receive(stream: trio.abc.Stream) -> bytes:
     await trio.lowlevel.checkpoint_if_cancelled()
     while True:
         try:
-            return os.read(fd, RECEIVE_SIZE)
+            data = os.read(fd, RECEIVE_SIZE)
         except BlockingIOError:
             pass
+        else:
+            # Yield even when data was at hand: a client streaming bytes without a line end
+            # must not keep the event loop from every other session.
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return data
         # Outside the except clause: waiting inside it would keep the exception and its
         # traceback alive for as long as the session is idle.
         await trio.lowlevel.wait_readable(fd)
@@ -142,6 +147,10 @@ async def _command_loop(s: Session) -> None:
         finally:
             s.awaiting_command = False
             s.disarm_idle_timeout()
+        if s.idle_timed_out():
+            # The deadline fired in the same scheduler pass as the line arrived: the scope
+            # stays cancelled, so the command could not run to its end. Time out instead.
+            return
         if isinstance(item, _Eof):
             return
         if isinstance(item, LineTooLong):
@@ -190,7 +199,7 @@ async def serve_control(ctx: InstanceContext, stream: trio.SocketStream) -> None
             finally:
                 if s.transfer is not None:
                     s.transfer.abort()
-        if nursery.cancel_scope.cancelled_caught:
+        if s.idle_timed_out():
             # Only the idle timeout cancels the session's own scope (Session.arm_idle_timeout).
             s.log.info("idle session from %s timed out", s.peer_ip)
             await s.reply(421, "Timeout.")

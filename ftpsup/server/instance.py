@@ -224,7 +224,11 @@ async def _serve_status_channel(
 async def _create_lock_files(ctx: InstanceContext) -> None:
     """Create the passive range's lock files in the background, so no session pays for it."""
     try:
-        await trio.to_thread.run_sync(ctx.ports.create_lock_files, limiter=ctx.fs_limiter)
+        # Abandoned on stop: the files are only a head start, and a wide range on a slow
+        # disk must not hold up a shutdown.
+        await trio.to_thread.run_sync(
+            ctx.ports.create_lock_files, limiter=ctx.fs_limiter, abandon_on_cancel=True
+        )
     except OSError as exc:
         # Leases create missing files themselves, and report a lease directory they cannot
         # write to; this only loses the head start.

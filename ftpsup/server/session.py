@@ -296,6 +296,10 @@ class Session:
         assert self.nursery is not None
         self.nursery.cancel_scope.deadline = math.inf
 
+    def idle_timed_out(self) -> bool:
+        """Whether the idle deadline has fired (a fired scope stays cancelled)."""
+        return self.nursery is not None and self.nursery.cancel_scope.cancel_called
+
     # -- transfers ----------------------------------------------------------------------
 
     def start_transfer(

@@ -17,6 +17,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -384,3 +385,39 @@ def test_the_idle_clock_restarts_when_a_transfer_ends(server_factory: ServerFact
         assert 0.5 <= time.monotonic() - ended <= 3.5
         assert client.getmultiline() == "421 Timeout."
     assert (srv.home / "quick.bin").read_bytes() == b"q" * 3 * 1024
+
+
+def test_a_client_streaming_without_line_ends_does_not_stall_other_sessions(
+    server_factory: ServerFactory,
+) -> None:
+    srv = server_factory("127.0.0.1")
+    flooder = socket.create_connection((srv.host, srv.port), TIMEOUT)
+    other = srv.connect(timeout=TIMEOUT)
+    stop = threading.Event()
+
+    def flood() -> None:
+        junk = b"x" * 65536
+        end = time.monotonic() + 5
+        # Keeps the server's socket never empty, until the test or 5 s ends it.
+        while not stop.is_set() and time.monotonic() < end:
+            try:
+                flooder.sendall(junk)
+            except OSError:
+                return
+
+    slowest = 0.0
+    with flooder, other:
+        assert flooder.recv(1024).startswith(b"220")
+        thread = threading.Thread(target=flood, daemon=True)
+        thread.start()
+        try:
+            time.sleep(0.3)
+            for _ in range(20):
+                began = time.monotonic()
+                assert send(other, "NOOP").startswith("200")
+                slowest = max(slowest, time.monotonic() - began)
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            thread.join(TIMEOUT)
+    assert slowest < 1.0, f"NOOP took {slowest:.2f} s while another client streamed bytes"

@@ -200,3 +200,56 @@ def test_a_small_cached_file_goes_out_without_a_thread(
     _receive_all(client, received)
     assert bytes(received) == payload[100:]
     assert progress.bytes_done == len(payload) - 100
+
+
+def test_urgent_data_in_an_upload_does_not_end_it(
+    tcp_pair: tuple[socket.socket, socket.socket], tmp_path: Path
+) -> None:
+    # splice() stops at the urgent mark as if at the end: the upload must go on past it.
+    server, client = tcp_pair
+    target = tmp_path / "urgent.bin"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o600)
+
+    def body() -> None:
+        client.sendall(b"a" * 1000)
+        time.sleep(0.2)
+        client.send(b"!", socket.MSG_OOB)
+        time.sleep(0.2)
+        client.sendall(b"b" * 1000)
+        client.close()
+
+    sender = threading.Thread(target=body)
+    sender.start()
+    try:
+        receive_file(server, fd, Progress(), TIMEOUT, ascii=False)
+    finally:
+        os.close(fd)
+        sender.join(TIMEOUT)
+    # The urgent byte itself is not data (no SO_OOBINLINE on data connections).
+    assert target.read_bytes() == b"a" * 1000 + b"b" * 1000
+
+
+def test_a_huge_data_timeout_is_taken_as_never(
+    tcp_pair: tuple[socket.socket, socket.socket], tmp_path: Path
+) -> None:
+    # A download that waits for the client used to overflow poll()'s int milliseconds.
+    server, client = tcp_pair
+    payload = os.urandom(8 * 1024 * 1024)  # more than the socket buffers hold
+    source = tmp_path / "big.bin"
+    source.write_bytes(payload)
+    received = bytearray()
+
+    def slow_reader() -> None:
+        time.sleep(0.3)
+        _receive_all(client, received)
+
+    reader = threading.Thread(target=slow_reader)
+    reader.start()
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        send_file(server, fd, 0, Progress(), 10.0**9)
+        server.shutdown(socket.SHUT_WR)
+    finally:
+        os.close(fd)
+        reader.join(TIMEOUT)
+    assert bytes(received) == payload
