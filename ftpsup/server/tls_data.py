@@ -58,10 +58,6 @@ class TlsDataConnection:
         """Whether the client resumed a session of this connection's context."""
         return self._tls.session_reused
 
-    def version(self) -> str | None:
-        """The negotiated protocol version, such as "TLSv1.3"."""
-        return self._tls.version()
-
     def _flush(self) -> None:
         data = self._outgoing.read()
         if data:

@@ -94,7 +94,7 @@ def send_bytes(sock: DataSocket, data: bytes, progress: Progress, timeout: float
     _send_all(sock, memoryview(data)[progress.bytes_done :], progress)
 
 
-def send_bytes_now(sock: socket.socket, data: bytes, progress: Progress) -> bool:
+def send_bytes_now(sock: socket.socket, data: bytes | bytearray, progress: Progress) -> bool:
     """Send what the non-blocking `sock` takes without waiting; never blocks.
 
     Returns:
@@ -142,7 +142,7 @@ def send_cached_now(
         return False
     if got != count:
         return False
-    return send_bytes_now(sock, bytes(buffer), progress)
+    return send_bytes_now(sock, buffer, progress)
 
 
 def send_file(sock: DataSocket, fd: int, offset: int, progress: Progress, timeout: float) -> None:
