@@ -394,6 +394,7 @@ def test_a_client_streaming_without_line_ends_does_not_stall_other_sessions(
     flooder = socket.create_connection((srv.host, srv.port), TIMEOUT)
     other = srv.connect(timeout=TIMEOUT)
     stop = threading.Event()
+    flooding = threading.Event()
 
     def flood() -> None:
         junk = b"x" * 65536
@@ -404,6 +405,7 @@ def test_a_client_streaming_without_line_ends_does_not_stall_other_sessions(
                 flooder.sendall(junk)
             except OSError:
                 return
+            flooding.set()
 
     slowest = 0.0
     with flooder, other:
@@ -411,7 +413,7 @@ def test_a_client_streaming_without_line_ends_does_not_stall_other_sessions(
         thread = threading.Thread(target=flood, daemon=True)
         thread.start()
         try:
-            time.sleep(0.3)
+            assert flooding.wait(TIMEOUT)
             for _ in range(20):
                 began = time.monotonic()
                 assert send(other, "NOOP").startswith("200")

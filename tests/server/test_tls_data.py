@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import ssl
@@ -45,9 +46,9 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
         yield server, client
 
 
-def _run_client(
-    client: socket.socket, work: Callable[[ssl.SSLSocket], None]
-) -> tuple[threading.Thread, list[BaseException]]:
+@contextlib.contextmanager
+def _tls_client(client: socket.socket, work: Callable[[ssl.SSLSocket], None]) -> Iterator[None]:
+    """Run `work` on a TLS client over `client` in a thread; its errors fail the test."""
     errors: list[BaseException] = []
 
     def body() -> None:
@@ -59,7 +60,9 @@ def _run_client(
 
     thread = threading.Thread(target=body, daemon=True)
     thread.start()
-    return thread, errors
+    yield
+    thread.join(TIMEOUT)
+    assert not errors
 
 
 def _read_all(conn: TlsDataConnection) -> bytes:
@@ -83,12 +86,10 @@ def test_an_upload_with_close_notify_arrives_whole_and_reads_end_with_zero(
         tls.sendall(payload)
         tls.unwrap()
 
-    thread, errors = _run_client(client, upload)
-    conn = TlsDataConnection.accept(server_context, server, TIMEOUT)
-    assert _read_all(conn) == payload
-    conn.unwrap()
-    thread.join(TIMEOUT)
-    assert not errors
+    with _tls_client(client, upload):
+        conn = TlsDataConnection.accept(server_context, server, TIMEOUT)
+        assert _read_all(conn) == payload
+        conn.unwrap()
 
 
 def test_one_read_gathers_several_records_when_they_are_at_hand(
@@ -103,15 +104,13 @@ def test_one_read_gathers_several_records_when_they_are_at_hand(
         sent.set()
         tls.unwrap()
 
-    thread, errors = _run_client(client, upload)
-    conn = TlsDataConnection.accept(server_context, server, TIMEOUT)
-    assert sent.wait(TIMEOUT)
-    buffer = bytearray(1024 * 1024)
-    assert conn.recv_into(buffer) == 4 * 16384
-    assert conn.recv_into(buffer) == 0
-    conn.unwrap()
-    thread.join(TIMEOUT)
-    assert not errors
+    with _tls_client(client, upload):
+        conn = TlsDataConnection.accept(server_context, server, TIMEOUT)
+        assert sent.wait(TIMEOUT)
+        buffer = bytearray(1024 * 1024)
+        assert conn.recv_into(buffer) == 4 * 16384
+        assert conn.recv_into(buffer) == 0
+        conn.unwrap()
 
 
 def test_end_of_file_without_close_notify_is_an_eof_error(
@@ -124,14 +123,12 @@ def test_end_of_file_without_close_notify_is_an_eof_error(
         # Close the TCP connection under TLS: no close_notify.
         socket.socket.shutdown(tls, socket.SHUT_WR)
 
-    thread, errors = _run_client(client, truncated)
-    conn = TlsDataConnection.accept(server_context, server, TIMEOUT)
-    buffer = bytearray(65536)
-    assert conn.recv_into(buffer) == len(b"part of an upload")
-    with pytest.raises(ssl.SSLEOFError):
-        conn.recv_into(buffer)
-    thread.join(TIMEOUT)
-    assert not errors
+    with _tls_client(client, truncated):
+        conn = TlsDataConnection.accept(server_context, server, TIMEOUT)
+        buffer = bytearray(65536)
+        assert conn.recv_into(buffer) == len(b"part of an upload")
+        with pytest.raises(ssl.SSLEOFError):
+            conn.recv_into(buffer)
 
 
 def test_a_download_is_sent_in_wire_chunks_and_read_back_exactly(
@@ -146,16 +143,14 @@ def test_a_download_is_sent_in_wire_chunks_and_read_back_exactly(
             received.extend(chunk)
         tls.unwrap()
 
-    thread, errors = _run_client(client, download)
-    conn = TlsDataConnection.accept(server_context, server, TIMEOUT)
-    view = memoryview(payload)
-    while view:
-        sent = conn.send(view)
-        assert 0 < sent <= WIRE_CHUNK
-        view = view[sent:]
-    conn.unwrap()
-    thread.join(TIMEOUT)
-    assert not errors
+    with _tls_client(client, download):
+        conn = TlsDataConnection.accept(server_context, server, TIMEOUT)
+        view = memoryview(payload)
+        while view:
+            sent = conn.send(view)
+            assert 0 < sent <= WIRE_CHUNK
+            view = view[sent:]
+        conn.unwrap()
     assert bytes(received) == payload
 
 

@@ -6,7 +6,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -78,14 +78,32 @@ def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
         yield server, client
 
 
-def _send_then_close(sock: socket.socket, payload: bytes) -> threading.Thread:
+def _send_then_close(sock: socket.socket, payload: bytes) -> Callable[[], None]:
     def body() -> None:
         sock.sendall(payload)
         sock.close()
 
-    thread = threading.Thread(target=body)
-    thread.start()
-    return thread
+    return body
+
+
+def _upload(
+    server: socket.socket,
+    target: Path,
+    client_side: Callable[[], None],
+    *,
+    flags: int = os.O_WRONLY | os.O_CREAT,
+    ascii: bool = False,
+    progress: Progress | None = None,
+) -> None:
+    """receive_file into `target` while `client_side` sends from a thread."""
+    fd = os.open(target, flags, 0o600)
+    sender = threading.Thread(target=client_side)
+    sender.start()
+    try:
+        receive_file(server, fd, progress or Progress(), TIMEOUT, ascii=ascii)
+    finally:
+        os.close(fd)
+        sender.join(TIMEOUT)
 
 
 def test_a_binary_upload_is_written_exactly(
@@ -94,14 +112,8 @@ def test_a_binary_upload_is_written_exactly(
     server, client = tcp_pair
     payload = os.urandom(5 * 1024 * 1024 + 7)
     target = tmp_path / "up.bin"
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o600)
     progress = Progress()
-    try:
-        sender = _send_then_close(client, payload)
-        receive_file(server, fd, progress, TIMEOUT, ascii=False)
-        sender.join(TIMEOUT)
-    finally:
-        os.close(fd)
+    _upload(server, target, _send_then_close(client, payload), progress=progress)
     assert target.read_bytes() == payload
     assert progress.bytes_done == len(payload)
 
@@ -114,13 +126,7 @@ def test_an_append_upload_lands_after_the_existing_bytes(
     target = tmp_path / "log.txt"
     target.write_bytes(b"first part\n")
     payload = os.urandom(3 * 1024 * 1024)
-    fd = os.open(target, os.O_WRONLY | os.O_APPEND)
-    try:
-        sender = _send_then_close(client, payload)
-        receive_file(server, fd, Progress(), TIMEOUT, ascii=False)
-        sender.join(TIMEOUT)
-    finally:
-        os.close(fd)
+    _upload(server, target, _send_then_close(client, payload), flags=os.O_WRONLY | os.O_APPEND)
     assert target.read_bytes() == b"first part\n" + payload
 
 
@@ -129,13 +135,7 @@ def test_an_ascii_upload_turns_crlf_into_lf(
 ) -> None:
     server, client = tcp_pair
     target = tmp_path / "a.txt"
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        sender = _send_then_close(client, b"one\r\ntwo\r\n" * 1000)
-        receive_file(server, fd, Progress(), TIMEOUT, ascii=True)
-        sender.join(TIMEOUT)
-    finally:
-        os.close(fd)
+    _upload(server, target, _send_then_close(client, b"one\r\ntwo\r\n" * 1000), ascii=True)
     assert target.read_bytes() == b"one\ntwo\n" * 1000
 
 
@@ -208,9 +208,10 @@ def test_urgent_data_in_an_upload_does_not_end_it(
     # splice() stops at the urgent mark as if at the end: the upload must go on past it.
     server, client = tcp_pair
     target = tmp_path / "urgent.bin"
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o600)
 
     def body() -> None:
+        # The pauses keep the three sends in separate segments, so the urgent byte is
+        # neither first nor last.
         client.sendall(b"a" * 1000)
         time.sleep(0.2)
         client.send(b"!", socket.MSG_OOB)
@@ -218,13 +219,7 @@ def test_urgent_data_in_an_upload_does_not_end_it(
         client.sendall(b"b" * 1000)
         client.close()
 
-    sender = threading.Thread(target=body)
-    sender.start()
-    try:
-        receive_file(server, fd, Progress(), TIMEOUT, ascii=False)
-    finally:
-        os.close(fd)
-        sender.join(TIMEOUT)
+    _upload(server, target, body)
     # The urgent byte itself is not data (no SO_OOBINLINE on data connections).
     assert target.read_bytes() == b"a" * 1000 + b"b" * 1000
 
