@@ -32,6 +32,7 @@ from typing import cast
 import attrs
 
 from ftpsup.errors import ConfigError, ConfigProblem
+from ftpsup.proto.numbers import parse_uint
 
 SHARED_FILE = "_shared.toml"
 NAME_PATTERN = "[a-z0-9][a-z0-9_-]*"
@@ -295,9 +296,10 @@ def _in_range(value: int, lo: int, hi: int) -> int:
 def _octal(raw: object) -> int:
     # vsftpd.conf writes umasks as "022"; TOML has no leading-zero integers, hence the string.
     if isinstance(raw, str):
-        if not re.fullmatch("[0-7]+", raw):
+        parsed = parse_uint(raw, _INT_MAX, base=8)
+        if parsed is None:
             raise _Invalid(f"{_show(raw)} is not an octal number")
-        value = int(raw, 8)
+        value = parsed
     elif isinstance(raw, int) and not isinstance(raw, bool):
         value = raw
     else:
@@ -353,7 +355,7 @@ def _unknown(key: str) -> str:
 
 def _toml_hint(text: str, message: str) -> str:
     # vsftpd.conf habits (YES/NO, 022) are the likeliest syntax errors; point at the fix.
-    found = re.search(r"at line (\d+)", message)
+    found = re.search(r"at line ([0-9]+)", message)
     lines = text.splitlines()
     if found is None or int(found.group(1)) > len(lines):
         return ""

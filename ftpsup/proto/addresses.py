@@ -15,14 +15,13 @@ Rules:
 from __future__ import annotations
 
 import ipaddress
-import re
 
-_PORT_ARG = re.compile(
-    r"([0-9]{1,3}),([0-9]{1,3}),([0-9]{1,3}),([0-9]{1,3}),([0-9]{1,3}),([0-9]{1,3})"
-)
-_DIGITS = re.compile(r"[0-9]{1,5}")
+from ftpsup.proto.numbers import parse_uint
+
 # Ports below this are reserved for services; vsftpd refuses them as PORT targets.
 _RESERVED_PORTS = 1024
+# Up to five digits for an RFC 2428 family number: an unknown one is unsupported (522).
+_MAX_FAMILY = 99999
 _UNSUPPORTED_FAMILY = "Network protocol not supported, use (1,2)"
 
 
@@ -33,6 +32,11 @@ class AddressError(ValueError):
         self.reply_code = reply_code
         self.message = message
         super().__init__(f"{reply_code} {message}")
+
+
+def _number(text: str, maximum: int, *, width: int) -> int | None:
+    # At most `width` characters, leading zeros included: "0001" is not a PORT byte.
+    return parse_uint(text, maximum) if len(text) <= width else None
 
 
 def parse_port_arg(arg: str) -> tuple[str, int]:
@@ -47,11 +51,9 @@ def parse_port_arg(arg: str) -> tuple[str, int]:
     Raises:
         AddressError: 501 if the argument is malformed, a number exceeds 255, or the port is 0.
     """
-    match = _PORT_ARG.fullmatch(arg.strip())
-    if match is None:
-        raise AddressError(501, "Illegal PORT command.")
-    numbers = [int(group) for group in match.groups()]
-    if any(number > 255 for number in numbers):
+    fields = arg.strip().split(",")
+    numbers = [n for f in fields if (n := _number(f, 255, width=3)) is not None]
+    if len(fields) != 6 or len(numbers) != 6:
         raise AddressError(501, "Illegal PORT command.")
     port = numbers[4] * 256 + numbers[5]
     if port == 0:
@@ -80,9 +82,9 @@ def parse_eprt_arg(arg: str) -> tuple[int, str, int]:
     if len(parts) != 5 or parts[0] or parts[4]:
         raise AddressError(501, "Bad EPRT command.")
     family_text, host_text, port_text = parts[1], parts[2], parts[3]
-    if _DIGITS.fullmatch(family_text) is None:
+    family = _number(family_text, _MAX_FAMILY, width=5)
+    if family is None:
         raise AddressError(501, "Bad EPRT command.")
-    family = int(family_text)
     if family not in (1, 2):
         raise AddressError(522, _UNSUPPORTED_FAMILY)
     host: ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -90,9 +92,10 @@ def parse_eprt_arg(arg: str) -> tuple[int, str, int]:
         host = ipaddress.IPv4Address(host_text) if family == 1 else ipaddress.IPv6Address(host_text)
     except ValueError:
         raise AddressError(501, "Bad EPRT command.") from None
-    if _DIGITS.fullmatch(port_text) is None or not 1 <= int(port_text) <= 65535:
+    port = _number(port_text, 65535, width=5)
+    if port is None or port == 0:
         raise AddressError(501, "Bad EPRT command.")
-    return family, str(host), int(port_text)
+    return family, str(host), port
 
 
 def parse_epsv_arg(arg: str) -> str | int | None:
@@ -112,9 +115,9 @@ def parse_epsv_arg(arg: str) -> str | int | None:
         return None
     if text.upper() == "ALL":
         return "ALL"
-    if _DIGITS.fullmatch(text) is None:
+    family = _number(text, _MAX_FAMILY, width=5)
+    if family is None:
         raise AddressError(501, "Bad EPSV command.")
-    family = int(text)
     if family not in (1, 2):
         raise AddressError(522, _UNSUPPORTED_FAMILY)
     return family

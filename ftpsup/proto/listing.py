@@ -11,7 +11,7 @@ Rules:
   UTC "YYYYMMDDHHMMSS" (RFC 3659 §2.3).
 - Lines come without their line end; the transfer code adds CRLF (RFC 959 §3.1.1.1).
 - A CR or LF in a name is shown as "?" (as `ls -q` does), so a file created outside FTP cannot
-  split one entry into two in the client's parser.
+  split one entry into two in the client's parser. NLST names go through the same safe_name.
 - Times outside the years 1..9999 are clamped to that range rather than failing a listing.
 """
 
@@ -42,7 +42,8 @@ def _utc(ts: float) -> datetime.datetime:
     return _EPOCH + datetime.timedelta(seconds=int(clamped // 1))
 
 
-def _safe_name(name: str) -> str:
+def safe_name(name: str) -> str:
+    """The name with each CR and LF shown as "?", for every listing format (NLST included)."""
     return name.replace("\r", "?").replace("\n", "?")
 
 
@@ -94,10 +95,10 @@ def list_line(f: FileFacts, *, now: float, use_localtime: bool = False, utc_offs
     date = _list_date(f.mtime, now=now, use_localtime=use_localtime, utc_offset=utc_offset)
     line = (
         f"{mode_string(f.kind, f.mode)} {f.nlink:4d} {f.owner:<8} {f.group:<8} "
-        f"{f.size:8d} {date} {_safe_name(f.name)}"
+        f"{f.size:8d} {date} {safe_name(f.name)}"
     )
     if f.kind is FileKind.LINK and f.link_target is not None:
-        line += " -> " + _safe_name(f.link_target)
+        line += " -> " + safe_name(f.link_target)
     return line
 
 
@@ -139,7 +140,7 @@ def mlsx_line(f: FileFacts, *, writable: bool, facts_name: str | None = None) ->
         facts.append(f"unique={f.unique}")
     facts.append(f"UNIX.mode={f.mode & 0o7777:04o}")
     name = f.name if facts_name is None else facts_name
-    return ";".join(facts) + "; " + _safe_name(name)
+    return ";".join(facts) + "; " + safe_name(name)
 
 
 def format_time_val(ts: float) -> str:

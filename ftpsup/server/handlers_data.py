@@ -22,6 +22,7 @@ import trio
 
 from ftpsup.logs import TransferRecord, log_transfer
 from ftpsup.proto import addresses, paths
+from ftpsup.proto.numbers import parse_uint
 from ftpsup.proto.replies import epsv_reply, pasv_reply
 from ftpsup.server import listings
 from ftpsup.server.handlers_files import resolve_or_reply
@@ -40,6 +41,9 @@ from ftpsup.server.transfer import (
     send_file,
     send_file_ascii,
 )
+
+# The largest file offset Linux takes (off_t): REST beyond it could never be honoured.
+MAX_OFFSET = 2**63 - 1
 
 Copier = Callable[[DataSocket, Progress], None]
 # What runs on the accepted socket: a Copier, or one wrapped in the TLS handshake.
@@ -179,11 +183,11 @@ async def cmd_mode(s: Session, arg: str) -> None:
 
 
 async def cmd_rest(s: Session, arg: str) -> None:
-    text = arg.strip()
-    if not text.isdigit() or len(text) > 19:
+    offset = parse_uint(arg.strip(), MAX_OFFSET)
+    if offset is None:
         await s.reply(501, "REST requires a non-negative byte offset.")
         return
-    s.rest = int(text)
+    s.rest = offset
     await s.reply(350, f"Restart position accepted ({s.rest}).")
 
 

@@ -5,6 +5,8 @@ Rules:
   with "a", as vsftpd and ls do. A file argument lists that one file (RFC 959 §4.1.3).
 - Never a glob: a client pattern is never handed to fnmatch or the shell (vsftpd TRUST).
 - Every line ends in CRLF: listings are sent as ASCII (RFC 959 §4.1.3).
+- No name reaches the wire with a raw CR or LF, in any format (proto.listing.safe_name); the
+  control connection's replies get the same from Reply.to_bytes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ftpsup.proto.facts import FileFacts, FileKind
-from ftpsup.proto.listing import list_line, mlsx_line
+from ftpsup.proto.listing import list_line, mlsx_line, safe_name
 
 if TYPE_CHECKING:
     from ftpsup.server.session import Session
@@ -43,7 +45,9 @@ def _utc_offset() -> int:
 def format_entries(s: Session, verb: str, entries: list[FileFacts]) -> list[str]:
     cfg = s.ctx.config
     if verb == "NLST":
-        return [f.name for f in entries]
+        # Names alone, but with CR and LF shown as LIST and MLSD show them: a name holding
+        # "\r\n" must not become two entries (or a forged line) in the client's parser.
+        return [safe_name(f.name) for f in entries]
     if verb in ("MLSD", "MLST"):
         writable = s.write_allowed("STOR")
         return [_selected(mlsx_line(f, writable=writable), s.mlst_facts) for f in entries]

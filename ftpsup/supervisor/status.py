@@ -17,7 +17,11 @@ import attrs
 
 from ftpsup.config import InstanceConfig
 from ftpsup.ports import PortAllocator
+from ftpsup.proto.numbers import parse_uint
 from ftpsup.supervisor.lifecycle import Lifecycle
+
+_MAX_PID = 2**22  # Linux's pid_max ceiling
+_MAX_TIME = 2**63 - 1
 
 
 @attrs.frozen
@@ -33,8 +37,9 @@ class Lease:
 def _parse_holder(port: int, text: str) -> Lease:
     words = text.split()
     owner = words[0] if words else "?"
-    pid = int(words[1]) if len(words) > 1 and words[1].isdigit() else None
-    since = int(words[2]) if len(words) > 2 and words[2].isdigit() else None
+    # The lease files are writable by every instance: read them as untrusted text.
+    pid = parse_uint(words[1], _MAX_PID) if len(words) > 1 else None
+    since = parse_uint(words[2], _MAX_TIME) if len(words) > 2 else None
     return Lease(port, owner, pid, since)
 
 

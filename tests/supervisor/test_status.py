@@ -90,3 +90,19 @@ def test_format_status_prints_a_row_per_instance_and_notes_below(tmp_path: Path)
     ]
     assert lines[3].split() == ["ipv6", "STOPPED", "-", "-", "[::1]:2121", "-", "0/5", "0"]
     assert lines[4] == "  ipv4: last exit: killed by SIGKILL"
+
+
+def test_read_leases_takes_only_ascii_digits_from_a_holder_line(tmp_path: Path) -> None:
+    # Lease files are written by every instance: "²" passes str.isdigit and made int() raise.
+    allocator = PortAllocator(tmp_path, 40000, 40000, owner="ipv4")
+    lease = allocator.lease()
+    assert lease is not None
+    held = sorted(tmp_path.iterdir())
+    assert len(held) == 1
+    held[0].write_text("ipv4 \u00b2 \u0663\u0663\n")
+    try:
+        assert read_leases(tmp_path, [(40000, 40000)]) == [Lease(40000, "ipv4", None, None)]
+        held[0].write_text("ipv4 123 1700000000\n")
+        assert read_leases(tmp_path, [(40000, 40000)]) == [Lease(40000, "ipv4", 123, 1700000000)]
+    finally:
+        lease.release()
