@@ -20,6 +20,15 @@ Rules:
   only inside the jail. /proc must be mounted.
 - Rule 7: the object keeps no per-call state and is shared by worker threads; every method
   blocks and must run in a thread (trio.to_thread.run_sync).
+- Rule 8: no file a client writes ever carries setuid, setgid or sticky: new files and
+  directories get at most 0o777 & ~umask, chmod keeps `mode & 0o777` (as vsftpd), and a file
+  opened for writing (STOR over it, APPE, REST+STOR) loses those bits first, since a process
+  with CAP_FSETID (root) keeps them through a write. One exception, on directories only: a
+  directory made inside a setgid directory keeps the setgid bit the kernel gives it, and
+  chmod of a directory keeps a setgid bit it already has (as coreutils' chmod does). That is
+  how Linux group-shared trees work (new entries take the directory's group); on a directory
+  the bit grants no privilege, it only picks the group of new entries, which the admin chose
+  by setting it on the parent. A file never keeps setgid; nothing ever gains setuid/sticky.
 """
 
 from __future__ import annotations
@@ -48,6 +57,8 @@ _CREATE_TRIES = 8  # create-or-open retries when a file appears or vanishes betw
 UNIQUE_TRIES = 100  # STOU names tried: stem, stem.1 ... stem.99
 
 _BAD_CHARS = ("\0", "\r", "\n")
+_PERMISSION_BITS = 0o777  # rwx for user, group, others: never setuid, setgid or sticky (Rule 8)
+_SPECIAL_BITS = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
 _O_DIR_PATH = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 
 
@@ -199,7 +210,7 @@ class JailedFs:
     ) -> None:
         self._home = os.path.abspath(os.fspath(root))
         self._umask = umask & 0o777
-        self._file_mode = file_mode & 0o7777
+        self._file_mode = file_mode & _PERMISSION_BITS
         self._hide_ids = hide_ids
         self._root_fd = os.open(self._home, _O_DIR_PATH)
         try:
@@ -437,6 +448,7 @@ class JailedFs:
                     raise _error(errno.EPERM, vpath, "Not a regular file") from None
                 raise
             fd = self._regular(fd, vpath)
+            self._drop_special_bits(fd)
             if offset:
                 with _close_on_error(fd):
                     if offset > os.fstat(fd).st_size:
@@ -444,6 +456,14 @@ class JailedFs:
                     os.ftruncate(fd, offset)
                     os.lseek(fd, offset, os.SEEK_SET)
             return fd
+
+    @staticmethod
+    def _drop_special_bits(fd: int) -> None:
+        """Clear setuid, setgid and sticky on a file about to be written (Rule 8)."""
+        with _close_on_error(fd):
+            mode = stat.S_IMODE(os.fstat(fd).st_mode)
+            if mode & _SPECIAL_BITS:
+                os.fchmod(fd, mode & _PERMISSION_BITS)
 
     def _open_or_create(self, parts: list[str], flags: int, *, create: bool) -> int:
         # O_EXCL tells us whether the file is new, and only a new file gets our mode: an
@@ -501,7 +521,7 @@ class JailedFs:
 
     def mkdir(self, vpath: str) -> None:
         """Create a directory with mode 0o777 & ~umask. Raises OSError (EEXIST, ENOENT...)."""
-        want = 0o777 & ~self._umask
+        want = _PERMISSION_BITS & ~self._umask
         with _reported_as(vpath), self._parent(vpath, errno.EEXIST) as (dirfd, name):
             os.mkdir(name, want, dir_fd=dirfd)
             try:
@@ -509,8 +529,8 @@ class JailedFs:
             except OSError:
                 return  # already removed or replaced by another session: not ours to fix
             try:
-                # The process umask may have taken bits the configured umask grants; keep the
-                # setgid bit a parent directory passes down.
+                # The process umask may have taken bits the configured umask grants. The
+                # setgid bit a setgid parent passes down stays (Rule 8); nothing else special.
                 have = stat.S_IMODE(os.fstat(fd).st_mode)
                 if have != want | (have & stat.S_ISGID):
                     os.chmod(_proc_path(fd), want | (have & stat.S_ISGID))
@@ -540,10 +560,16 @@ class JailedFs:
     # -- attributes -------------------------------------------------------------------------
 
     def chmod(self, vpath: str, mode: int) -> None:
-        """SITE CHMOD: set mode & 0o7777, following symlinks only inside the jail."""
+        """SITE CHMOD: set mode & 0o777, following symlinks only inside the jail (Rule 8).
+
+        A directory that has the setgid bit keeps it, as coreutils' chmod does with a numeric
+        mode: the bit is never added, and a user's chmod does not undo the admin's group share.
+        """
         parts = _split(vpath)
         with _reported_as(vpath), self._opened(parts) as fd:
-            os.chmod(_proc_path(fd), mode & 0o7777)
+            st_mode = os.fstat(fd).st_mode
+            keep = st_mode & stat.S_ISGID if stat.S_ISDIR(st_mode) else 0
+            os.chmod(_proc_path(fd), (mode & _PERMISSION_BITS) | keep)
 
     def set_mtime(self, vpath: str, mtime: float) -> None:
         """MFMT (draft-somers-ftp-mfxx): set the modification time, keep the access time."""

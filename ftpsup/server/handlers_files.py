@@ -15,11 +15,13 @@ from collections.abc import Callable
 from ftpsup.proto import paths
 from ftpsup.proto.facts import FileKind
 from ftpsup.proto.listing import format_time_val, parse_time_val
+from ftpsup.proto.numbers import parse_uint
 from ftpsup.proto.replies import quote_path
 from ftpsup.server.fs import JailedFs
 from ftpsup.server.session import FsFailed, Handler, Session
 
 MESSAGE_LIMIT = 4096
+MAX_ALLO = 2**63 - 1  # the largest file Linux can hold (off_t)
 
 
 async def resolve_or_reply(s: Session, arg: str) -> str | None:
@@ -168,18 +170,16 @@ async def cmd_mfmt(s: Session, arg: str) -> None:
         await s.reply(213, f"Modify={format_time_val(mtime)}; {vpath}")
 
 
-def _parse_octal(text: str) -> int | None:
-    if not text or len(text) > 4 or any(c not in "01234567" for c in text):
-        return None
-    return int(text, 8)
-
-
 async def _site_chmod(s: Session, rest: str) -> None:
-    if not (s.ctx.config.chmod_enable and not s.anonymous and s.write_allowed("SITE")):
+    if not s.ctx.config.chmod_enable:
+        # vsftpd answers 500 "Unknown SITE command."; 502 says the same and names the cause.
+        await s.reply(502, "SITE CHMOD is disabled on this server.")
+        return
+    if s.anonymous or not s.write_allowed("SITE"):
         await s.reply(550, "Permission denied.")
         return
     mode_text, _, name = rest.partition(" ")
-    mode = _parse_octal(mode_text)
+    mode = parse_uint(mode_text, 0o7777, base=8)
     if mode is None or not name:
         await s.reply(501, "Syntax: SITE CHMOD <sp> mode <sp> pathname")
         return
@@ -187,7 +187,12 @@ async def _site_chmod(s: Session, rest: str) -> None:
     if vpath is None:
         return
     assert s.fs is not None
-    if not isinstance(await s.fs_or_reply(s.fs.chmod, vpath, mode), FsFailed):
+    if isinstance(await s.fs_or_reply(s.fs.chmod, vpath, mode), FsFailed):
+        return
+    if mode & ~0o777:
+        # JailedFs.chmod keeps the permission bits only: no setuid program, ever.
+        await s.reply(200, "SITE CHMOD command ok; setuid, setgid and sticky bits ignored.")
+    else:
         await s.reply(200, "SITE CHMOD command ok.")
 
 
@@ -195,8 +200,8 @@ async def _site_umask(s: Session, rest: str) -> None:
     if not rest:
         await s.reply(200, f"Your current UMASK is {s.umask:03o}")
         return
-    mask = _parse_octal(rest)
-    if mask is None or mask > 0o777:
+    mask = parse_uint(rest, 0o777, base=8)
+    if mask is None:
         await s.reply(501, "Syntax: SITE UMASK <sp> octal-mask")
         return
     assert s.fs is not None
@@ -219,7 +224,8 @@ async def cmd_site(s: Session, arg: str) -> None:
     elif sub == "UMASK":
         await _site_umask(s, rest.strip())
     elif sub == "HELP":
-        await s.reply(214, "CHMOD UMASK HELP")
+        # As vsftpd: CHMOD is offered only when chmod_enable is on.
+        await s.reply(214, "CHMOD UMASK HELP" if s.ctx.config.chmod_enable else "UMASK HELP")
     else:
         await s.reply(500, "Unknown SITE command.")
 
@@ -227,8 +233,9 @@ async def cmd_site(s: Session, arg: str) -> None:
 async def cmd_allo(s: Session, arg: str) -> None:
     # RFC 959 §4.1.3: "ALLO size [R record-size]". Checking free space here lets a client
     # learn of a full disk before it sends the data.
-    first = arg.split()[0] if arg.split() else ""
-    if not first.isdigit():
+    words = arg.split()
+    size = parse_uint(words[0], MAX_ALLO) if words else None
+    if size is None:
         await s.reply(501, "Syntax: ALLO <sp> size")
         return
     assert s.fs is not None
@@ -236,7 +243,7 @@ async def cmd_allo(s: Session, arg: str) -> None:
         free = await s.fs_call(s.fs.free_bytes, s.cwd)
     except OSError:
         free = None
-    if free is not None and int(first) > free:
+    if free is not None and size > free:
         await s.reply(452, "Insufficient storage space.")
         return
     await s.reply(200, "ALLO command successful.")
