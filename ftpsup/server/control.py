@@ -4,7 +4,9 @@ Theory of operation: one task per connection owns the Session and runs every com
 so handlers never interleave. A transfer runs in a child task of the connection's nursery. While
 it runs, the loop keeps reading: ABOR, STAT, NOOP and QUIT are answered at once (RFC 959
 §4.1.3), and any other command waits until the transfer's final reply has gone out, so replies
-stay in the order of the commands.
+stay in the order of the commands. While such a command waits, the connection is still read
+into the line buffer, so a client that goes away is noticed at once: its transfer is aborted
+and its passive lease released, instead of waiting out accept_timeout.
 
 Rules:
 - Input is bounded: a line over max_command_length gets 500 and is discarded.
@@ -34,7 +36,7 @@ from ftpsup.server import (
 )
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.handlers_tls import start_tls
-from ftpsup.server.session import Handler, Session
+from ftpsup.server.session import Handler, Session, TransferState
 
 HANDLERS: dict[str, Handler] = {
     **handlers_login.HANDLERS,
@@ -47,6 +49,12 @@ HANDLERS: dict[str, Handler] = {
 # vsftpd 3.0.4's limit: a client that is not talking FTP is dropped before it can log in.
 MAX_UNKNOWN_BEFORE_LOGIN = 10
 RECEIVE_SIZE = 16384
+# How much a client may send behind a command that waits for a transfer (16 reads): enough
+# for any pipelining client; past it the connection is left unread until the transfer ends.
+READ_AHEAD_LIMIT = 16 * RECEIVE_SIZE
+# Verbs that change the control stream itself (TLS on or off): bytes behind them belong to
+# the new stream, so nothing is read ahead of them.
+STREAM_VERBS = frozenset({"AUTH", "CCC"})
 
 
 class _Eof:
@@ -113,7 +121,10 @@ async def _dispatch(s: Session, line: bytes) -> None:
         return
     spec = COMMANDS.get(cmd.verb)
     if s.transfer is not None and (spec is None or not spec.during_transfer):
-        await s.wait_transfer()
+        if cmd.verb in STREAM_VERBS:
+            await s.wait_transfer()
+        else:
+            await _wait_transfer_reading(s)
     if cmd.verb != "RNTO":
         s.rename_from = None
     refusal = precheck(cmd, logged_in=s.logged_in, may_write=s.write_allowed(cmd.verb))
@@ -126,6 +137,42 @@ async def _dispatch(s: Session, line: bytes) -> None:
                 s.closing = True
         return
     await HANDLERS[cmd.verb](s, cmd.arg)
+
+
+async def _wait_transfer_reading(s: Session) -> None:
+    """Wait for the running transfer to end while the control connection is still read.
+
+    The command behind a transfer waits for the transfer's final reply (replies stay in the
+    order of the commands), but a client that goes away meanwhile must not keep its passive
+    lease until accept_timeout: at the control connection's end the transfer is aborted and
+    the session closes. Lines read meanwhile queue in s.lines for the control loop.
+    """
+    transfer = s.transfer
+    if transfer is None:
+        return
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_read_ahead, s, transfer)
+        await transfer.done.wait()
+        nursery.cancel_scope.cancel()
+
+
+async def _read_ahead(s: Session, transfer: TransferState) -> None:
+    # Cancelled only while waiting for input: a read that returned is always fed, so no
+    # byte is lost (_receive shields the checkpoint after its read).
+    lines = s.lines
+    for _ in range(READ_AHEAD_LIMIT // RECEIVE_SIZE):
+        try:
+            data = await _receive(s.stream)
+        except trio.BusyResourceError:
+            return  # the TLS layer waits on the socket itself: leave the reading to the loop
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            data = b""
+        if not data:
+            s.log.info("%s closed the control connection; its transfer is aborted", s.peer_ip)
+            s.closing = True
+            transfer.abort()
+            return
+        lines.feed(data)
 
 
 def _greeting(ctx: InstanceContext) -> Reply:
