@@ -78,7 +78,12 @@ async def open_passive(
     *,
     inline_leases: bool = False,
 ) -> PassiveEndpoint | None:
-    """Lease a port and listen on it at `local_ip`; None when the range is exhausted."""
+    """Lease a port and listen on it at `local_ip`; None when the range is exhausted.
+
+    Raises:
+        OSError: a lock file or the socket could not be opened (EMFILE at the descriptor
+            limit, an unwritable lease directory); no lease is kept.
+    """
     busy: set[int] = set()
     for _ in range(MAX_BIND_ATTEMPTS):
         lease = await _lease(allocator, busy, limiter, inline=inline_leases)

@@ -70,7 +70,14 @@ async def _enter_passive(s: Session) -> int | None:
     if not s.ctx.config.pasv_enable:
         await s.reply(502, "Passive mode is disabled on this server.")
         return None
-    endpoint = await s.open_passive_endpoint()
+    try:
+        endpoint = await s.open_passive_endpoint()
+    except OSError as exc:
+        # EMFILE/ENFILE at the descriptor limit, ENOBUFS, or a lease directory gone wrong:
+        # the client may try again later, as with a full range (RFC 959: 425).
+        s.log.warning("cannot open a passive port for %s: %s", s.peer_ip, exc.strerror or exc)
+        await s.reply(425, "Cannot open a passive data connection now; try again later.")
+        return None
     if endpoint is None:
         s.log.warning("passive range exhausted for %s", s.peer_ip)
         await s.reply(425, "No passive port available; try again later.")

@@ -237,7 +237,10 @@ async def _create_lock_files(ctx: InstanceContext) -> None:
 
 # accept() failures that mean "out of descriptors or memory for now": wait and retry.
 _ACCEPT_CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+# The first retry comes soon; each further one waits twice as long, up to the cap, so a long
+# shortage costs one wake-up a second, not ten.
 _ACCEPT_RETRY_SECONDS = 0.1
+_ACCEPT_RETRY_MAX_SECONDS = 1.0
 
 
 async def _accept_sessions(
@@ -247,16 +250,39 @@ async def _accept_sessions(
 
     serve_control is started directly (trio.serve_listeners would wrap each session in one
     more task frame, kept by every idle session) and closes its stream itself.
+
+    Resource handling: when accept() fails for want of descriptors or memory, the waiting
+    connections stay queued in the kernel and accept() is retried with a growing delay. One
+    line is logged when the shortage starts and one when it ends (with the number of failed
+    attempts), never one per attempt.
     """
+    failures = 0
+    started = 0.0
+    delay = _ACCEPT_RETRY_SECONDS
     while True:
         try:
             stream = await listener.accept()
         except OSError as exc:
             if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
                 raise
-            ctx.log.error("accept failed: %s; retrying", os.strerror(exc.errno or 0))
-            await trio.sleep(_ACCEPT_RETRY_SECONDS)
+            if not failures:
+                started = trio.current_time()
+                ctx.log.error(
+                    "accept failed: %s; new connections wait in the queue until it clears",
+                    os.strerror(exc.errno or 0),
+                )
+            failures += 1
+            await trio.sleep(delay)
+            delay = min(2 * delay, _ACCEPT_RETRY_MAX_SECONDS)
             continue
+        if failures:
+            ctx.log.warning(
+                "accepting again after %d failed accept attempts in %.1f s",
+                failures,
+                trio.current_time() - started,
+            )
+            failures = 0
+            delay = _ACCEPT_RETRY_SECONDS
         handlers.start_soon(serve_control, ctx, stream)
 
 
