@@ -182,3 +182,16 @@ def test_stat_of_a_directory_never_splits_a_name_holding_cr_or_lf(
     assert not any(line.startswith("226") for line in answer.lines)
     assert any(line.endswith("x??226 fake") for line in answer.lines)
     assert session.command("NOOP").code == 200
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"OPTS A\r226 fake", b"SITE X\r226 fake", b"MKD a\r226 fake", b'RNFR a\r257 "/"'],
+)
+def test_a_cr_in_echoed_client_text_never_splits_a_reply(session: RawControl, line: bytes) -> None:
+    session.send(line + b"\r\nNOOP\r\n")
+    answer = session.reply()
+    assert answer.code >= 500, answer
+    assert len(answer.lines) == 1
+    # The next reply on the wire is the NOOP's: no forged line came in between.
+    assert session.reply().code == 200
