@@ -125,6 +125,10 @@ async def _dispatch(s: Session, line: bytes) -> None:
             await s.wait_transfer()
         else:
             await _wait_transfer_reading(s)
+        if s.closing:
+            # The client went away meanwhile: a command it queued behind the transfer (say
+            # DELE after RETR) must not run once that transfer was cut short.
+            return
     if cmd.verb != "RNTO":
         s.rename_from = None
     refusal = precheck(cmd, logged_in=s.logged_in, may_write=s.write_allowed(cmd.verb))

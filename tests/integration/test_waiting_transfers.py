@@ -57,7 +57,7 @@ def passive(client: RawControl, ipv6: bool) -> int:
 
 @pytest.mark.parametrize("host", HOSTS, ids=["ipv4", "ipv6"])
 @pytest.mark.parametrize("command", ["RETR f", "LIST", "STOR g"])
-@pytest.mark.parametrize("queued", ["", "PWD"], ids=["alone", "queued"])
+@pytest.mark.parametrize("queued", ["", "DELE f"], ids=["alone", "queued"])
 def test_a_client_gone_while_its_transfer_waits_releases_the_lease_at_once(
     server_factory: ServerFactory, host: str, command: str, queued: str
 ) -> None:
@@ -76,6 +76,11 @@ def test_a_client_gone_while_its_transfer_waits_releases_the_lease_at_once(
         # The client never connects to `port` and goes away.
     # Released within seconds: with accept_timeout at an hour, only the fix can do that.
     assert wait_for_leases(srv, [], RELEASE_DEADLINE) == []
+    # The queued command died with its client: RETR then DELE must not lose the file. The
+    # stop waits for the session to end, so a DELE that ran would have run by then.
+    srv.stop()
+    assert srv.process.returncode == 0
+    assert (srv.home / "f").read_bytes() == b"data"
 
 
 # -- out of file descriptors ---------------------------------------------------------------
