@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import ftplib
 import os
 import resource
 import socket
@@ -18,7 +19,14 @@ from collections.abc import Callable
 import pytest
 
 from ftpsup.ports import PortAllocator
-from tests.integration.conftest import HOSTS, RawControl, Server
+from tests.integration.conftest import (
+    HOSTS,
+    CertPair,
+    RawControl,
+    Server,
+    connect_tls,
+    tls_settings,
+)
 
 ServerFactory = Callable[..., Server]
 
@@ -80,6 +88,29 @@ def test_a_client_gone_while_its_transfer_waits_releases_the_lease_at_once(
     # stop waits for the session to end, so a DELE that ran would have run by then.
     srv.stop()
     assert srv.process.returncode == 0
+    assert (srv.home / "f").read_bytes() == b"data"
+
+
+@pytest.mark.parametrize("host", HOSTS, ids=["ipv4", "ipv6"])
+def test_a_tls_client_gone_while_its_transfer_waits_releases_the_lease_at_once(
+    server_factory: ServerFactory, tls_cert: CertPair, host: str
+) -> None:
+    srv = server_factory(host, accept_timeout=ACCEPT_TIMEOUT, **tls_settings(tls_cert))
+    srv.home.mkdir(parents=True, exist_ok=True)
+    (srv.home / "f").write_bytes(b"data")
+    ftp = connect_tls(srv, timeout=TIMEOUT)
+    try:
+        answer = ftp.sendcmd("EPSV")
+        port = ftplib.parse229(answer, (host, srv.port))[1]
+        assert wait_for_leases(srv, [port], TIMEOUT) == [port]
+        ftp.putcmd("RETR f")
+        assert ftp.getresp().startswith("150")
+        ftp.putcmd("DELE f")
+    finally:
+        # Gone without close_notify, as a client that crashed.
+        ftp.close()
+    assert wait_for_leases(srv, [], RELEASE_DEADLINE) == []
+    srv.stop()
     assert (srv.home / "f").read_bytes() == b"data"
 
 
