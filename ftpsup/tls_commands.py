@@ -11,6 +11,7 @@ import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
+from ftpsup.accounts import grant_read, shared_account
 from ftpsup.certs import EXPIRY_WARNING_DAYS, host_names, write_self_signed
 from ftpsup.config import SHARED_FILE, InstanceConfig, instance_paths, load_instance
 from ftpsup.errors import ConfigError, ConfigProblem
@@ -63,11 +64,16 @@ def cmd_cert(args: argparse.Namespace, config_dir: Path) -> int:
         return 1
     pairs = dict.fromkeys((c.rsa_cert_file, c.rsa_private_key_file) for c in configs)
     names = args.name or host_names()
+    account = shared_account(config_dir)
     for cert_file, key_file in pairs:
         if (cert_file.exists() or key_file.exists()) and not args.force:
             print(f"ftpsup: {cert_file} exists; kept (use --force to replace)", file=sys.stderr)
             continue
         write_self_signed(cert_file, key_file, names, days=args.days)
+        if account is not None:
+            # Read by the instances after they drop root, for every new TLS session.
+            for path in (cert_file, key_file):
+                grant_read(path, account)
         print(f"ftpsup: wrote {cert_file} and {key_file} for {', '.join(names)}", file=sys.stderr)
     return 0
 

@@ -24,6 +24,7 @@ import socket
 
 import trio
 
+from ftpsup.accounts import Account
 from ftpsup.config import InstanceConfig
 from ftpsup.logs import XferLog, reopen_logs, setup_instance_logging, shutdown_logging
 from ftpsup.ports import PortAllocator
@@ -137,6 +138,23 @@ def make_context(config: InstanceConfig, *, pasv_host: str = "") -> InstanceCont
     )
     ctx.leases_in_memory = ctx.ports.in_memory()
     return ctx
+
+
+def _log_identity(ctx: InstanceContext, account: Account | None) -> None:
+    if account is not None:
+        ctx.log.info(
+            "running as %s (uid %d, gid %d), no supplementary groups",
+            account.name,
+            account.uid,
+            account.gid,
+        )
+    elif os.geteuid() == 0:
+        ctx.log.warning(
+            "run_as_root = true: instance %s runs as root, with every privilege; "
+            "remove run_as_root to run it as nopriv_user (%s)",
+            ctx.config.name,
+            ctx.config.nopriv_user,
+        )
 
 
 class _Stopper:
@@ -266,6 +284,7 @@ async def serve_instance(
     *,
     pasv_host: str = "",
     status_fd: int | None = None,
+    account: Account | None = None,
     task_status: trio.TaskStatus[InstanceContext] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve FTP on the listening socket `sock` until SIGTERM/SIGINT (and drain) or cancel.
@@ -275,6 +294,7 @@ async def serve_instance(
         sock: a listening socket (bound here, or inherited from the supervisor).
         pasv_host: the resolved pasv_address, when pasv_addr_resolve is set.
         status_fd: the supervisor's status channel (a connected stream socket), if any.
+        account: the account this process dropped to (privileges.drop), if it did.
     """
     return_large_allocations_to_os()
     ctx = make_context(config, pasv_host=pasv_host)
@@ -284,6 +304,7 @@ async def serve_instance(
     if status_fd is not None:
         channel = trio.SocketStream(trio.socket.from_stdlib_socket(socket.socket(fileno=status_fd)))
     ctx.log.info("instance %s listening on %s port %d", config.name, address[0], address[1])
+    _log_identity(ctx, account)
     stopper = _Stopper(ctx)
     try:
         async with trio.open_nursery() as services:
