@@ -17,7 +17,7 @@ from ftpsup.config import SHARED_FILE, InstanceConfig, instance_paths, load_inst
 from ftpsup.errors import ConfigError, ConfigProblem
 
 
-def _instances(targets: Sequence[Path]) -> list[InstanceConfig]:
+def instances(targets: Sequence[Path]) -> list[InstanceConfig]:
     """The instances that load cleanly (problems are reported by config.check_paths)."""
     files: list[Path] = []
     for target in targets:
@@ -36,15 +36,15 @@ def check_problems(targets: Sequence[Path]) -> list[ConfigProblem]:
     from ftpsup.tls_config import tls_problems
 
     problems: list[ConfigProblem] = []
-    for config in _instances(targets):
+    for config in instances(targets):
         for text in tls_problems(config, warn_days=EXPIRY_WARNING_DAYS):
             key, _, problem = text.partition(": ")
-            problems.append(ConfigProblem(_origin(config, key.split(",")[0]), key, problem))
+            problems.append(ConfigProblem(origin(config, key.split(",")[0]), key, problem))
     # A certificate set in _shared.toml is one problem, however many instances inherit it.
     return list(dict.fromkeys(problems))
 
 
-def _origin(config: InstanceConfig, key: str) -> str:
+def origin(config: InstanceConfig, key: str) -> str:
     """The file that sets `key` for `config`: its own file, else _shared.toml, else its own."""
     for path in (config.source, config.config_dir / SHARED_FILE):
         try:
@@ -58,7 +58,7 @@ def _origin(config: InstanceConfig, key: str) -> str:
 
 def cmd_cert(args: argparse.Namespace, config_dir: Path) -> int:
     """Write a self-signed certificate and key wherever a TLS instance expects one."""
-    configs = [c for c in _instances([config_dir]) if c.ssl_enable or args.all]
+    configs = [c for c in instances([config_dir]) if c.ssl_enable or args.all]
     if not configs:
         print(f"ftpsup: no instance in {config_dir} has ssl_enable = true", file=sys.stderr)
         return 1

@@ -279,6 +279,21 @@ def test_a_missing_account_starts_nothing_and_says_how_to_create_it(site: Site) 
     assert f'{shared}: nopriv_user: no account "ftpsupnosuchacct"' in check.stdout
 
 
+@needs_root
+def test_check_reports_a_store_the_account_cannot_read_and_setup_shares_it(site: Site) -> None:
+    store = site.etc / "users.toml"
+    assert ftpsup_run("check", str(site.etc)).stdout.strip() == "ok"
+    store.chmod(0o600)
+    check = ftpsup_run("check", str(site.etc))
+    assert check.returncode == 1
+    assert f"user_db_file: nopriv_user {site.account.pw_name} cannot read {store}" in check.stdout
+    assert "run `ftpsup setup`" in check.stdout
+    setup = ftpsup_run("--config-dir", str(site.etc), "setup")
+    assert setup.returncode == 0, setup.stderr
+    assert (store.stat().st_mode & 0o777, store.stat().st_gid) == (0o640, site.account.pw_gid)
+    assert ftpsup_run("check", str(site.etc)).stdout.strip() == "ok"
+
+
 # -- the supervisor --------------------------------------------------------------------------
 
 
