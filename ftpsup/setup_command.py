@@ -14,7 +14,8 @@ configuration directory names (run_as_root instances need none):
    is given to the account; any other home, file or directory the account cannot use is
    reported, never changed.
 
-Rules: root only; idempotent (a second run changes nothing and says so); exit status 0 when
+Rules: does nothing but say so when not root (the instances then run as the user who starts
+them); idempotent (a second run changes nothing and says so); exit status 0 when
 everything is ready, 1 when something remains (printed), 2 for a broken configuration.
 """
 
@@ -122,8 +123,9 @@ def _set_up(name: str, configs: list[InstanceConfig]) -> list[str]:
 def run(config_dir: Path) -> int:
     """Carry out `ftpsup setup` for `config_dir`; returns the exit status."""
     if os.geteuid() != 0:
-        _say("setup must be run as root (it creates the instances' account)")
-        return 1
+        # Only root switches accounts: the instances will run as this user, who needs none.
+        _say(f"not root: the instances will run as uid {os.geteuid()}; nothing to set up")
+        return 0
     configs: list[InstanceConfig] = []
     broken = False
     for path in instance_paths(config_dir):
