@@ -28,6 +28,7 @@ from ftpsup.accounts import Account
 from ftpsup.config import InstanceConfig
 from ftpsup.logs import XferLog, reopen_logs, setup_instance_logging, shutdown_logging
 from ftpsup.ports import PortAllocator
+from ftpsup.server import privileges
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
 from ftpsup.tls_config import tls_problems
@@ -141,12 +142,19 @@ def make_context(config: InstanceConfig, *, pasv_host: str = "") -> InstanceCont
 
 
 def _log_identity(ctx: InstanceContext, account: Account | None) -> None:
+    keeps_port_20 = privileges.needs_bind_service(
+        ctx.config.connect_from_port_20, ctx.config.ftp_data_port
+    )
     if account is not None:
+        capabilities = (
+            "CAP_NET_BIND_SERVICE only (connect_from_port_20)" if keeps_port_20 else "none"
+        )
         ctx.log.info(
-            "running as %s (uid %d, gid %d), no supplementary groups",
+            "running as %s (uid %d, gid %d), no supplementary groups, capabilities: %s",
             account.name,
             account.uid,
             account.gid,
+            capabilities,
         )
     elif os.geteuid() == 0:
         ctx.log.warning(

@@ -57,7 +57,6 @@ _LAZY_MODULES = (
     "ftpsup.server.handlers_tls",
     "ftpsup.tls_config",
     "ftpsup.certs",
-    "trio._core._io_epoll",
 )
 
 
