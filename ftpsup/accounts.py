@@ -16,8 +16,10 @@ account could not reach, so a problem shows at start, not at the first login.
 Rules:
 1. A missing account, or one with uid 0, is a problem that stops the start; the message says
    how to fix it (`ftpsup setup`, or `run_as_root = true`).
-2. Nothing here changes what belongs to the admin (the store, the certificate, the homes):
-   `ftpsup setup` does that, once, when asked.
+2. `prepare_paths` (every start) changes only what the instance writes: the lease and log
+   directories. What belongs to the admin (the store, the certificate and key, the homes) is
+   shared with the account only by commands the admin runs as root (`grant_read`, used by
+   `ftpsup setup`, `ftpsup cert` and `ftpsup user`).
 """
 
 from __future__ import annotations

@@ -143,7 +143,7 @@ def _launch(config_dir: Path, names: list[str], log_dir: Path) -> int:
             stderr=log,
             start_new_session=True,
             cwd="/",
-            env=spawn.child_env(os.environ),
+            env=spawn.without_python_variables(os.environ),
         )
     os.close(write_end)
     status: int | None = None

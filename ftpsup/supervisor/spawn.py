@@ -65,17 +65,18 @@ def child_argv(config: InstanceConfig, listen_fd: int, status_fd: int) -> list[s
     ]
 
 
-def child_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """The supervisor's environment without what belongs to the supervisor alone.
+def without_python_variables(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` without PYTHON* variables (PYTHONPATH, PYTHONHOME, PYTHONSTARTUP...).
 
-    PYTHON* variables (PYTHONPATH, PYTHONHOME, PYTHONSTARTUP, PYTHONINSPECT...) are dropped:
-    -I ignores them already, and nothing the child might start should see them either.
+    -I ignores them already; nothing a root process starts should see them either.
     """
-    return {
-        k: v
-        for k, v in environ.items()
-        if k not in _HIDDEN_FROM_CHILDREN and not k.startswith("PYTHON")
-    }
+    return {k: v for k, v in environ.items() if not k.startswith("PYTHON")}
+
+
+def child_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The supervisor's environment without what belongs to the supervisor alone."""
+    env = without_python_variables(environ)
+    return {k: v for k, v in env.items() if k not in _HIDDEN_FROM_CHILDREN}
 
 
 def exit_reason(returncode: int | None, output: list[str]) -> str:

@@ -336,6 +336,11 @@ def test_run_as_root_is_explicit_and_warned_at_every_start(supervised: Sup) -> N
     assert result.returncode == 0, result.stdout + result.stderr
     pid = supervised.pid("ipv4")
     assert credentials(pid).uids == (0, 0, 0, 0)
+    # The control for the 550 the dropped instances give: as root, the shadow file is served.
+    with supervised.connect("ipv4") as ftp:
+        got = io.BytesIO()
+        ftp.retrbinary("RETR shadow", got.write)
+    assert got.getvalue() == (supervised.home / "shadow").read_bytes()
     assert supervised.ftpsup("restart", "ipv4").returncode == 0
     instance_log = supervised.base / "log" / "ipv4" / "ftpsup.log"
     supervisor_log = supervised.base / "log" / "supervisor.log"
