@@ -68,6 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if account is not None:
         # Before any thread exists: capabilities and no_new_privs belong to each thread.
         privileges.preload()
+        os.chdir("/")  # every configured path is absolute; keep no directory of the admin's
         keep = privileges.needs_bind_service(config.connect_from_port_20, config.ftp_data_port)
         try:
             privileges.drop(account, keep_bind_service=keep)

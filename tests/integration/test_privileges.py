@@ -6,9 +6,8 @@ interpreter lives in /root (mode 0700), where the account cannot even run it: th
 starts as root, loads, then drops. What the kernel says about the instance (/proc/<pid>/status)
 is the evidence, and so are real logins and transfers (ftplib, plain and TLS) after the drop.
 
-The planted-package tests need no root: a directory holding an `ftpsup/` package must never
-be executed by the supervisor or its instances, whatever the admin's working directory or
-PYTHONPATH.
+The planted-package test for `serve` is here (it drops); the others are in
+test_planted_code.py.
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ from ftpsup.accounts import Account, blocked_for
 from ftpsup.server.privileges import CAP_NET_BIND_SERVICE, Credentials, read_credentials
 from tests.integration import throwaway
 from tests.integration.conftest import PASSWORD, USER, ReusingFTP_TLS, add_user, client_context
+from tests.integration.test_planted_code import plant_package
 from tests.integration.test_supervisor import Sup, free_ports, make_supervisor, wait_until
 
 TIMEOUT = 60
@@ -403,86 +403,13 @@ def _assert_not_root(result: subprocess.CompletedProcess[str], etc: Path, base: 
             assert credentials(entry["pid"]).uids == (ftpsup_account.pw_uid,) * 4
 
 
-# -- no code from the working directory or the environment -----------------------------------
-
-
-def plant_package(directory: Path, marker: Path) -> None:
-    """An `ftpsup` package that leaves `marker` behind if anything ever imports it."""
-    package = directory / "ftpsup"
-    package.mkdir()
-    code = f"open({str(marker)!r}, 'a').write(__name__ + '\\n')\n"
-    (package / "__init__.py").write_text(code)
-    (package / "__main__.py").write_text(code)
-    (directory / "sitecustomize.py").write_text(code)
-    (directory / "usercustomize.py").write_text(code)
-
-
-@pytest.fixture
-def planted(tmp_path: Path) -> tuple[Path, Path]:
-    directory = tmp_path / "admin-cwd"
-    directory.mkdir()
-    marker = tmp_path / "planted-code-ran"
-    plant_package(directory, marker)
-    return directory, marker
-
-
-def test_start_foreground_from_a_directory_with_an_ftpsup_package_never_runs_it(
-    planted: tuple[Path, Path],
-) -> None:
-    directory, marker = planted
-    s = make_supervisor()
-    try:
-        # The admin's own command is run safely here (-I); what it starts must be just as safe,
-        # though it inherits the working directory and PYTHONPATH.
-        env = {**os.environ, "PYTHONPATH": str(directory), "PYTHONSTARTUP": str(directory / "x")}
-        process = subprocess.Popen(
-            [sys.executable, "-I", "-m", "ftpsup", "--config-dir", str(s.etc)]
-            + ["start", "--foreground", "all"],
-            cwd=directory,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_until(lambda: _serves(s), TIMEOUT, "the instances")
-            with s.connect("ipv4") as ftp:
-                assert ftp.pwd() == "/"
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=TIMEOUT)
-        # The background supervisor of `ftpsup start`, from the same place.
-        result = subprocess.run(
-            [sys.executable, "-I", "-m", "ftpsup", "--config-dir", str(s.etc), "start", "all"],
-            cwd=directory,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        with s.connect("ipv6") as ftp:
-            assert ftp.pwd() == "/"
-    finally:
-        s.shutdown()
-        shutil.rmtree(s.base, ignore_errors=True)
-    assert not marker.exists(), marker.read_text()
-
-
-def _serves(s: Sup) -> bool:
-    try:
-        with s.connect("ipv4"):
-            return True
-    except (OSError, EOFError, ftplib.Error):
-        return False
-
-
 @needs_root
 def test_serve_from_a_directory_with_an_ftpsup_package_drops_and_never_runs_it(
-    site: Site, planted: tuple[Path, Path]
+    site: Site, tmp_path: Path
 ) -> None:
-    directory, marker = planted
+    directory, marker = tmp_path / "admin-cwd", tmp_path / "planted-code-ran"
+    directory.mkdir()
+    plant_package(directory, marker)
     # The console script, as an admin types it (its own directory, not the working
     # directory, is on its sys.path).
     script = shutil.which("ftpsup", path=str(Path(sys.executable).parent)) or "ftpsup"
