@@ -161,6 +161,9 @@ def _start_ftpsup(ws: Workspace, port: int) -> Running:
         f'user_db_file = "users.toml"\nstate_dir = "{ws.run_dir}/ftpsup-{port}"\n'
         f'log_dir = "{ws.base}/ftpsup-log-{port}"\n'
         f"pasv_min_port = {ws.pasv_min}\npasv_max_port = {ws.pasv_max}\n"
+        # As the bench always ran it: the files and the key are root's scratch space. The
+        # privilege drop happens once, at start, and costs a session nothing.
+        "run_as_root = true\n"
     )
     (etc / "bench.toml").write_text(
         f'listen_address = "{HOST}"\nlisten_port = {port}\nwrite_enable = true\n'

@@ -1,4 +1,4 @@
-"""The `ftpsup` command line: start/stop/restart/reload/status, serve, check, cert, user.
+"""The `ftpsup` command line: start/stop/restart/reload/status, serve, check, setup, cert, user.
 
 Rules: a configuration problem is printed as `file: key: problem`, one per line, and the exit
 status is non-zero with nothing bound. Nothing imports this module.
@@ -13,9 +13,9 @@ import os
 import sys
 from pathlib import Path
 
-from ftpsup import __version__, tls_commands, user_commands
+from ftpsup import __version__, accounts, tls_commands, user_commands
 from ftpsup.config import InstanceConfig, check_paths, load_instance, user_db_path
-from ftpsup.errors import ConfigError
+from ftpsup.errors import ConfigError, ConfigProblem
 from ftpsup.supervisor import client
 
 SYSTEM_CONFIG_DIR = Path("/etc/ftpsup")
@@ -37,6 +37,7 @@ def _print_problems(error: ConfigError) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import trio
 
+    from ftpsup.server import privileges
     from ftpsup.server.instance import preflight, serve_instance
     from ftpsup.server.listen import ListenError, adopt_listener, bind_listener
 
@@ -45,10 +46,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _print_problems(exc)
         return EXIT_CONFIG
-    pasv_host, problems = preflight(config)
-    for problem in problems:
+    try:
+        account = accounts.instance_account(config)
+    except accounts.AccountError as exc:
+        print(f"ftpsup: {config.source}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    problems = accounts.prepare_paths(config, account) if account is not None else []
+    pasv_host, more = preflight(config)
+    for problem in problems + more:
         print(f"ftpsup: {config.source}: {problem}", file=sys.stderr)
-    if problems:
+    if problems or more:
         return EXIT_CONFIG
     try:
         if args.listen_fd is not None:
@@ -58,8 +65,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ListenError as exc:
         print(f"ftpsup: {config.source}: {exc}", file=sys.stderr)
         return 1
+    if account is not None:
+        # Before any thread exists: capabilities and no_new_privs belong to each thread.
+        privileges.preload()
+        os.chdir("/")  # every configured path is absolute; keep no directory of the admin's
+        keep = privileges.needs_bind_service(config.connect_from_port_20, config.ftp_data_port)
+        try:
+            privileges.drop(account, keep_bind_service=keep)
+        except privileges.PrivilegeError as exc:
+            print(f"ftpsup: {config.source}: nopriv_user: {exc}", file=sys.stderr)
+            return 1
     serve = functools.partial(
-        serve_instance, config, sock, pasv_host=pasv_host, status_fd=args.status_fd
+        serve_instance,
+        config,
+        sock,
+        pasv_host=pasv_host,
+        status_fd=args.status_fd,
+        account=account,
     )
     with contextlib.suppress(KeyboardInterrupt):
         trio.run(serve)
@@ -108,7 +130,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     targets = args.paths or [args.config_dir or default_config_dir()]
-    problems = check_paths(targets) + tls_commands.check_problems([Path(t) for t in targets])
+    paths = [Path(t) for t in targets]
+    problems = check_paths(targets) + tls_commands.check_problems(paths)
+    problems += _account_problems(paths)
     for problem in problems:
         print(problem)
     if problems:
@@ -118,6 +142,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _account_problems(paths: list[Path]) -> list[ConfigProblem]:
+    """As root: what nopriv_user could not reach once an instance has dropped to it."""
+    problems: list[ConfigProblem] = []
+    for config in tls_commands.instances(paths):
+        try:
+            account = accounts.instance_account(config)
+        except accounts.AccountError:
+            continue  # check_paths reports it
+        for text in accounts.reach_problems(config, account) if account is not None else []:
+            key, _, problem = text.partition(": ")
+            problems.append(ConfigProblem(tls_commands.origin(config, key), key, problem))
+    return list(dict.fromkeys(problems))
+
+
 def cmd_cert(args: argparse.Namespace) -> int:
     return tls_commands.cmd_cert(args, Path(args.config_dir or default_config_dir()))
 
@@ -125,7 +163,14 @@ def cmd_cert(args: argparse.Namespace) -> int:
 def cmd_user(args: argparse.Namespace) -> int:
     config_dir = args.config_dir or default_config_dir()
     args.default_user_db = user_db_path(Path(config_dir))
+    args.instance_account = accounts.shared_account(Path(config_dir))
     return user_commands.run(args)
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from ftpsup import setup_command
+
+    return setup_command.run(_config_dir(args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate configuration files; report every problem")
     check.add_argument("paths", nargs="*", type=Path, help="instance files or config directories")
     check.set_defaults(func=cmd_check)
+
+    setup = commands.add_parser(
+        "setup", help="as root: create the instances' account (nopriv_user), share the store"
+    )
+    setup.set_defaults(func=cmd_setup)
 
     tls_commands.add_parser(commands)
     commands.choices["cert"].set_defaults(func=cmd_cert)

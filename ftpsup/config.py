@@ -98,9 +98,11 @@ class InstanceConfig:
     ftpd_banner: str = ""
     dirmessage_enable: bool = False
     message_file: str = ".message"
-    # Process: the account the supervisor runs the instance as, when it runs as root.
-    nopriv_user: str = ""
+    # Process: the account an instance started by root drops to once it has loaded.
+    nopriv_user: str = "ftpsup"
     # Shared-only (before the logs, whose defaults derive from log_dir)
+    # No vsftpd equivalent: the explicit, logged opt-in to instances running as root.
+    run_as_root: bool = False
     user_db_file: Path = attrs.field()
     state_dir: Path = Path("/run/ftpsup")
     log_dir: Path = Path("/var/log/ftpsup")
@@ -171,7 +173,15 @@ attrs.resolve_types(InstanceConfig)
 
 _IDENTITY = frozenset({"name", "source", "config_dir"})
 _SHARED_ONLY = frozenset(
-    {"user_db_file", "state_dir", "log_dir", "startsecs", "startretries", "stopwaitsecs"}
+    {
+        "user_db_file",
+        "state_dir",
+        "log_dir",
+        "startsecs",
+        "startretries",
+        "stopwaitsecs",
+        "run_as_root",
+    }
 )
 _OCTAL_KEYS = frozenset({"local_umask", "anon_umask", "file_open_mode"})
 # Integer keys not listed here accept 0.._INT_MAX.
@@ -241,6 +251,11 @@ _NOT_USED: dict[str, str] = {
 # vsftpd's TLS keys: ssl_*, *_ssl*, the certificate and key files, client-certificate checks.
 _TLS_KEY_RE = re.compile(
     r"ssl_.*|.*_ssl(_.*)?|.*_(certs?|private_key)_file|(require|validate)_cert"
+)
+
+_ROOT_ACCOUNT = (
+    "root is not an unprivileged account; to run the instances as root on purpose, "
+    "set run_as_root = true"
 )
 
 _build = cast("Callable[..., InstanceConfig]", InstanceConfig)
@@ -339,7 +354,9 @@ def _coerce(key: str, raw: object, base: Path) -> object:
             raise _Invalid(f"{_show(raw)} is not a numeric ipv4 or ipv6 address") from None
     if key == "message_file" and ("/" in raw or raw in ("", ".", "..")):
         raise _Invalid(f"{_show(raw)} must be a file name, not a path")
-    if key == "nopriv_user" and raw and not _ACCOUNT_RE.fullmatch(raw):
+    if key == "nopriv_user" and not raw:
+        raise _Invalid("must name an account; to run the instances as root, set run_as_root = true")
+    if key == "nopriv_user" and not _ACCOUNT_RE.fullmatch(raw):
         raise _Invalid(f"{_show(raw)} is not an account name")
     return raw
 
@@ -476,6 +493,8 @@ def _cross_check(
     if (c.require_cert or c.validate_cert) and c.ca_certs_file is None:
         blamed = "require_cert" if c.require_cert else "validate_cert"
         add("ca_certs_file", blamed, f"required when {blamed} is true")
+    if not bad & {"nopriv_user", "run_as_root"} and c.nopriv_user == "root" and not c.run_as_root:
+        add("nopriv_user", "nopriv_user", _ROOT_ACCOUNT)
     if not bad & {"pasv_enable", "port_enable"} and not (c.pasv_enable or c.port_enable):
         blamed = "pasv_enable" if "pasv_enable" in origin else "port_enable"
         add(blamed, blamed, "pasv_enable and port_enable are both false: no data connections")
@@ -620,6 +639,14 @@ def _writable(path: Path) -> bool:
     return os.access(probe, os.W_OK | os.X_OK)
 
 
+def missing_account_problem(name: str) -> str:
+    """The problem with a nopriv_user that does not exist, and its fix."""
+    return (
+        f'no account "{name}" on this host: create it with `ftpsup setup` (a system account '
+        f"with no login), or set run_as_root = true to run the instances as root"
+    )
+
+
 def _host_problems(loaded: Iterable[_Loaded]) -> list[ConfigProblem]:
     """What this host and this process's privileges make impossible (`ftpsup check`, `start`)."""
     problems: list[ConfigProblem] = []
@@ -628,9 +655,10 @@ def _host_problems(loaded: Iterable[_Loaded]) -> list[ConfigProblem]:
         if c is None:
             continue
 
-        def add(key: str, problem: str, item: _Loaded = item) -> None:
+        def add(key: str, problem: str, item: _Loaded = item, blame: str = "") -> None:
             if key not in item.bad_keys:
-                problems.append(ConfigProblem(item.origin.get(key, item.file), key, problem))
+                file = item.origin.get(key, blame or item.file)
+                problems.append(ConfigProblem(file, key, problem))
 
         if c.listen_port < 1024 and not _can_bind_below_1024(c.listen_port):
             add(
@@ -638,11 +666,17 @@ def _host_problems(loaded: Iterable[_Loaded]) -> list[ConfigProblem]:
                 f"port {c.listen_port} needs root or CAP_NET_BIND_SERVICE, which this process "
                 f"(uid {os.geteuid()}) lacks: start ftpsup as root, or use a port of 1024 or above",
             )
-        if c.nopriv_user:
+        # Only root drops to nopriv_user: for anyone else the default account need not exist.
+        dropping = os.geteuid() == 0 or "nopriv_user" in item.origin
+        if dropping and not c.run_as_root and c.nopriv_user != "root":
             try:
-                pwd.getpwnam(c.nopriv_user)
+                if pwd.getpwnam(c.nopriv_user).pw_uid == 0:
+                    add("nopriv_user", f"{_show(c.nopriv_user)} has uid 0; {_ROOT_ACCOUNT}")
             except KeyError:
-                add("nopriv_user", f"no account {_show(c.nopriv_user)} on this host")
+                # A default account is one problem, where one setting for all belongs.
+                shared = Path(item.file).parent / SHARED_FILE
+                blame = str(shared) if shared.exists() else ""
+                add("nopriv_user", missing_account_problem(c.nopriv_user), blame=blame)
         paths = [
             ("user_db_file", c.user_db_file),
             ("state_dir", c.state_dir),
@@ -692,6 +726,16 @@ def state_dir_path(config_dir: str | Path) -> Path:
     return _shared_path(
         config_dir, "state_dir", str(attrs.fields(InstanceConfig).state_dir.default)
     )
+
+
+def shared_setting(config_dir: str | Path, key: str) -> object:
+    """The value _shared.toml sets for `key`, else its default; read leniently, unchecked."""
+    default = attrs.fields_dict(InstanceConfig)[key].default
+    try:
+        with (Path(config_dir).absolute() / SHARED_FILE).open("rb") as f:
+            return tomllib.load(f).get(key, default)
+    except (OSError, tomllib.TOMLDecodeError):
+        return default
 
 
 def _shared_path(config_dir: str | Path, key: str, default: str) -> Path:

@@ -11,12 +11,13 @@ import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
+from ftpsup.accounts import grant_read, shared_account
 from ftpsup.certs import EXPIRY_WARNING_DAYS, host_names, write_self_signed
 from ftpsup.config import SHARED_FILE, InstanceConfig, instance_paths, load_instance
 from ftpsup.errors import ConfigError, ConfigProblem
 
 
-def _instances(targets: Sequence[Path]) -> list[InstanceConfig]:
+def instances(targets: Sequence[Path]) -> list[InstanceConfig]:
     """The instances that load cleanly (problems are reported by config.check_paths)."""
     files: list[Path] = []
     for target in targets:
@@ -35,15 +36,15 @@ def check_problems(targets: Sequence[Path]) -> list[ConfigProblem]:
     from ftpsup.tls_config import tls_problems
 
     problems: list[ConfigProblem] = []
-    for config in _instances(targets):
+    for config in instances(targets):
         for text in tls_problems(config, warn_days=EXPIRY_WARNING_DAYS):
             key, _, problem = text.partition(": ")
-            problems.append(ConfigProblem(_origin(config, key.split(",")[0]), key, problem))
+            problems.append(ConfigProblem(origin(config, key.split(",")[0]), key, problem))
     # A certificate set in _shared.toml is one problem, however many instances inherit it.
     return list(dict.fromkeys(problems))
 
 
-def _origin(config: InstanceConfig, key: str) -> str:
+def origin(config: InstanceConfig, key: str) -> str:
     """The file that sets `key` for `config`: its own file, else _shared.toml, else its own."""
     for path in (config.source, config.config_dir / SHARED_FILE):
         try:
@@ -57,17 +58,22 @@ def _origin(config: InstanceConfig, key: str) -> str:
 
 def cmd_cert(args: argparse.Namespace, config_dir: Path) -> int:
     """Write a self-signed certificate and key wherever a TLS instance expects one."""
-    configs = [c for c in _instances([config_dir]) if c.ssl_enable or args.all]
+    configs = [c for c in instances([config_dir]) if c.ssl_enable or args.all]
     if not configs:
         print(f"ftpsup: no instance in {config_dir} has ssl_enable = true", file=sys.stderr)
         return 1
     pairs = dict.fromkeys((c.rsa_cert_file, c.rsa_private_key_file) for c in configs)
     names = args.name or host_names()
+    account = shared_account(config_dir)
     for cert_file, key_file in pairs:
         if (cert_file.exists() or key_file.exists()) and not args.force:
             print(f"ftpsup: {cert_file} exists; kept (use --force to replace)", file=sys.stderr)
             continue
         write_self_signed(cert_file, key_file, names, days=args.days)
+        if account is not None:
+            # Read by the instances after they drop root, for every new TLS session.
+            for path in (cert_file, key_file):
+                grant_read(path, account)
         print(f"ftpsup: wrote {cert_file} and {key_file} for {', '.join(names)}", file=sys.stderr)
     return 0
 

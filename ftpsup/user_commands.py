@@ -7,7 +7,8 @@ Rules:
   standard input. It is never echoed, logged or listed; `user list` never shows a hash.
 - The store path is `args.user_db` when given, else `args.default_user_db`, which the main CLI
   resolves from the configuration directory.
-- `user add` creates a missing home directory (mode 0755), as `useradd -m` does.
+- `user add` creates a missing home directory (mode 0755), as `useradd -m` does; run as root,
+  it belongs to the instances' account (`args.instance_account`), which serves the user's files.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import sys
 from pathlib import Path
 
+from ftpsup.accounts import Account, grant_read
 from ftpsup.errors import UserStoreError
 from ftpsup.users import (
     add_user,
@@ -100,12 +102,14 @@ def _read_password(from_stdin: bool) -> str:
     return password
 
 
-def _make_home(home: Path) -> None:
+def _make_home(home: Path, owner: Account | None) -> None:
     if home.is_dir():
         return
     home.mkdir(parents=True, exist_ok=True)
     # mkdir's mode is filtered by the umask; the home must end up exactly 0755.
     os.chmod(home, 0o755)
+    if owner is not None:
+        os.chown(home, owner.uid, owner.gid)
 
 
 def _add(args: argparse.Namespace, store: Path) -> int:
@@ -119,7 +123,7 @@ def _add(args: argparse.Namespace, store: Path) -> int:
     password = _read_password(args.password_stdin)
     add_user(store, name, password, home, may_write=not args.read_only, replace=args.replace)
     try:
-        _make_home(home)
+        _make_home(home, getattr(args, "instance_account", None))
     except OSError as exc:
         return _error(f"user {name!r} added, but its home {home} could not be created: {exc}")
     access = "read-only" if args.read_only else "read-write"
@@ -163,9 +167,9 @@ def run(args: argparse.Namespace) -> int:
         store = _store_path(args)
         command: str = args.user_command
         if command == "add":
-            return _add(args, store)
+            return _share(_add(args, store), store, args)
         if command == "passwd":
-            return _passwd(args, store)
+            return _share(_passwd(args, store), store, args)
         if command == "list":
             return _list(store)
         if command == "del":
@@ -178,4 +182,15 @@ def run(args: argparse.Namespace) -> int:
             return _error(f"unknown user command {command!r}")
     except UserStoreError as exc:
         return _error(str(exc))
-    return 0
+    return _share(0, store, args)
+
+
+def _share(status: int, store: Path, args: argparse.Namespace) -> int:
+    """Keep a store root just wrote readable by the instances' account (0640)."""
+    account: Account | None = getattr(args, "instance_account", None)
+    if account is not None and store.exists():
+        try:
+            grant_read(store, account)
+        except OSError as exc:
+            return _error(f"{store}: cannot share it with {account.name}: {exc.strerror}")
+    return status

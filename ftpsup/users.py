@@ -26,6 +26,8 @@ Rules:
   concurrent `ftpsup user add` never lose an update.
 - Rule 4: user names are 1..32 of `[A-Za-z0-9._-]`, not starting with `-` or `.`; "anonymous"
   and "ftp" (any case) are reserved, because anonymous login is a separate feature.
+- Rule 5: the store is mode 0600, or 0640 once `ftpsup setup` has given its group (the
+  instances' account) read access; a rewrite keeps the owner, the group and that bit.
 """
 
 from __future__ import annotations
@@ -328,7 +330,8 @@ def _write_store(path: Path, users: Mapping[str, UserRecord]) -> None:
                 # Keep the owner, so a store the instances' account owns stays readable to it.
                 with contextlib.suppress(PermissionError):
                     os.fchown(tmp.fileno(), old.st_uid, old.st_gid)
-            os.fchmod(tmp.fileno(), 0o600)
+            # Group read stays as it was: `ftpsup setup` gives it to the instances' account.
+            os.fchmod(tmp.fileno(), 0o600 | (old.st_mode & 0o040 if old is not None else 0))
             tmp.write(data)
             tmp.flush()
             os.fsync(tmp.fileno())
@@ -363,7 +366,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def save_users(path: Path, users: Mapping[str, UserRecord]) -> None:
-    """Replace the store atomically with `users` (mode 0600), under the store lock.
+    """Replace the store atomically with `users` (mode 0600, or 0640 as before), under the lock.
 
     Raises:
         UserStoreError: A record is invalid or the file cannot be written.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import tempfile
 from pathlib import Path
@@ -20,6 +21,26 @@ REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "instances.d"
 DOCS = REPO / "docs" / "configuration.md"
 OLD_TLS = "is insecure and not supported; ftpsup offers TLS 1.2 and 1.3"
+
+
+@pytest.fixture(autouse=True)
+def default_account_exists(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about other keys: the host has the default nopriv_user, "ftpsup".
+
+    As root, check_paths requires that account (tests/test_accounts.py covers that); a fresh
+    host, like the CI's, has not run `ftpsup setup`.
+    """
+    real = pwd.getpwnam
+
+    def getpwnam(name: str) -> pwd.struct_passwd:
+        try:
+            return real(name)
+        except KeyError:
+            if name != "ftpsup":
+                raise
+            return pwd.struct_passwd((name, "x", 64999, 64999, "", "/nonexistent", "/bin/false"))
+
+    monkeypatch.setattr("ftpsup.config.pwd.getpwnam", getpwnam)
 
 
 def write(directory: Path, name: str, text: str | bytes) -> Path:
@@ -40,8 +61,25 @@ def problems_of(path: Path) -> list[ConfigProblem]:
 # --- the shipped files -----------------------------------------------------------------------
 
 
+def _account_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
 def test_shipped_directory_checks_clean() -> None:
-    assert check_paths([SHIPPED]) == []
+    problems = check_paths([SHIPPED])
+    if os.geteuid() == 0 and not _account_exists("ftpsup"):
+        # Root drops to the default nopriv_user, which `ftpsup setup` creates: one problem,
+        # reported where the setting belongs.
+        assert [(p.file, p.key) for p in problems] == [
+            (str(SHIPPED / "_shared.toml"), "nopriv_user")
+        ]
+        assert "create it with `ftpsup setup`" in problems[0].problem
+    else:
+        assert problems == []
 
 
 def test_shipped_instance_files_are_the_two_stacks_and_the_implicit_example() -> None:

@@ -56,6 +56,7 @@ def test_nothing_imports_cli() -> None:
 
 def test_pure_layer_does_not_import_server() -> None:
     pure = [
+        "accounts.py",
         "config.py",
         "users.py",
         "ports.py",

@@ -179,11 +179,22 @@ def test_save_then_load_round_trips(tmp_path: Path) -> None:
 
 def test_save_is_mode_0600_and_leaves_no_temp_file(tmp_path: Path) -> None:
     store = tmp_path / "users.toml"
-    store.write_text("")
-    store.chmod(0o644)
     save_users(store, {"alice": record("alice")})
     assert stat.S_IMODE(store.stat().st_mode) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["users.toml", "users.toml.lock"]
+
+
+def test_save_keeps_group_read_and_drops_what_others_had(tmp_path: Path) -> None:
+    # `ftpsup setup` shares the store with the instances' group (0640); a rewrite keeps that,
+    # and never leaves hashes readable by others.
+    store = tmp_path / "users.toml"
+    store.write_text("")
+    store.chmod(0o644)
+    save_users(store, {"alice": record("alice")})
+    assert stat.S_IMODE(store.stat().st_mode) == 0o640
+    store.chmod(0o606)
+    save_users(store, {"alice": record("alice")})
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
 
 
 def test_save_of_an_invalid_record_leaves_the_old_file(tmp_path: Path) -> None:

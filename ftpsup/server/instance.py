@@ -24,9 +24,11 @@ import socket
 
 import trio
 
+from ftpsup.accounts import Account
 from ftpsup.config import InstanceConfig
 from ftpsup.logs import XferLog, reopen_logs, setup_instance_logging, shutdown_logging
 from ftpsup.ports import PortAllocator
+from ftpsup.server import privileges
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
 from ftpsup.tls_config import tls_problems
@@ -137,6 +139,30 @@ def make_context(config: InstanceConfig, *, pasv_host: str = "") -> InstanceCont
     )
     ctx.leases_in_memory = ctx.ports.in_memory()
     return ctx
+
+
+def _log_identity(ctx: InstanceContext, account: Account | None) -> None:
+    keeps_port_20 = privileges.needs_bind_service(
+        ctx.config.connect_from_port_20, ctx.config.ftp_data_port
+    )
+    if account is not None:
+        capabilities = (
+            "CAP_NET_BIND_SERVICE only (connect_from_port_20)" if keeps_port_20 else "none"
+        )
+        ctx.log.info(
+            "running as %s (uid %d, gid %d), no supplementary groups, capabilities: %s",
+            account.name,
+            account.uid,
+            account.gid,
+            capabilities,
+        )
+    elif os.geteuid() == 0:
+        ctx.log.warning(
+            "run_as_root = true: instance %s runs as root, with every privilege; "
+            "remove run_as_root to run it as nopriv_user (%s)",
+            ctx.config.name,
+            ctx.config.nopriv_user,
+        )
 
 
 class _Stopper:
@@ -292,6 +318,7 @@ async def serve_instance(
     *,
     pasv_host: str = "",
     status_fd: int | None = None,
+    account: Account | None = None,
     task_status: trio.TaskStatus[InstanceContext] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve FTP on the listening socket `sock` until SIGTERM/SIGINT (and drain) or cancel.
@@ -301,6 +328,7 @@ async def serve_instance(
         sock: a listening socket (bound here, or inherited from the supervisor).
         pasv_host: the resolved pasv_address, when pasv_addr_resolve is set.
         status_fd: the supervisor's status channel (a connected stream socket), if any.
+        account: the account this process dropped to (privileges.drop), if it did.
     """
     return_large_allocations_to_os()
     ctx = make_context(config, pasv_host=pasv_host)
@@ -310,6 +338,7 @@ async def serve_instance(
     if status_fd is not None:
         channel = trio.SocketStream(trio.socket.from_stdlib_socket(socket.socket(fileno=status_fd)))
     ctx.log.info("instance %s listening on %s port %d", config.name, address[0], address[1])
+    _log_identity(ctx, account)
     stopper = _Stopper(ctx)
     try:
         async with trio.open_nursery() as services:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ftpsup import accounts
 from ftpsup.config import InstanceConfig, state_dir_path
 from ftpsup.supervisor import ctl, main, spawn
 
@@ -82,9 +83,9 @@ def start(
     for config in selected if not problems else []:
         found = preflight(config)
         try:
-            found += spawn.prepare_paths(config, spawn.instance_account(config))
-        except KeyError:
-            found.append(f"nopriv_user: no account {config.nopriv_user!r}")
+            found += accounts.prepare_paths(config, accounts.instance_account(config))
+        except accounts.AccountError as exc:
+            found.append(str(exc))
         problems += [f"{config.source}: {problem}" for problem in found]
     if problems:
         for problem in problems:
@@ -127,7 +128,9 @@ def _launch(config_dir: Path, names: list[str], log_dir: Path) -> int:
     """Run the supervisor in the background; relay its start-up report."""
     log_dir.mkdir(mode=0o750, parents=True, exist_ok=True)
     read_end, write_end = os.pipe()
-    argv = [sys.executable, "-m", "ftpsup", "--config-dir", str(config_dir.absolute())]
+    # The supervisor, root, must not run code from the admin's directory or environment.
+    argv = [sys.executable, *spawn.SAFE_FLAGS, "-m", "ftpsup"]
+    argv += ["--config-dir", str(config_dir.absolute())]
     argv += ["start", "--foreground", "--notify-fd", str(write_end), *names]
     log_fd = os.open(log_dir / main.LOG_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
     with os.fdopen(log_fd, "ab") as log:
@@ -140,6 +143,7 @@ def _launch(config_dir: Path, names: list[str], log_dir: Path) -> int:
             stderr=log,
             start_new_session=True,
             cwd="/",
+            env=spawn.without_python_variables(os.environ),
         )
     os.close(write_end)
     status: int | None = None

@@ -28,7 +28,7 @@ from pathlib import Path
 import attrs
 import trio
 
-from ftpsup import listeners
+from ftpsup import accounts, listeners
 from ftpsup.config import InstanceConfig
 from ftpsup.supervisor import spawn
 from ftpsup.supervisor.ctl import Response
@@ -187,12 +187,17 @@ class Supervisor:
         try:
             if listener is None:
                 raise OSError("no listening socket")
-            account = spawn.instance_account(config)
-            problems = await trio.to_thread.run_sync(spawn.prepare_paths, config, account)
+            account = accounts.instance_account(config)
+            problems = await trio.to_thread.run_sync(accounts.prepare_paths, config, account)
             if problems:
                 raise OSError("; ".join(problems))
-            child = await spawn.open_child(config, listener, account)
-        except (OSError, KeyError) as exc:
+            if account is None and os.geteuid() == 0:
+                self.log.warning(
+                    "%s: run_as_root = true: the instance runs as root, with every privilege",
+                    m.name,
+                )
+            child = await spawn.open_child(config, listener)
+        except (OSError, accounts.AccountError) as exc:
             reason = f"cannot start: {exc}"
             self.log.error("%s: %s", m.name, reason)
             await self._step_locked(m, lambda life: life.spawn_failed(reason, trio.current_time()))

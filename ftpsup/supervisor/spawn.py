@@ -13,8 +13,13 @@ Rules:
    systemd variables (LISTEN_FDS, NOTIFY_SOCKET are for the supervisor alone).
 4. A child gets its own process group, so a terminal's Ctrl-C reaches only the supervisor,
    which then stops the instances in order.
-5. When the supervisor runs as root and the instance names a `nopriv_user`, the child runs as
-   that account with no supplementary groups; the directories it writes are made its own first.
+5. A child never runs code from the admin's working directory or environment: it starts in
+   `/`, with `python -I` (no script or working directory on sys.path, PYTHON* variables and the
+   user's site-packages ignored), and no PYTHON* variable is passed on.
+6. A child starts as the supervisor's account and drops to nopriv_user itself once it has
+   loaded (ftpsup/server/privileges.py): started as root, it can still read an interpreter
+   that only root can read. The directories it writes are made the account's first
+   (ftpsup.accounts.prepare_paths).
 """
 
 from __future__ import annotations
@@ -22,19 +27,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pwd
 import signal
 import socket
 import subprocess
 import sys
 from collections import deque
 from collections.abc import Mapping
-from pathlib import Path
 
 import attrs
 import trio
 
-import ftpsup
 from ftpsup.config import InstanceConfig
 
 MAX_MESSAGE = 64 * 1024
@@ -42,133 +44,16 @@ OUTPUT_LINES_KEPT = 5
 _HIDDEN_FROM_CHILDREN = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET")
 
 
-@attrs.frozen
-class Account:
-    """The unprivileged account an instance process runs as."""
-
-    name: str
-    uid: int
-    gid: int
-
-
-def instance_account(config: InstanceConfig) -> Account | None:
-    """The account to run the instance as: None means the supervisor's own.
-
-    Only root can switch accounts; a supervisor started by anyone else runs its instances as
-    itself (nopriv_user then changes nothing).
-
-    Raises:
-        KeyError: nopriv_user names no account on this host.
-    """
-    if not config.nopriv_user or os.geteuid() != 0:
-        return None
-    entry = pwd.getpwnam(config.nopriv_user)
-    if entry.pw_uid == 0:
-        return None
-    return Account(entry.pw_name, entry.pw_uid, entry.pw_gid)
-
-
-def _can_read(path: Path, account: Account) -> bool:
-    st = path.stat()
-    if st.st_uid == account.uid:
-        return bool(st.st_mode & 0o400)
-    if st.st_gid == account.gid:
-        return bool(st.st_mode & 0o040)
-    return bool(st.st_mode & 0o004)
-
-
-def _blocked_for(path: Path, account: Account, *, read: bool) -> Path | None:
-    """The first component of `path` that `account` cannot pass (search, then read/execute)."""
-    target = path.resolve()
-    for step in [*reversed(target.parents), target]:
-        st = step.stat()
-        shift = 6 if st.st_uid == account.uid else 3 if st.st_gid == account.gid else 0
-        bits = st.st_mode >> shift
-        needed = 0o1 | (0o4 if read and step == target else 0)
-        if bits & needed != needed:
-            return step
-    return None
-
-
-def _runnable_by(account: Account) -> list[str]:
-    """Problems that stop `account` from running the interpreter and the ftpsup package."""
-    problems = []
-    package = Path(ftpsup.__file__).parent
-    for what, path, read in (("python", Path(sys.executable), False), ("ftpsup", package, True)):
-        blocked = _blocked_for(path, account, read=read)
-        if blocked is not None:
-            problems.append(
-                f"nopriv_user: {account.name} cannot use {path} ({what}): no access to "
-                f"{blocked}; install ftpsup where that account can read it, or remove nopriv_user"
-            )
-    return problems
-
-
-def _own(path: Path, account: Account | None) -> None:
-    if account is not None:
-        os.chown(path, account.uid, account.gid, follow_symlinks=False)
-
-
-def prepare_paths(config: InstanceConfig, account: Account | None) -> list[str]:
-    """Create what the instance writes to and give it to `account`; problems as "key: text".
-
-    The lease directory, the instance's log directory (`<log_dir>/<name>`, or the directory
-    of a log file set elsewhere) and existing log and lease files are made the account's, so
-    an instance that once ran as root still runs after nopriv_user is set.
-    """
-    problems: list[str] = []
-    lease_dir = config.state_dir / "ports"
-    targets: list[tuple[str, Path, int]] = [("state_dir", lease_dir, 0o700)]
-    log_files = [("vsftpd_log_file", config.vsftpd_log_file)]
-    if config.xferlog_enable:
-        log_files.append(("xferlog_file", config.xferlog_file))
-    own_log_dir = config.log_dir / config.name
-    for key, file in log_files:
-        targets.append((key, file.parent, 0o750))
-    for key, directory, mode in targets:
-        try:
-            directory.mkdir(parents=True, exist_ok=True, mode=mode)
-            if directory in (lease_dir, own_log_dir):
-                _own(directory, account)
-        except OSError as exc:
-            problems.append(f"{key}: cannot create {directory}: {exc.strerror}")
-    if account is None:
-        return problems
-    problems += _runnable_by(account)
-    try:
-        for lock in lease_dir.glob("*.lock"):
-            _own(lock, account)
-        for _key, file in log_files:
-            if file.exists():
-                _own(file, account)
-            elif file.parent != own_log_dir:
-                # A shared directory stays the admin's: give the instance its file, not the dir.
-                file.touch(mode=0o640)
-                _own(file, account)
-        readable = [("user_db_file", config.user_db_file)]
-        if config.ssl_enable:
-            # The instance reads its certificate for every TLS connection, as nopriv_user.
-            readable += [
-                ("rsa_cert_file", config.rsa_cert_file),
-                ("rsa_private_key_file", config.rsa_private_key_file),
-            ]
-        for key, path in readable:
-            if path.exists() and not _can_read(path, account):
-                problems.append(
-                    f"{key}: {path} is not readable by nopriv_user {account.name}; "
-                    f"make it theirs: chown {account.name} {path}"
-                )
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        problems.append(f"nopriv_user: cannot hand files to {account.name}: {exc}")
-    return problems
+# -I: isolated (implies -E, -P, -s); -u: unbuffered, so instance errors reach the supervisor's
+# log at once (PYTHONUNBUFFERED would be ignored under -I).
+SAFE_FLAGS = ("-I", "-u")
 
 
 def child_argv(config: InstanceConfig, listen_fd: int, status_fd: int) -> list[str]:
     """The command line of one instance process."""
     return [
         sys.executable,
+        *SAFE_FLAGS,
         "-m",
         "ftpsup",
         "serve",
@@ -180,12 +65,18 @@ def child_argv(config: InstanceConfig, listen_fd: int, status_fd: int) -> list[s
     ]
 
 
+def without_python_variables(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` without PYTHON* variables (PYTHONPATH, PYTHONHOME, PYTHONSTARTUP...).
+
+    -I ignores them already; nothing a root process starts should see them either.
+    """
+    return {k: v for k, v in environ.items() if not k.startswith("PYTHON")}
+
+
 def child_env(environ: Mapping[str, str]) -> dict[str, str]:
     """The supervisor's environment without what belongs to the supervisor alone."""
-    env = {k: v for k, v in environ.items() if k not in _HIDDEN_FROM_CHILDREN}
-    # Instance errors must reach the supervisor's log at once, not at exit.
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    env = without_python_variables(environ)
+    return {k: v for k, v in env.items() if k not in _HIDDEN_FROM_CHILDREN}
 
 
 def exit_reason(returncode: int | None, output: list[str]) -> str:
@@ -293,10 +184,8 @@ class Child:
             await log_line.send(line)
 
 
-async def open_child(
-    config: InstanceConfig, listener: socket.socket, account: Account | None
-) -> Child:
-    """Start one instance process serving `listener`.
+async def open_child(config: InstanceConfig, listener: socket.socket) -> Child:
+    """Start one instance process serving `listener`, as the supervisor's own account.
 
     Raises:
         OSError: the process could not be created.
@@ -304,12 +193,6 @@ async def open_child(
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         listen_fd, status_fd = listener.fileno(), theirs.fileno()
-        # No supplementary groups: root's would otherwise follow the instance.
-        user: int | None = None
-        group: int | None = None
-        groups: list[int] | None = None
-        if account is not None:
-            user, group, groups = account.uid, account.gid, []
         process = await trio.lowlevel.open_process(
             child_argv(config, listen_fd, status_fd),
             pass_fds=(listen_fd, status_fd),
@@ -318,9 +201,7 @@ async def open_child(
             stderr=subprocess.STDOUT,
             env=child_env(os.environ),
             process_group=0,
-            user=user,
-            group=group,
-            extra_groups=groups,
+            cwd="/",
         )
     except BaseException:
         ours.close()

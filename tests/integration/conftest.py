@@ -112,6 +112,9 @@ def start_server(base: Path, host: str, **settings: Any) -> Server:
         "log_dir": str(log_dir),
         "pasv_min_port": PASV_MIN,
         "pasv_max_port": PASV_MAX,
+        # Run as root is how these tests always ran (tmp_path is root's, mode 0700); the
+        # privilege drop has its own tests (test_privileges.py).
+        "run_as_root": True,
     }
     instance: dict[str, Any] = {
         "listen_address": host,

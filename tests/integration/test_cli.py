@@ -5,6 +5,8 @@ Every call is a real `python -m ftpsup` subprocess with a timeout, so a hang fai
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ftpsup.users import load_users, verify_password
+from tests.integration import throwaway
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 60
@@ -57,6 +60,7 @@ def config_dir(tmp_path: Path) -> Path:
         f'user_db_file = "{etc / "users.toml"}"\n'
         f'state_dir = "{tmp_path / "run"}"\n'
         f'log_dir = "{tmp_path / "log"}"\n'
+        "run_as_root = true\n"
     )
     return etc
 
@@ -64,20 +68,53 @@ def config_dir(tmp_path: Path) -> Path:
 # -- ftpsup check -------------------------------------------------------------------------
 
 
-def test_check_on_the_shipped_instances_dir_says_ok(tmp_path: Path) -> None:
+def test_check_on_the_shipped_instances_dir_says_ok() -> None:
+    with throwaway.passable_tmp() as tmp_path:
+        _check_shipped_instances(tmp_path)
+
+
+def _check_shipped_instances(tmp_path: Path) -> None:
     # The shipped files serve FTPS: a fresh checkout has no certificate until `ftpsup cert`
-    # (the README's run command does it), and check says exactly that.
+    # (the README's run command does it), and check says exactly that. As root, the instances
+    # also need their account, which `ftpsup setup` creates.
     config = tmp_path / "instances.d"
     shutil.copytree(REPO / "instances.d", config, ignore=shutil.ignore_patterns("users.toml"))
     before = ftpsup("check", str(config))
     assert before.returncode == 1
     assert "ftpsup cert" in before.stdout
-
     assert ftpsup("--config-dir", str(config), "cert").returncode == 0
-    result = ftpsup("check", str(config))
-
+    if os.geteuid() != 0:
+        result = ftpsup("check", str(config))
+        assert result.returncode == 1  # ports 21 and 990: check says so, rightly
+        return
+    if not _account_exists("ftpsup"):
+        assert f"{config / '_shared.toml'}: nopriv_user: " in before.stdout
+        assert "create it with `ftpsup setup`" in before.stdout
+    # The shipped nopriv_user, under a name no host has, so the test can remove it after.
+    name = throwaway.account_name()
+    shared = config / "_shared.toml"
+    shared.write_text(shared.read_text() + f'nopriv_user = "{name}"\n')
+    try:
+        assert f'no account "{name}"' in ftpsup("check", str(config)).stdout
+        made = ftpsup("--config-dir", str(config), "setup")
+        assert made.returncode == 0, made.stderr
+        assert f"created system account {name}" in made.stderr
+        result = ftpsup("check", str(config))
+        again = ftpsup("--config-dir", str(config), "setup")
+    finally:
+        throwaway.remove_account(name)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "ok"
+    assert again.returncode == 0, again.stderr
+    assert "created" not in again.stderr
+
+
+def _account_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 BROKEN: dict[str, tuple[str, list[str]]] = {

@@ -13,10 +13,8 @@ import concurrent.futures
 import contextlib
 import ftplib
 import hashlib
-import io
 import json
 import os
-import pwd
 import random
 import shutil
 import signal
@@ -185,6 +183,8 @@ def make_supervisor(**shared: Any) -> Sup:
         "delay_failed_login": 0,
         "write_enable": True,
         "ftpd_banner": "old banner",
+        # The privilege drop has its own tests (test_privileges.py).
+        "run_as_root": True,
         **shared,
     }
     (sup.etc / "_shared.toml").write_text(_toml(settings))
@@ -597,52 +597,6 @@ def test_port_21_without_privilege_says_what_to_do() -> None:
         assert "port 21 needs root or CAP_NET_BIND_SERVICE" in result.stderr
         assert "use a port of 1024 or above" in result.stderr
         assert not (s.run_dir / "supervisor.pid").exists()
-    finally:
-        s.shutdown()
-        shutil.rmtree(s.base, ignore_errors=True)
-
-
-def _interpreter_usable_by(user: str) -> bool:
-    try:
-        return (
-            subprocess.run(
-                [sys.executable, "-c", "import ftpsup"],
-                user=user,
-                cwd="/",
-                capture_output=True,
-                timeout=TIMEOUT,
-                check=False,
-            ).returncode
-            == 0
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="only root can run instances as another account")
-def test_nopriv_user_runs_the_instances_as_that_account_or_says_why_not() -> None:
-    nobody = pwd.getpwnam("nobody")
-    s = make_supervisor(nopriv_user="nobody")
-    try:
-        for path in [s.etc / "users.toml", *s.home.parent.rglob("*"), s.home.parent]:
-            os.chown(path, nobody.pw_uid, nobody.pw_gid)
-        result = s.ftpsup("start", "all")
-        if not _interpreter_usable_by("nobody"):
-            # The interpreter lives where nobody cannot reach it (e.g. under /root).
-            assert result.returncode == 2
-            assert "nopriv_user: nobody cannot use" in result.stderr
-            assert "install ftpsup where that account can read it" in result.stderr
-            assert not (s.run_dir / "supervisor.pid").exists()
-            return
-        assert result.returncode == 0, result.stdout + result.stderr
-        for name in HOSTS:
-            with open(f"/proc/{s.pid(name)}/status") as f:
-                uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
-            assert uids == [str(nobody.pw_uid)] * 4
-            with s.connect(name) as ftp:
-                ftp.storbinary("STOR up.txt", io.BytesIO(b"written by nobody"))
-        assert (s.home / "up.txt").stat().st_uid == nobody.pw_uid
-        assert (s.run_dir / "ports").stat().st_uid == nobody.pw_uid
     finally:
         s.shutdown()
         shutil.rmtree(s.base, ignore_errors=True)

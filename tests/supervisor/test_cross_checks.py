@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,26 @@ import pytest
 
 from ftpsup.config import check_paths, load_instance
 from ftpsup.errors import ConfigError, ConfigProblem
+
+
+@pytest.fixture(autouse=True)
+def default_account_exists(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about other keys: the host has the default nopriv_user, "ftpsup".
+
+    As root, check_paths requires that account (tests/test_accounts.py covers that); a fresh
+    host, like the CI's, has not run `ftpsup setup`.
+    """
+    real = pwd.getpwnam
+
+    def getpwnam(name: str) -> pwd.struct_passwd:
+        try:
+            return real(name)
+        except KeyError:
+            if name != "ftpsup":
+                raise
+            return pwd.struct_passwd((name, "x", 64999, 64999, "", "/nonexistent", "/bin/false"))
+
+    monkeypatch.setattr("ftpsup.config.pwd.getpwnam", getpwnam)
 
 
 def write(path: Path, text: str) -> Path:
@@ -54,9 +75,32 @@ def test_instances_sharing_a_state_dir_must_share_nopriv_user(etc: Path) -> None
 
 def test_unknown_nopriv_user_is_a_problem(etc: Path) -> None:
     a = write(etc / "a.toml", 'listen_port = 2121\nnopriv_user = "no-such-account-x"\n')
-    assert check_paths([etc]) == [
-        ConfigProblem(str(a), "nopriv_user", 'no account "no-such-account-x" on this host')
-    ]
+    problems = check_paths([etc])
+    assert [(p.file, p.key) for p in problems] == [(str(a), "nopriv_user")]
+    assert problems[0].problem.startswith('no account "no-such-account-x" on this host: ')
+    assert "`ftpsup setup`" in problems[0].problem
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('nopriv_user = ""', "must name an account; to run the instances as root, set run_as_root"),
+        ('nopriv_user = "root"', "root is not an unprivileged account; to run the instances as"),
+    ],
+)
+def test_root_is_never_an_implicit_nopriv_user(etc: Path, text: str, problem: str) -> None:
+    a = write(etc / "a.toml", f"listen_port = 2121\n{text}\n")
+    problems = check_paths([etc])
+    assert [(p.file, p.key) for p in problems] == [(str(a), "nopriv_user")]
+    assert problems[0].problem.startswith(problem)
+
+
+def test_run_as_root_is_the_explicit_opt_in_and_belongs_in_the_shared_file(etc: Path) -> None:
+    a = write(etc / "a.toml", 'listen_port = 2121\nnopriv_user = "root"\nrun_as_root = true\n')
+    assert [(p.file, p.key) for p in check_paths([etc])] == [(str(a), "run_as_root")]
+    write(etc / "a.toml", 'listen_port = 2121\nnopriv_user = "root"\n')
+    write(etc / "_shared.toml", "run_as_root = true\n")
+    assert check_paths([etc]) == []
 
 
 def test_nopriv_user_must_look_like_an_account_name(etc: Path) -> None:
@@ -93,7 +137,9 @@ def test_a_log_path_that_cannot_be_written_is_a_problem(etc: Path) -> None:
     reason="needs setpriv (util-linux)",
 )
 def test_port_below_1024_without_the_privilege_says_what_to_do(etc: Path) -> None:
+    # The instances' account is not this test's subject.
     a = write(etc / "a.toml", "listen_port = 21\n")
+    write(etc / "_shared.toml", (etc / "_shared.toml").read_text() + "run_as_root = true\n")
     result = subprocess.run(
         ["setpriv", "--bounding-set=-net_bind_service", sys.executable, "-m", "ftpsup"]
         + ["check", str(etc)],

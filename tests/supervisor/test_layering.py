@@ -9,6 +9,7 @@ import pytest
 from tests.test_layering import PACKAGE, imported_modules
 
 ALLOWED = (
+    "ftpsup.accounts",
     "ftpsup.config",
     "ftpsup.ports",
     "ftpsup.logs",

@@ -1,16 +1,20 @@
-"""Tests for ftpsup.supervisor.spawn: sockets, child command line and environment, accounts."""
+"""Tests for ftpsup.supervisor.spawn and ftpsup.accounts: sockets, child command line and
+environment, accounts."""
 
 from __future__ import annotations
 
 import os
 import pwd
+import shutil
 import socket
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ftpsup import listeners
+from ftpsup import accounts, listeners
 from ftpsup.config import InstanceConfig
 from ftpsup.supervisor import spawn
 
@@ -55,6 +59,8 @@ def test_child_runs_serve_on_the_inherited_descriptors(tmp_path: Path) -> None:
     argv = spawn.child_argv(config(tmp_path), 7, 9)
     assert argv == [
         sys.executable,
+        "-I",
+        "-u",
         "-m",
         "ftpsup",
         "serve",
@@ -70,7 +76,21 @@ def test_child_environment_drops_what_belongs_to_the_supervisor() -> None:
     env = spawn.child_env(
         {"PATH": "/bin", "LISTEN_FDS": "2", "LISTEN_PID": "1", "NOTIFY_SOCKET": "/run/x"}
     )
-    assert env == {"PATH": "/bin", "PYTHONUNBUFFERED": "1"}
+    assert env == {"PATH": "/bin"}
+
+
+def test_child_environment_carries_no_python_variable_of_the_admin() -> None:
+    env = spawn.child_env(
+        {
+            "PATH": "/bin",
+            "PYTHONPATH": "/home/admin/src",
+            "PYTHONHOME": "/tmp/x",
+            "PYTHONSTARTUP": "/tmp/evil.py",
+            "PYTHONINSPECT": "1",
+            "LANG": "C.UTF-8",
+        }
+    )
+    assert env == {"PATH": "/bin", "LANG": "C.UTF-8"}
 
 
 @pytest.mark.parametrize(
@@ -88,40 +108,78 @@ def test_exit_reason_says_how_and_quotes_the_last_line(
     assert spawn.exit_reason(code, output) == reason
 
 
-def test_without_nopriv_user_the_instance_keeps_the_supervisors_account(tmp_path: Path) -> None:
-    assert spawn.instance_account(config(tmp_path)) is None
+def test_run_as_root_keeps_the_supervisors_account(tmp_path: Path) -> None:
+    assert accounts.instance_account(config(tmp_path, run_as_root=True)) is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root drops to another account")
+def test_root_drops_to_nopriv_user_by_default_or_says_how_to_create_it(tmp_path: Path) -> None:
+    assert config(tmp_path).nopriv_user == "ftpsup"
+    with pytest.raises(accounts.AccountError, match="no account .no-such-acct-q. on this host"):
+        accounts.instance_account(config(tmp_path, nopriv_user="no-such-acct-q"))
+    with pytest.raises(accounts.AccountError, match="set run_as_root = true"):
+        accounts.instance_account(config(tmp_path, nopriv_user="root"))
+    nobody = pwd.getpwnam("nobody")
+    assert accounts.instance_account(config(tmp_path, nopriv_user="nobody")) == accounts.Account(
+        "nobody", nobody.pw_uid, nobody.pw_gid
+    )
 
 
 def test_prepare_paths_creates_the_lease_and_log_directories(tmp_path: Path) -> None:
     c = config(tmp_path, xferlog_enable=True)
-    assert spawn.prepare_paths(c, None) == []
+    assert accounts.prepare_paths(c, None) == []
     assert (tmp_path / "run" / "ports").is_dir()
     assert (tmp_path / "log" / "ipv4").is_dir()
 
 
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A directory other accounts can pass (pytest's own base is root's, mode 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="ftpsup-spawn-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="handing files to another account needs root")
-def test_prepare_paths_hands_lease_and_log_files_to_nopriv_user(tmp_path: Path) -> None:
+def test_prepare_paths_hands_lease_and_log_files_to_nopriv_user(shared_tmp: Path) -> None:
     nobody = pwd.getpwnam("nobody")
-    account = spawn.Account("nobody", nobody.pw_uid, nobody.pw_gid)
-    c = config(tmp_path, nopriv_user="nobody")
-    (tmp_path / "run" / "ports").mkdir(parents=True)
-    (tmp_path / "run" / "ports" / "40000.lock").write_text("")
-    (tmp_path / "log" / "ipv4").mkdir(parents=True)
-    (tmp_path / "log" / "ipv4" / "ftpsup.log").write_text("old\n")
-    users = tmp_path / "users.toml"
+    account = accounts.Account("nobody", nobody.pw_uid, nobody.pw_gid)
+    c = config(shared_tmp, nopriv_user="nobody")
+    (shared_tmp / "run" / "ports").mkdir(parents=True)
+    (shared_tmp / "run" / "ports" / "40000.lock").write_text("")
+    (shared_tmp / "log" / "ipv4").mkdir(parents=True)
+    (shared_tmp / "log" / "ipv4" / "ftpsup.log").write_text("old\n")
+    users = shared_tmp / "users.toml"
     users.write_text("")
     users.chmod(0o600)
-    problems = spawn.prepare_paths(c, account)
+    problems = accounts.prepare_paths(c, account)
     owned = [
-        tmp_path / "run" / "ports",
-        tmp_path / "run" / "ports" / "40000.lock",
-        tmp_path / "log" / "ipv4",
-        tmp_path / "log" / "ipv4" / "ftpsup.log",
+        shared_tmp / "run" / "ports",
+        shared_tmp / "run" / "ports" / "40000.lock",
+        shared_tmp / "log" / "ipv4",
+        shared_tmp / "log" / "ipv4" / "ftpsup.log",
     ]
     assert [p.stat().st_uid for p in owned] == [nobody.pw_uid] * 4
+    assert [p for p in problems if p.startswith("user_db_file")] == [
+        f"user_db_file: nopriv_user nobody cannot read {users} (no access to {users}): "
+        "run `ftpsup setup`, or see docs/supervisor.md"
+    ]
+    # What `ftpsup setup` does: the account's group may read it, nobody else.
+    assert accounts.grant_read(users, account)
+    assert (users.stat().st_gid, users.stat().st_mode & 0o777) == (nobody.pw_gid, 0o640)
+    assert accounts.prepare_paths(c, account) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing files to another account needs root")
+def test_prepare_paths_names_a_directory_the_account_cannot_pass(tmp_path: Path) -> None:
+    # tmp_path lies under pytest's root-only (0700) base directory.
+    nobody = pwd.getpwnam("nobody")
+    account = accounts.Account("nobody", nobody.pw_uid, nobody.pw_gid)
+    problems = accounts.prepare_paths(config(tmp_path, nopriv_user="nobody"), account)
+    lease_dir = tmp_path / "run" / "ports"
     assert any(
-        p.startswith(f"user_db_file: {users} is not readable by nopriv_user nobody")
+        p.startswith(f"state_dir: nopriv_user nobody cannot write to {lease_dir} (no access to ")
+        and p.endswith("move it, or see docs/supervisor.md")
         for p in problems
-    )
-    os.chown(users, nobody.pw_uid, nobody.pw_gid)
-    assert not any(p.startswith("user_db_file") for p in spawn.prepare_paths(c, account))
+    ), problems

@@ -1,0 +1,203 @@
+"""Which account an instance runs as, and what that account must be able to reach.
+
+Theory of operation: an instance process always starts as whoever started ftpsup. When that is
+root, the instance loads everything it needs (modules, log files, its listening socket), then
+drops to `nopriv_user` for good (ftpsup/server/privileges.py), so nothing it reads from a
+client ever meets a root process. Root is never the default: only `run_as_root = true` keeps
+an instance root, and that is logged as a warning at every start. Started by another user,
+the instance simply stays that user (only root can switch).
+
+After the drop the instance still re-reads the user store (on change), reads the TLS
+certificate and key (for every new TLS session), writes passive-port lease files in
+`<state_dir>/ports`, and reopens its log files (logrotate). `prepare_paths`, run as root before
+each start, hands the lease and log directories to the account and reports anything else the
+account could not reach, so a problem shows at start, not at the first login.
+
+Rules:
+1. A missing account, or one with uid 0, is a problem that stops the start; the message says
+   how to fix it (`ftpsup setup`, or `run_as_root = true`).
+2. `prepare_paths` (every start) changes only what the instance writes: the lease and log
+   directories. What belongs to the admin (the store, the certificate and key, the homes) is
+   shared with the account only by commands the admin runs as root (`grant_read`, used by
+   `ftpsup setup`, `ftpsup cert` and `ftpsup user`).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from pathlib import Path
+
+import attrs
+
+from ftpsup.config import InstanceConfig, missing_account_problem, shared_setting
+
+
+@attrs.frozen
+class Account:
+    """The unprivileged account an instance process runs as."""
+
+    name: str
+    uid: int
+    gid: int
+
+
+class AccountError(Exception):
+    """nopriv_user cannot be used; the message is a "key: problem" line for the admin."""
+
+
+def instance_account(config: InstanceConfig) -> Account | None:
+    """The account the instance drops to; None when it keeps the account it was started as.
+
+    None when this process is not root (only root can switch), or when the instance sets
+    run_as_root.
+
+    Raises:
+        AccountError: nopriv_user names no account, or names root (uid 0).
+    """
+    if os.geteuid() != 0 or config.run_as_root:
+        return None
+    try:
+        entry = pwd.getpwnam(config.nopriv_user)
+    except KeyError:
+        raise AccountError(f"nopriv_user: {missing_account_problem(config.nopriv_user)}") from None
+    if entry.pw_uid == 0:
+        raise AccountError(
+            f"nopriv_user: {config.nopriv_user} has uid 0; name an unprivileged account, "
+            f"or set run_as_root = true to run the instances as root on purpose"
+        )
+    return Account(entry.pw_name, entry.pw_uid, entry.pw_gid)
+
+
+def _bits_for(st: os.stat_result, account: Account) -> int:
+    shift = 6 if st.st_uid == account.uid else 3 if st.st_gid == account.gid else 0
+    return (st.st_mode >> shift) & 0o7
+
+
+def blocked_for(path: Path, account: Account, *, need: int) -> Path | None:
+    """The first component of `path` that `account` cannot pass, or None.
+
+    Every directory on the way needs search (x) permission; `path` itself needs `need`
+    (an rwx mask: 0o4 read, 0o3 write and search...). A missing path is not blocked.
+    """
+    target = Path(os.path.abspath(path))
+    for step in [*reversed(target.parents), target]:
+        try:
+            st = step.stat()
+        except FileNotFoundError:
+            return None
+        needed = need if step == target else 0o1
+        if _bits_for(st, account) & needed != needed:
+            return step
+    return None
+
+
+def _own(path: Path, account: Account | None) -> None:
+    if account is not None:
+        os.chown(path, account.uid, account.gid, follow_symlinks=False)
+
+
+def _log_files(config: InstanceConfig) -> list[tuple[str, Path]]:
+    files = [("vsftpd_log_file", config.vsftpd_log_file)]
+    if config.xferlog_enable:
+        files.append(("xferlog_file", config.xferlog_file))
+    return files
+
+
+def prepare_paths(config: InstanceConfig, account: Account | None) -> list[str]:
+    """Create what the instance writes to and give it to `account`; problems as "key: text".
+
+    The lease directory, the instance's log directory (`<log_dir>/<name>`, or the directory
+    of a log file set elsewhere) and existing log and lease files are made the account's, so
+    an instance that once ran as root still runs after nopriv_user is set. What the account
+    only reads (the user store, the certificate and key) is checked, never changed.
+    """
+    problems: list[str] = []
+    lease_dir = config.state_dir / "ports"
+    targets: list[tuple[str, Path, int]] = [("state_dir", lease_dir, 0o700)]
+    own_log_dir = config.log_dir / config.name
+    for key, file in _log_files(config):
+        targets.append((key, file.parent, 0o750))
+    for key, directory, mode in targets:
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=mode)
+            if directory in (lease_dir, own_log_dir):
+                _own(directory, account)
+        except OSError as exc:
+            problems.append(f"{key}: cannot create {directory}: {exc.strerror}")
+    if account is None:
+        return problems
+    try:
+        for lock in lease_dir.glob("*.lock"):
+            _own(lock, account)
+        for _key, file in _log_files(config):
+            if file.exists():
+                _own(file, account)
+            elif file.parent != own_log_dir:
+                # A shared directory stays the admin's: give the instance its file, not the dir.
+                file.touch(mode=0o640)
+                _own(file, account)
+    except OSError as exc:
+        problems.append(f"nopriv_user: cannot hand files to {account.name}: {exc}")
+    return problems + reach_problems(config, account)
+
+
+def reach_problems(config: InstanceConfig, account: Account) -> list[str]:
+    """What `account` could not reach after the drop, as "key: problem" lines."""
+    needs: list[tuple[str, Path, int]] = [
+        ("state_dir", config.state_dir / "ports", 0o3),
+        ("user_db_file", config.user_db_file, 0o4),
+    ]
+    needs += [(key, file.parent, 0o3) for key, file in _log_files(config)]
+    if config.ssl_enable:
+        # Read for every new TLS session, so a renewed certificate needs no restart.
+        needs += [
+            ("rsa_cert_file", config.rsa_cert_file, 0o4),
+            ("rsa_private_key_file", config.rsa_private_key_file, 0o4),
+        ]
+    problems = []
+    for key, path, need in needs:
+        try:
+            blocked = blocked_for(path, account, need=need)
+        except OSError as exc:
+            problems.append(f"{key}: cannot check {path}: {exc.strerror}")
+            continue
+        if blocked is None:
+            continue
+        what = "read" if need == 0o4 else "write to"
+        fix = "run `ftpsup setup`" if blocked == path and need == 0o4 else "move it"
+        problems.append(
+            f"{key}: nopriv_user {account.name} cannot {what} {path} (no access to "
+            f"{blocked}): {fix}, or see docs/supervisor.md"
+        )
+    return problems
+
+
+def shared_account(config_dir: Path) -> Account | None:
+    """The account the instances of `config_dir` drop to, for commands run as root.
+
+    None when this process is not root, when _shared.toml sets run_as_root, or when the
+    account does not exist (yet): files are then left as they are.
+    """
+    if os.geteuid() != 0 or shared_setting(config_dir, "run_as_root") is True:
+        return None
+    name = shared_setting(config_dir, "nopriv_user")
+    try:
+        entry = pwd.getpwnam(str(name))
+    except KeyError:
+        return None
+    return None if entry.pw_uid == 0 else Account(entry.pw_name, entry.pw_uid, entry.pw_gid)
+
+
+def grant_read(path: Path, account: Account) -> bool:
+    """Make `path` readable by `account`'s group and nobody else (0640, owner kept).
+
+    Returns whether anything changed.
+    """
+    st = path.stat()
+    mode = (st.st_mode & 0o700) | 0o040
+    if st.st_gid == account.gid and st.st_mode & 0o777 == mode:
+        return False
+    os.chown(path, -1, account.gid)
+    os.chmod(path, mode)
+    return True

@@ -1,0 +1,436 @@
+"""Root is never the default: instances started as root become nopriv_user, for real.
+
+Every test that drops privileges runs as root, against a throwaway system account made with
+useradd (removed afterwards), with this test run's own interpreter. Under pyenv that
+interpreter lives in /root (mode 0700), where the account cannot even run it: the instance
+starts as root, loads, then drops. What the kernel says about the instance (/proc/<pid>/status)
+is the evidence, and so are real logins and transfers (ftplib, plain and TLS) after the drop.
+
+The planted-package test for `serve` is here (it drops); the others are in
+test_planted_code.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ftplib
+import io
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from ftpsup.accounts import Account, blocked_for
+from ftpsup.server.privileges import CAP_NET_BIND_SERVICE, Credentials, read_credentials
+from tests.integration import throwaway
+from tests.integration.conftest import PASSWORD, USER, ReusingFTP_TLS, add_user, client_context
+from tests.integration.test_planted_code import plant_package
+from tests.integration.test_supervisor import Sup, free_ports, make_supervisor, wait_until
+
+TIMEOUT = 60
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="dropping privileges needs root (ftpsup is started as root)"
+)
+
+
+def ftpsup_run(*args: str, cwd: str = "/") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ftpsup", *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+        cwd=cwd,
+    )
+
+
+def credentials(pid: int) -> Credentials:
+    return read_credentials(Path(f"/proc/{pid}/status"))
+
+
+def assert_dropped_to(pid: int, account: pwd.struct_passwd, *, caps: int = 0) -> None:
+    creds = credentials(pid)
+    assert creds.uids == (account.pw_uid,) * 4
+    assert creds.gids == (account.pw_gid,) * 4
+    assert creds.groups == ()
+    assert (creds.cap_eff, creds.cap_prm, creds.cap_amb, creds.cap_inh) == (caps, caps, 0, 0)
+    assert creds.no_new_privs == 1
+
+
+def plant_shadow_like(home: Path) -> Path:
+    """/etc/shadow itself in the home (a hard link), else a file protected as it is."""
+    target = home / "shadow"
+    with contextlib.suppress(FileNotFoundError):
+        target.unlink()
+    try:
+        os.link("/etc/shadow", target)
+    except OSError:  # another file system
+        shadow = os.stat("/etc/shadow")
+        target.write_text("root:$y$secret:19000:0:99999:7:::\n")
+        os.chown(target, shadow.st_uid, shadow.st_gid)
+        target.chmod(shadow.st_mode & 0o777)
+    return target
+
+
+def tls_client(host: str, port: int) -> ReusingFTP_TLS:
+    ftp = ReusingFTP_TLS(context=client_context(), timeout=20)
+    ftp.connect(host, port)
+    ftp.login(USER, PASSWORD)
+    ftp.prot_p()
+    return ftp
+
+
+def exercise(host: str, port: int, home: Path, account: pwd.struct_passwd) -> None:
+    """Plain and TLS logins, uploads, listings and downloads; the shadow file stays shut."""
+    with ftplib.FTP(timeout=20) as ftp:
+        ftp.connect(host, port)
+        ftp.login(USER, PASSWORD)
+        ftp.storbinary("STOR plain.txt", io.BytesIO(b"plain upload"))
+        assert "plain.txt" in ftp.nlst()
+        got = io.BytesIO()
+        ftp.retrbinary("RETR plain.txt", got.write)
+        assert got.getvalue() == b"plain upload"
+        with pytest.raises(ftplib.error_perm, match="^550"):
+            ftp.retrbinary("RETR shadow", io.BytesIO().write)
+    ftp_tls = tls_client(host, port)
+    try:
+        ftp_tls.storbinary("STOR tls.txt", io.BytesIO(b"tls upload"))
+        got = io.BytesIO()
+        ftp_tls.retrbinary("RETR tls.txt", got.write)
+        assert got.getvalue() == b"tls upload"
+        assert {"plain.txt", "tls.txt"} <= {name for name, _ in ftp_tls.mlsd()}
+    finally:
+        ftp_tls.quit()
+    assert (home / "tls.txt").stat().st_uid == account.pw_uid
+
+
+@attrs.define
+class Site:
+    """A config directory other accounts can reach, serving alice over plain FTP and TLS."""
+
+    base: Path
+    account: pwd.struct_passwd
+
+    @property
+    def etc(self) -> Path:
+        return self.base / "etc"
+
+    @property
+    def home(self) -> Path:
+        return self.base / "home" / USER
+
+    @property
+    def log(self) -> Path:
+        return self.base / "log" / "t" / "ftpsup.log"
+
+
+def make_site(base: Path, account: pwd.struct_passwd, **shared: Any) -> Site:
+    site = Site(base, account)
+    site.etc.mkdir()
+    pasv = free_ports(5)
+    settings = {
+        "user_db_file": "users.toml",
+        "state_dir": str(base / "run"),
+        "log_dir": str(base / "log"),
+        "pasv_min_port": pasv,
+        "pasv_max_port": pasv + 4,
+        "nopriv_user": account.pw_name,
+        "rsa_cert_file": "tls/cert.pem",
+        "rsa_private_key_file": "tls/key.pem",
+        **shared,
+    }
+    (site.etc / "_shared.toml").write_text(
+        "".join(f"{k} = {_toml(v)}\n" for k, v in settings.items())
+    )
+    (site.etc / "t.toml").write_text(
+        'listen_address = "127.0.0.1"\nlisten_port = 2121\nwrite_enable = true\n'
+        "delay_failed_login = 0\nssl_enable = true\nforce_local_logins_ssl = false\n"
+        "force_local_data_ssl = false\n"
+    )
+    # As root, `user add` and `cert` share the store and the key with the account.
+    add_user(site.etc, USER, PASSWORD, site.home)
+    assert ftpsup_run("--config-dir", str(site.etc), "cert").returncode == 0
+    plant_shadow_like(site.home)
+    return site
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, int) else f'"{value}"'
+
+
+@pytest.fixture(scope="module")
+def account() -> Iterator[pwd.struct_passwd]:
+    if os.geteuid() != 0:
+        pytest.skip("dropping privileges needs root (ftpsup is started as root)")
+    with throwaway.throwaway_account() as entry:
+        yield entry
+
+
+@pytest.fixture
+def site(account: pwd.struct_passwd) -> Iterator[Site]:
+    with throwaway.passable_tmp("ftpsup-priv-") as base:
+        yield make_site(base, account)
+
+
+@contextlib.contextmanager
+def serving(site: Site) -> Iterator[tuple[int, int]]:
+    """`ftpsup serve` started as root on an inherited socket; yields its pid and port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ftpsup", "serve", str(site.etc / "t.toml")]
+        + ["--listen-fd", str(listener.fileno())],
+        pass_fds=[listener.fileno()],
+        stdin=subprocess.DEVNULL,
+    )
+    listener.close()
+    try:
+        with ftplib.FTP(timeout=20) as probe:  # connections queue until it serves
+            probe.connect("127.0.0.1", port)
+        yield process.pid, port
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=20)
+
+
+# -- ftpsup serve ----------------------------------------------------------------------------
+
+
+@needs_root
+def test_serve_as_root_drops_to_nopriv_user_and_still_serves_plain_and_tls(site: Site) -> None:
+    interpreter = Path(os.path.realpath(sys.executable))
+    entry = site.account
+    unreachable = blocked_for(
+        interpreter, Account(entry.pw_name, entry.pw_uid, entry.pw_gid), need=0o1
+    )
+    with serving(site) as (pid, port):
+        assert_dropped_to(pid, site.account)
+        exercise("127.0.0.1", port, site.home, site.account)
+        # The lease files the instance made after the drop are the account's.
+        leases = list((site.base / "run" / "ports").glob("*.lock"))
+        assert leases
+        assert {p.stat().st_uid for p in leases} == {site.account.pw_uid}
+        # logrotate: the file moves away, SIGHUP, and the account creates the new one.
+        site.log.rename(site.log.with_suffix(".1"))
+        os.kill(pid, signal.SIGHUP)
+        wait_until(site.log.exists, 20, "the reopened log")
+        assert site.log.stat().st_uid == site.account.pw_uid
+    text = site.log.with_suffix(".1").read_text()
+    assert f"running as {site.account.pw_name} (uid {site.account.pw_uid}" in text
+    if unreachable is not None:
+        # The case that could not be tested before: an interpreter only root can read.
+        assert interpreter.is_relative_to(unreachable)
+
+
+@needs_root
+def test_connect_from_port_20_keeps_only_cap_net_bind_service(site: Site) -> None:
+    with (site.etc / "t.toml").open("a") as f:
+        f.write("connect_from_port_20 = true\n")
+    with serving(site) as (pid, instance_port):
+        assert_dropped_to(pid, site.account, caps=1 << CAP_NET_BIND_SERVICE)
+        with socket.socket() as client_listener:
+            client_listener.bind(("127.0.0.1", 0))
+            client_listener.listen(1)
+            host, port = client_listener.getsockname()
+            with ftplib.FTP(timeout=20) as ftp:
+                ftp.connect("127.0.0.1", instance_port)
+                ftp.login(USER, PASSWORD)
+                ftp.sendcmd(f"PORT {host.replace('.', ',')},{port >> 8},{port & 255}")
+                ftp.putcmd("NLST")
+                conn, peer = client_listener.accept()
+                conn.close()
+                ftp.getresp()
+        assert peer[1] == 20
+
+
+@needs_root
+def test_a_missing_account_starts_nothing_and_says_how_to_create_it(site: Site) -> None:
+    shared = site.etc / "_shared.toml"
+    shared.write_text(shared.read_text().replace(site.account.pw_name, "ftpsupnosuchacct"))
+    result = subprocess.run(
+        [sys.executable, "-m", "ftpsup", "serve", str(site.etc / "t.toml")],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert 'nopriv_user: no account "ftpsupnosuchacct" on this host' in result.stderr
+    assert "`ftpsup setup`" in result.stderr
+    check = ftpsup_run("check", str(site.etc))
+    assert f'{shared}: nopriv_user: no account "ftpsupnosuchacct"' in check.stdout
+
+
+@needs_root
+def test_check_reports_a_store_the_account_cannot_read_and_setup_shares_it(site: Site) -> None:
+    store = site.etc / "users.toml"
+    assert ftpsup_run("check", str(site.etc)).stdout.strip() == "ok"
+    store.chmod(0o600)
+    check = ftpsup_run("check", str(site.etc))
+    assert check.returncode == 1
+    assert f"user_db_file: nopriv_user {site.account.pw_name} cannot read {store}" in check.stdout
+    assert "run `ftpsup setup`" in check.stdout
+    setup = ftpsup_run("--config-dir", str(site.etc), "setup")
+    assert setup.returncode == 0, setup.stderr
+    assert (store.stat().st_mode & 0o777, store.stat().st_gid) == (0o640, site.account.pw_gid)
+    assert ftpsup_run("check", str(site.etc)).stdout.strip() == "ok"
+
+
+# -- the supervisor --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def supervised(account: pwd.struct_passwd) -> Iterator[Sup]:
+    s = make_supervisor(run_as_root=False, nopriv_user=account.pw_name)
+    try:
+        plant_shadow_like(s.home)
+        yield s
+    finally:
+        s.shutdown()
+        shutil.rmtree(s.base, ignore_errors=True)
+
+
+@needs_root
+def test_supervisor_as_root_runs_every_instance_as_nopriv_user(
+    supervised: Sup, account: pwd.struct_passwd
+) -> None:
+    result = supervised.ftpsup("start", "all")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name, host in (("ipv4", "127.0.0.1"), ("ipv6", "::1")):
+        assert_dropped_to(supervised.pid(name), account)
+        with ftplib.FTP(timeout=20) as ftp:
+            ftp.connect(host, supervised.port)
+            ftp.login(USER, PASSWORD)
+            ftp.storbinary(f"STOR {name}.txt", io.BytesIO(name.encode()))
+            with pytest.raises(ftplib.error_perm, match="^550"):
+                ftp.retrbinary("RETR shadow", io.BytesIO().write)
+        assert (supervised.home / f"{name}.txt").stat().st_uid == account.pw_uid
+    # The supervisor itself stays root: it binds, and restarts instances on the same socket.
+    supervisor_pid = supervised.status()["supervisor"]["pid"]
+    assert credentials(supervisor_pid).uids == (0, 0, 0, 0)
+
+
+@needs_root
+def test_run_as_root_is_explicit_and_warned_at_every_start(supervised: Sup) -> None:
+    shared = supervised.etc / "_shared.toml"
+    shared.write_text(shared.read_text().replace("run_as_root = false", "run_as_root = true"))
+    result = supervised.ftpsup("start", "all")
+    assert result.returncode == 0, result.stdout + result.stderr
+    pid = supervised.pid("ipv4")
+    assert credentials(pid).uids == (0, 0, 0, 0)
+    # The control for the 550 the dropped instances give: as root, the shadow file is served.
+    with supervised.connect("ipv4") as ftp:
+        got = io.BytesIO()
+        ftp.retrbinary("RETR shadow", got.write)
+    assert got.getvalue() == (supervised.home / "shadow").read_bytes()
+    assert supervised.ftpsup("restart", "ipv4").returncode == 0
+    instance_log = supervised.base / "log" / "ipv4" / "ftpsup.log"
+    supervisor_log = supervised.base / "log" / "supervisor.log"
+    warning = "run_as_root = true: "
+    wait_until(lambda: instance_log.read_text().count(warning) == 2, 20, "two instance warnings")
+    assert supervisor_log.read_text().count(f"WARNING: ipv4: {warning}") == 2
+
+
+@needs_root
+def test_shipped_configuration_started_as_root_never_runs_an_instance_as_root() -> None:
+    shipped = Path(__file__).resolve().parents[2] / "instances.d"
+    with throwaway.passable_tmp("ftpsup-shipped-") as base:
+        etc = base / "instances.d"
+        shutil.copytree(shipped, etc, ignore=shutil.ignore_patterns("users.toml"))
+        port, pasv = free_ports(2), free_ports(5)
+        for file in etc.glob("*.toml"):
+            text = file.read_text().replace("listen_port = 21\n", f"listen_port = {port}\n")
+            text = text.replace("listen_port = 990\n", f"listen_port = {port + 1}\n")
+            text = text.replace("pasv_min_port = 10080", f"pasv_min_port = {pasv}")
+            file.write_text(text.replace("pasv_max_port = 10100", f"pasv_max_port = {pasv + 4}"))
+        assert ftpsup_run("--config-dir", str(etc), "cert").returncode == 0
+        result = subprocess.run(
+            [sys.executable, "-m", "ftpsup", "--config-dir", str(etc), "start", "all"],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+            cwd="/",
+        )
+        try:
+            _assert_not_root(result, etc, base)
+        finally:
+            subprocess.run(
+                [sys.executable, "-m", "ftpsup", "--config-dir", str(etc), "stop", "all"],
+                capture_output=True,
+                timeout=TIMEOUT,
+                check=False,
+            )
+
+
+def _assert_not_root(result: subprocess.CompletedProcess[str], etc: Path, base: Path) -> None:
+    try:
+        ftpsup_account = pwd.getpwnam("ftpsup")
+    except KeyError:
+        # A host that has not run `ftpsup setup`: nothing starts, and the problem says why.
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f'{etc / "_shared.toml"}: nopriv_user: no account "ftpsup"' in result.stderr
+        assert "`ftpsup setup`" in result.stderr
+        assert not (base / "var" / "run" / "supervisor.pid").exists()
+        return
+    status = subprocess.run(
+        [sys.executable, "-m", "ftpsup", "--config-dir", str(etc), "status", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    for entry in json.loads(status.stdout)["instances"]:
+        if entry["pid"]:
+            assert credentials(entry["pid"]).uids == (ftpsup_account.pw_uid,) * 4
+
+
+@needs_root
+def test_serve_from_a_directory_with_an_ftpsup_package_drops_and_never_runs_it(
+    site: Site, tmp_path: Path
+) -> None:
+    directory, marker = tmp_path / "admin-cwd", tmp_path / "planted-code-ran"
+    directory.mkdir()
+    plant_package(directory, marker)
+    # The console script, as an admin types it (its own directory, not the working
+    # directory, is on its sys.path).
+    script = shutil.which("ftpsup", path=str(Path(sys.executable).parent)) or "ftpsup"
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    port = listener.getsockname()[1]
+    process = subprocess.Popen(
+        [script, "serve", str(site.etc / "t.toml"), "--listen-fd", str(listener.fileno())],
+        pass_fds=[listener.fileno()],
+        cwd=directory,
+        stdin=subprocess.DEVNULL,
+    )
+    listener.close()
+    try:
+        with ftplib.FTP(timeout=20) as ftp:
+            ftp.connect("127.0.0.1", port)
+            ftp.login(USER, PASSWORD)
+            assert "shadow" in ftp.nlst()
+        assert_dropped_to(process.pid, site.account)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=TIMEOUT)
+    assert not marker.exists()
