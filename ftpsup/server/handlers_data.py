@@ -66,7 +66,14 @@ async def _enter_passive(s: Session) -> int | None:
     if not s.ctx.config.pasv_enable:
         await s.reply(502, "Passive mode is disabled on this server.")
         return None
-    endpoint = await s.open_passive_endpoint()
+    try:
+        endpoint = await s.open_passive_endpoint()
+    except OSError as exc:
+        # The lease directory cannot be used (removed with state_dir and not creatable by
+        # this account, a full disk) or the port cannot be bound: refuse this PASV only.
+        s.log.error("passive port for %s unavailable: %s", s.peer_ip, exc)
+        await s.reply(425, "Cannot open a passive port; try again later.")
+        return None
     if endpoint is None:
         s.log.warning("passive range exhausted for %s", s.peer_ip)
         await s.reply(425, "No passive port available; try again later.")
