@@ -9,7 +9,10 @@ Rules:
 - Only successes are cached; a wrong password always pays the full scrypt cost.
 - An entry counts only while the user's stored hash is unchanged, and the whole cache is
   dropped whenever the user store file changes (UserDirectory calls clear()).
-- Comparison is constant-time; the cache is bounded.
+- Comparison is constant-time, and `check` computes the HMAC whether or not there is an
+  entry: a miss costs what a mismatch costs. The cache is bounded.
+- Only enabled users are remembered (UserDirectory), so a disabled account's login always
+  pays the full scrypt cost, like a wrong password: the cache is no timing oracle for it.
 """
 
 from __future__ import annotations
@@ -39,11 +42,12 @@ class LoginCache:
 
     def check(self, name: str, password: str, stored_hash: str) -> bool:
         """True when this exact password was verified for `name` against `stored_hash`."""
+        digest = self._digest(name, password)
         with self._lock:
             entry = self._entries.get(name)
         if entry is None or entry[0] != stored_hash:
             return False
-        return hmac.compare_digest(entry[1], self._digest(name, password))
+        return hmac.compare_digest(entry[1], digest)
 
     def remember(self, name: str, password: str, stored_hash: str) -> None:
         digest = self._digest(name, password)

@@ -16,6 +16,8 @@ Rules:
    closed (perhaps still in TIME_WAIT) is the last one reused.
 6. Descriptors are opened O_CLOEXEC so a spawned child never inherits, and so never keeps
    alive, a lease it does not know about.
+7. A lease directory removed under a running allocator (state_dir deleted) is created again
+   by the next lease, as far as this process may; otherwise the lease raises OSError.
 
 Every method may block briefly on file I/O: async callers run them in a worker thread. One
 allocator may be shared by several threads.
@@ -311,7 +313,13 @@ class PortAllocator:
     def _try_lock(self, port: int) -> int | None:
         # O_NOFOLLOW: a symlink planted in the lease directory must not make us overwrite
         # some other file.
-        fd = os.open(self._path(port), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        try:
+            fd = os.open(self._path(port), flags, 0o600)
+        except FileNotFoundError:
+            # Rule 7: the directory itself is gone.
+            self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(self._path(port), flags, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -2,6 +2,12 @@
 
 Rules: no I/O beyond reading the certificate and key files; used by the instance (per
 connection), by `ftpsup check`, and by the supervisor before it applies a reload.
+
+End of file without close_notify: whether a context treats it as an error is set here from
+`strict_ssl_read_eof`, never left to the interpreter. CPython 3.10.0 to 3.11.2 (bpo-43794),
+which includes Debian 12's python3, turns `OP_IGNORE_UNEXPECTED_EOF` on in every new
+`SSLContext`, so a cut upload read as a clean close_notify; 3.11.3 turned it off again
+(gh-95495). Strict contexts clear the option and lenient ones set it, on every interpreter.
 """
 
 from __future__ import annotations
@@ -13,10 +19,21 @@ from ftpsup.config import InstanceConfig
 
 # Tickets a control connection's handshake issues, for its data connections to resume from.
 CONTROL_TICKETS = 2
+# Absent when the ssl module is built against OpenSSL 1.1.1, where end of file without
+# close_notify is always an error (SSLEOFError): then there is nothing to clear.
+IGNORE_UNEXPECTED_EOF: int = getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
 
 
 class TlsSetupError(Exception):
     """The instance's TLS settings or files cannot make a context (bad file, bad cipher list)."""
+
+
+def set_read_eof_rule(ctx: ssl.SSLContext, *, strict: bool) -> None:
+    """Make end of file without close_notify an error (`strict`) or a clean close on `ctx`."""
+    if strict:
+        ctx.options &= ~IGNORE_UNEXPECTED_EOF
+    else:
+        ctx.options |= IGNORE_UNEXPECTED_EOF
 
 
 def make_context(config: InstanceConfig) -> ssl.SSLContext:
@@ -60,6 +77,7 @@ def make_context(config: InstanceConfig) -> ssl.SSLContext:
     ctx.num_tickets = CONTROL_TICKETS
     # Compression enables CRIME-style attacks; renegotiation is never needed by FTPS clients.
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    set_read_eof_rule(ctx, strict=config.strict_ssl_read_eof)
     # RFC 4217 names no ALPN protocol that FTP clients send; accept "ftp" when offered.
     ctx.set_alpn_protocols(["ftp"])
     return ctx

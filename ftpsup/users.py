@@ -10,7 +10,14 @@ The IPv4 and IPv6 instances are separate processes that read the same file, and 
     enabled = true     # false refuses the login but keeps the account
 
 `password` and `home` are required; `write` and `enabled` default to true. Any other key is an
-error, so a typo never passes silently. A missing file is a store with no users.
+error, so a typo never passes silently. A missing file is a store with no users (the first
+`ftpsup user add` creates it).
+
+Empty is not the same as cut short. ftpsup always writes the `[users]` table, so deleting the
+last user leaves a valid store with no users: that locks everyone out because the admin said
+so. A file without that table (0 bytes, blank, or only the header comment) is what a truncation
+leaves, never what ftpsup writes, so it is refused like any corrupt store: `ftpsup user ...`
+will not build on it, and a running instance keeps its last good copy.
 
 Password hashes are scrypt (RFC 7914) with n = 2**ln. The default cost ln=14, r=8, p=1 takes
 16 MiB of memory and about 50 ms of CPU per check; that is the point (it slows guessing), so
@@ -28,6 +35,12 @@ Rules:
   and "ftp" (any case) are reserved, because anonymous login is a separate feature.
 - Rule 5: the store is mode 0600, or 0640 once `ftpsup setup` has given its group (the
   instances' account) read access; a rewrite keeps the owner, the group and that bit.
+- Rule 6: a running instance (`UserDirectory`) never loses its users to a store that vanishes
+  or goes bad: it keeps the last good copy and logs an ERROR once per change of the file, and
+  a valid store is picked up again as soon as it appears.
+- Rule 7: a disabled account costs the same scrypt run as a wrong password, right password or
+  not, and is never served from the login cache: timing does not tell which passwords are
+  right for disabled accounts.
 """
 
 from __future__ import annotations
@@ -263,7 +276,12 @@ def _parse_store(path: Path, data: bytes) -> dict[str, UserRecord]:
     unknown = sorted(set(doc) - {"users"})
     if unknown:
         raise UserStoreError(f"{path}: unknown key(s) {', '.join(unknown)}")
-    users = doc.get("users", {})
+    if "users" not in doc:
+        raise UserStoreError(
+            f"{path}: no [users] table: an empty or cut-short file (ftpsup always writes one, "
+            "even with no users); restore it from a backup, or remove it to start afresh"
+        )
+    users = doc["users"]
     if not isinstance(users, dict):
         raise UserStoreError(f"{path}: users must be a table")
     return {name: _record_from_table(path, name, table) for name, table in users.items()}
@@ -459,20 +477,36 @@ class UserDirectory:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._mutex = threading.Lock()
+        # (inode, mtime, size) of the file last read, good or bad; None while there is none.
         self._stamp: tuple[int, int, int] | None = None
         self._users: dict[str, UserRecord] = {}
+        self._has_good_copy = False
+        # The trouble last logged, so each is logged once, not at every login.
+        self._trouble: str | None = None
         self._logins = LoginCache()
+
+    def _report(self, trouble: str | None, level: int = logging.ERROR) -> None:
+        if trouble == self._trouble:
+            return
+        if trouble is not None:
+            logger.log(level, "%s", trouble)
+        elif self._trouble is not None:
+            logger.warning("user store %s is usable again (%d users)", self.path, len(self._users))
+        self._trouble = trouble
+
+    def _keeping(self, problem: str) -> str:
+        if self._has_good_copy:
+            return f"{problem}; keeping the last good copy ({len(self._users)} users)"
+        return f"{problem}; no local user can log in"
 
     def _refresh(self) -> None:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            self._stamp, self._users = None, {}
+            self._vanished()
             return
         except OSError as exc:
-            logger.warning(
-                "user store %s: stat failed (%s), keeping last good copy", self.path, exc
-            )
+            self._report(self._keeping(f"user store {self.path}: stat failed ({exc})"))
             return
         if (st.st_ino, st.st_mtime_ns, st.st_size) == self._stamp:
             return
@@ -483,20 +517,30 @@ class UserDirectory:
                 stamp = (fst.st_ino, fst.st_mtime_ns, fst.st_size)
                 data = f.read()
         except FileNotFoundError:
-            self._stamp, self._users = None, {}
+            self._vanished()
             return
         except OSError as exc:
-            logger.warning(
-                "user store %s: read failed (%s), keeping last good copy", self.path, exc
-            )
+            self._report(self._keeping(f"user store {self.path}: read failed ({exc})"))
             return
         # Remember the stamp even when the file is bad, so it is parsed and logged once.
         self._stamp = stamp
-        self._logins.clear()
         try:
-            self._users = _parse_store(self.path, data)
+            users = _parse_store(self.path, data)
         except UserStoreError as exc:
-            logger.warning("user store rejected, keeping last good copy: %s", exc)
+            self._report(self._keeping(f"user store rejected: {exc}"))
+            return
+        self._logins.clear()
+        self._users, self._has_good_copy = users, True
+        self._report(None)
+
+    def _vanished(self) -> None:
+        # A store that was there and is gone is an accident (a bad rsync, rm): the users stay.
+        # Removing users is `ftpsup user del`, which leaves a valid store behind.
+        self._stamp = None
+        if self._has_good_copy:
+            self._report(self._keeping(f"user store {self.path} is gone"))
+        else:
+            self._report(self._keeping(f"user store {self.path} does not exist"), logging.WARNING)
 
     def lookup(self, name: str) -> UserRecord | None:
         """Return the user called `name`, disabled or not, or None; re-reads a changed file."""
@@ -512,27 +556,29 @@ class UserDirectory:
         stat of the store file (a changed store clears the cache first).
         """
         user = self.lookup(name)
-        if user is None or not user.enabled:
+        if user is None:
             return None
-        if self._logins.check(name, password, user.password_hash):
-            return user
-        return None
+        proven = self._logins.check(name, password, user.password_hash)
+        return user if proven and user.enabled else None
 
     def authenticate(self, name: str, password: str) -> UserRecord | None:
         """Return the user if it exists, is enabled and the password matches, else None.
 
-        An unknown user still costs one scrypt run, so timing does not reveal which names exist.
+        An unknown user still costs one scrypt run, so timing does not reveal which names exist,
+        and a disabled user costs one whatever the password, so timing does not reveal whether
+        it was right (rule 6).
         """
         user = self.lookup(name)
         if user is None:
             verify_password(password, _dummy_hash())
             return None
-        if self._logins.check(name, password, user.password_hash):
-            return user if user.enabled else None
-        if not verify_password(password, user.password_hash):
+        if self._logins.check(name, password, user.password_hash) and user.enabled:
+            return user
+        # Only an enabled user's success is remembered, so a disabled account always gets here.
+        if not verify_password(password, user.password_hash) or not user.enabled:
             return None
         self._logins.remember(name, password, user.password_hash)
-        return user if user.enabled else None
+        return user
 
 
 @functools.cache

@@ -72,3 +72,72 @@ def test_disabled_user_is_refused_even_when_cached(store: Path) -> None:
     users.set_enabled(store, "alice", False)
 
     assert directory.authenticate("alice", "secret") is None
+
+
+@pytest.fixture
+def work(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every scrypt run ("scrypt") and login-cache HMAC ("hmac") from now on, in order."""
+    done: list[str] = []
+    real_scrypt, real_digest = users._scrypt, LoginCache._digest
+
+    def scrypt(password: str, ln: int, r: int, p: int, salt: bytes, dklen: int) -> bytes:
+        done.append("scrypt")
+        return real_scrypt(password, ln, r, p, salt, dklen)
+
+    def digest(self: LoginCache, name: str, password: str) -> bytes:
+        done.append("hmac")
+        return real_digest(self, name, password)
+
+    monkeypatch.setattr(users, "_scrypt", scrypt)
+    monkeypatch.setattr(LoginCache, "_digest", digest)
+    return done
+
+
+def login_work(
+    directory: users.UserDirectory, name: str, password: str, work: list[str]
+) -> list[str]:
+    """The work of one refused login as the server does it: the cache first, then scrypt."""
+    work.clear()
+    assert directory.check_cached(name, password) is None
+    assert directory.authenticate(name, password) is None
+    return list(work)
+
+
+def test_a_disabled_account_costs_what_a_wrong_password_costs(store: Path, work: list[str]) -> None:
+    users.add_user(store, "bob", "bob's secret", store.parent)
+    directory = users.UserDirectory(store)
+    assert directory.authenticate("alice", "secret") is not None
+    users.set_enabled(store, "alice", False)
+
+    # Repeated: a disabled account's right password, once verified, must not be remembered.
+    right = [login_work(directory, "alice", "secret", work) for _ in range(3)]
+    wrong = [login_work(directory, "alice", "wrong", work) for _ in range(3)]
+    enabled_wrong = [login_work(directory, "bob", "wrong", work) for _ in range(3)]
+
+    one_login = ["hmac", "hmac", "scrypt"]
+    assert right == wrong == enabled_wrong == [one_login] * 3
+
+
+def test_a_miss_computes_the_hmac_like_a_mismatch(work: list[str]) -> None:
+    cache = LoginCache()
+    cache.remember("alice", "secret", "$hash1")
+    work.clear()
+
+    assert not cache.check("bob", "secret", "$hash1")
+    assert not cache.check("alice", "secret", "$hash2")
+    assert not cache.check("alice", "wrong", "$hash1")
+    assert work == ["hmac"] * 3
+
+
+def test_a_disabled_account_enabled_again_logs_in_and_is_cached_then(
+    store: Path, work: list[str]
+) -> None:
+    users.set_enabled(store, "alice", False)
+    directory = users.UserDirectory(store)
+    assert directory.authenticate("alice", "secret") is None
+    users.set_enabled(store, "alice", True)
+
+    assert directory.authenticate("alice", "secret") is not None
+    work.clear()
+    assert directory.check_cached("alice", "secret") is not None
+    assert "scrypt" not in work

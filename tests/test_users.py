@@ -225,6 +225,9 @@ GOOD_HASH = f"$scrypt$ln=4,r=8,p=1${SALT}${DIGEST}"
     ("body", "problem"),
     [
         ("[users.alice\n", "not valid TOML"),
+        ("", r"no \[users\] table"),
+        (" \n\n", r"no \[users\] table"),
+        ("# ftpsup user store: change it with `ftpsup user ...`\n\n", r"no \[users\] table"),
         ("users = 3\n", "users must be a table"),
         ("groups = {}\n", "unknown key"),
         ('[users.alice]\nhome = "/srv/a"\n', "users.alice: missing password"),
@@ -384,13 +387,96 @@ def test_directory_keeps_last_good_copy_of_a_corrupt_file(
     assert directory.lookup("bob") is not None
 
 
-def test_directory_treats_a_removed_file_as_no_users(tmp_path: Path) -> None:
+def store_messages(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [
+        r.getMessage() for r in caplog.records if r.name == "ftpsup.users" and r.levelno == level
+    ]
+
+
+@pytest.mark.parametrize("damage", ["emptied", "deleted"])
+def test_directory_keeps_the_last_good_copy_of_an_emptied_or_deleted_store(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    store = tmp_path / "users.toml"
+    save_users(store, {"alice": record("alice")})
+    directory = UserDirectory(store)
+    assert directory.authenticate("alice", "pw-alice") is not None
+    with caplog.at_level(logging.WARNING, logger="ftpsup.users"):
+        if damage == "emptied":
+            store.write_bytes(b"")
+        else:
+            store.unlink()
+        for _ in range(3):
+            assert directory.authenticate("alice", "pw-alice") is not None
+        errors = store_messages(caplog, logging.ERROR)
+        # Once per change, not per login; it names the file and what is being done.
+        assert len(errors) == 1, errors
+        assert str(store) in errors[0]
+        assert "keeping the last good copy (1 users)" in errors[0]
+
+        save_users(store, {"bob": record("bob")})
+        assert directory.lookup("alice") is None
+        assert directory.authenticate("bob", "pw-bob") is not None
+    assert len(store_messages(caplog, logging.ERROR)) == 1
+    assert any("usable again" in m for m in store_messages(caplog, logging.WARNING))
+
+
+def test_every_change_of_a_damaged_store_is_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = tmp_path / "users.toml"
     save_users(store, {"alice": record("alice")})
     directory = UserDirectory(store)
     assert directory.lookup("alice") is not None
-    store.unlink()
-    assert directory.lookup("alice") is None
+    with caplog.at_level(logging.WARNING, logger="ftpsup.users"):
+        store.write_bytes(b"")
+        assert directory.lookup("alice") is not None
+        store.unlink()
+        assert directory.lookup("alice") is not None
+        assert directory.lookup("alice") is not None
+    errors = store_messages(caplog, logging.ERROR)
+    assert len(errors) == 2, errors
+    assert "no [users] table" in errors[0]
+    assert "is gone" in errors[1]
+
+
+def test_deleting_the_last_user_empties_the_store_on_purpose(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = tmp_path / "users.toml"
+    save_users(store, {"alice": record("alice")})
+    directory = UserDirectory(store)
+    assert directory.lookup("alice") is not None
+
+    delete_user(store, "alice")
+
+    assert load_users(store) == {}
+    with caplog.at_level(logging.WARNING, logger="ftpsup.users"):
+        assert directory.lookup("alice") is None
+    assert store_messages(caplog, logging.ERROR) == []
+    assert store_messages(caplog, logging.WARNING) == []
+
+
+def test_a_store_that_never_existed_is_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = UserDirectory(tmp_path / "users.toml")
+    with caplog.at_level(logging.WARNING, logger="ftpsup.users"):
+        assert directory.lookup("alice") is None
+        assert directory.lookup("alice") is None
+    warnings = store_messages(caplog, logging.WARNING)
+    assert len(warnings) == 1
+    assert "does not exist; no local user can log in" in warnings[0]
+    assert store_messages(caplog, logging.ERROR) == []
+
+
+def test_user_commands_refuse_to_build_on_an_emptied_store(tmp_path: Path) -> None:
+    # `ftpsup user add` on a truncated store would otherwise save a store of one user.
+    store = tmp_path / "users.toml"
+    store.write_bytes(b"")
+    with pytest.raises(UserStoreError, match=r"no \[users\] table"):
+        add_user(store, "bob", "pw", Path("/srv/ftp/bob"))
+    assert store.read_bytes() == b""
 
 
 def test_authenticate_needs_an_enabled_user_and_the_right_password(tmp_path: Path) -> None:

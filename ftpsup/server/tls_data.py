@@ -13,7 +13,14 @@ Rules:
 - The plain socket stays the one the session knows: ABOR shuts it down, and the next read
   here sees end of file (SSLEOFError) or the next write fails.
 - A clean close_notify from the client reads as 0 bytes; end of file without it raises
-  `ssl.SSLEOFError`, so the caller can tell a complete upload from a truncated one.
+  `ssl.SSLEOFError`, so the caller can tell a complete upload from a truncated one. This holds
+  whatever the context says: a context with `OP_IGNORE_UNEXPECTED_EOF` (set for
+  strict_ssl_read_eof = false, and by default on CPython 3.10 to 3.11.2) has OpenSSL report
+  end of file as a clean close, but only the socket's end of file makes this code feed EOF to
+  OpenSSL, and a real close_notify is always read before it. CPython up to 3.11.2 also raises
+  a plain `SSLError` (reason UNEXPECTED_EOF_WHILE_READING) where later versions raise
+  `SSLEOFError`. Whether a truncated upload is accepted is the caller's rule
+  (strict_ssl_read_eof in transfer.py), not the context's.
 """
 
 from __future__ import annotations
@@ -26,6 +33,12 @@ from typing import cast
 # Bytes moved between the socket and OpenSSL per system call: 16 TLS records, and small
 # enough to stay in a core's cache (larger buffers measured slower on loopback).
 WIRE_CHUNK = 256 * 1024
+# OpenSSL 3's reason for end of file without close_notify.
+UNEXPECTED_EOF = "UNEXPECTED_EOF_WHILE_READING"
+
+
+def _truncated() -> ssl.SSLEOFError:
+    return ssl.SSLEOFError("connection closed without close_notify")
 
 
 class TlsDataConnection:
@@ -105,10 +118,18 @@ class TlsDataConnection:
                 # Reading may have produced a reply (a key update); send it before waiting.
                 self._flush()
                 if self._incoming.eof:
-                    raise ssl.SSLEOFError("connection closed without close_notify") from None
+                    raise _truncated() from None
                 self._fill()
                 continue
+            except ssl.SSLError as exc:
+                if exc.reason == UNEXPECTED_EOF and not isinstance(exc, ssl.SSLEOFError):
+                    raise _truncated() from exc
+                raise
             if count == 0:
+                # OpenSSL saw our end of file before any close_notify, and its context
+                # ignores unexpected EOF: a truncation all the same.
+                if not got and self._incoming.eof:
+                    raise _truncated()
                 return got
             got += count
         return got

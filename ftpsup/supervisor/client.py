@@ -7,8 +7,12 @@ Rules:
    session and returns once the supervisor reports how the start went: each instance serving,
    or why it is not. Until then the supervisor writes its report to a pipe, one JSON object
    per line: {"message": text} lines, then {"started": status}.
-3. Every other command is one request on the control socket, with a bounded wait.
+3. Every other command is one request on the control socket, with a bounded wait. When the
+   socket file is gone (a removed state_dir), the request goes to the supervisor's abstract
+   socket instead (ctl.py).
 4. Exit status: 0 success, 1 failure, 2 configuration problem, 3 (status) not running.
+5. `stop` never reports a stop that did not happen: when no socket answers but a process
+   still holds the pid file's lock, it fails and names that pid.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 
 from ftpsup import accounts
 from ftpsup.config import InstanceConfig, state_dir_path
-from ftpsup.supervisor import ctl, main, spawn
+from ftpsup.supervisor import ctl, main, rundir, spawn
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -55,10 +59,18 @@ def _show(response: ctl.Response) -> int:
 
 
 def _ask(config_dir: Path, request: ctl.Request) -> ctl.Response | None:
-    try:
-        return ctl.request(_socket(config_dir), request, timeout=_wait_limit(config_dir))
-    except ctl.NotRunning:
-        return None
+    abstract = ctl.abstract_address(state_dir_path(config_dir))
+    for address in (_socket(config_dir), abstract):
+        try:
+            return ctl.request(address, request, timeout=_wait_limit(config_dir))
+        except ctl.NotRunning:
+            continue
+    return None
+
+
+def _running(config_dir: Path) -> bool:
+    abstract = ctl.abstract_address(state_dir_path(config_dir))
+    return ctl.is_running(_socket(config_dir)) or ctl.holder_uid(abstract) in (0, os.geteuid())
 
 
 def _not_running(config_dir: Path) -> None:
@@ -74,7 +86,7 @@ def start(
     preflight: Preflight,
 ) -> int:
     """`ftpsup start all|NAME...`: start the supervisor, or ask the running one to start."""
-    if notify_fd is None and ctl.is_running(_socket(config_dir)):
+    if notify_fd is None and _running(config_dir):
         response = _ask(config_dir, ctl.Request("start", tuple(names)))
         if response is not None:
             return _show(response)
@@ -203,6 +215,16 @@ def stop(config_dir: Path, names: list[str]) -> int:
     everything = names in ([], ["all"])
     response = _ask(config_dir, ctl.Request("shutdown" if everything else "stop", tuple(names)))
     if response is None:
+        state_dir = state_dir_path(config_dir)
+        holder = rundir.pid_file_holder(state_dir)
+        if holder is not None:
+            print(
+                f"ftpsup: a supervisor (pid {holder}) holds {ctl.pid_path(state_dir)} but does "
+                f"not answer on {_socket(config_dir)} or its abstract socket; nothing was "
+                f"stopped (kill -TERM {holder} stops it)",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
         _not_running(config_dir)
         return EXIT_OK
     code = _show(response)

@@ -1,6 +1,8 @@
 """The control socket: how `ftpsup status`, `restart ipv6` and the rest reach the supervisor.
 
-The socket is `<state_dir>/supervisor.sock`. A client sends one JSON request line,
+The socket is `<state_dir>/supervisor.sock`, and the same service listens on a Linux abstract
+socket named after the state_dir path (`abstract_address`): a name with no file, so a removed
+state_dir never leaves a running supervisor unreachable. A client sends one JSON request line,
 `{"command": "restart", "names": ["ipv6"]}`, and reads one JSON response line,
 `{"ok": true, "messages": [...], "data": {...}}`; then the connection closes.
 
@@ -9,11 +11,14 @@ Rules:
    connection's peer credentials (SO_PEERCRED) are checked as well.
 2. Input is bounded: a request line over MAX_REQUEST bytes is refused.
 3. A client never waits forever: every request has a timeout.
+4. The client checks the server's credentials too: anyone may bind an abstract name, so an
+   answer counts only from root or the client's own account.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import socket
@@ -92,6 +97,39 @@ def pid_path(state_dir: Path) -> Path:
     return state_dir / PID_NAME
 
 
+def abstract_address(state_dir: Path) -> str:
+    """The abstract socket name of the supervisor of `state_dir` (no file behind it)."""
+    digest = hashlib.sha256(os.fsencode(os.path.abspath(state_dir))).hexdigest()[:32]
+    return f"\0ftpsup-supervisor-{digest}"
+
+
+def bind_abstract_socket(state_dir: Path) -> socket.socket:
+    """Listen on the abstract name of `state_dir`.
+
+    Raises:
+        OSError: EADDRINUSE when someone already listens on it.
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(abstract_address(state_dir))
+        sock.listen(64)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def holder_uid(address: str) -> int | None:
+    """The account listening on the abstract `address`, or None when nobody does."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        try:
+            sock.connect(address)
+        except OSError:
+            return None
+        return _peer_uid(sock)
+
+
 def bind_control_socket(path: Path) -> socket.socket:
     """Listen on the control socket, replacing a stale one; only the owner may connect.
 
@@ -161,11 +199,14 @@ async def serve_control(
     await trio.serve_listeners(one, [listener])
 
 
-def request(path: Path, req: Request, *, timeout: float) -> Response:
+def request(path: Path | str, req: Request, *, timeout: float) -> Response:
     """Send one request and wait for the answer (blocking; for the command line).
 
+    Args:
+        path: the control socket file, or an abstract address.
+
     Raises:
-        NotRunning: nothing listens on `path`.
+        NotRunning: nothing listens on `path`, or an account other than root or ours does.
         TimeoutError: no answer within `timeout` seconds.
     """
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -175,6 +216,8 @@ def request(path: Path, req: Request, *, timeout: float) -> Response:
             sock.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise NotRunning(str(path)) from exc
+        if _peer_uid(sock) not in {0, os.geteuid()}:
+            raise NotRunning(f"{path!r} is held by another account")
         body = {"command": req.command, "names": list(req.names)}
         sock.sendall(json.dumps(body).encode() + b"\n")
         chunks: list[bytes] = []

@@ -4,20 +4,21 @@ Rules:
 1. Nothing is started unless everything is in order: every file of the configuration
    directory is valid and every listening socket of the selected instances is bound. Otherwise
    every problem is reported and the process ends having changed nothing.
-2. One supervisor per state directory: `supervisor.pid` is held with an exclusive flock for
-   the supervisor's life, so a stale pid file (after a crash) never blocks a new start.
+2. One supervisor per state directory: `supervisor.pid` is held with an exclusive flock and
+   an abstract socket named after the state_dir is bound for the supervisor's life, so a stale
+   pid file (after a crash) never blocks a new start, and a removed state_dir never lets a
+   second supervisor start (rundir.py).
 3. Leaving cleans up: the instances are stopped (each drains), then the control socket and
    the pid file are removed and the listening sockets closed.
 4. Signals: SIGTERM and SIGINT stop everything; SIGHUP reloads the configuration; SIGUSR1
    reopens the log files (the supervisor's and every instance's).
 5. Start-up results go to `report` (the `ftpsup start` that launched us, or the terminal).
+6. A removed or emptied state_dir is put back within UPKEEP_SECONDS: pid file, control socket
+   and lease directory, each logged; commands reach us on the abstract socket meanwhile.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import logging
 import os
 import signal
@@ -34,6 +35,7 @@ from ftpsup.errors import ConfigError
 from ftpsup.logs import reopen_logs, setup_instance_logging, shutdown_logging
 from ftpsup.supervisor import changes, ctl, spawn
 from ftpsup.supervisor.manager import Supervisor
+from ftpsup.supervisor.rundir import UPKEEP_SECONDS, AlreadyRunning, RunDir
 
 LOG_NAME = "supervisor.log"
 EXIT_OK = 0
@@ -42,10 +44,6 @@ EXIT_CONFIG = 2
 
 Report = Callable[[str], None]
 Started = Callable[[int], None]
-
-
-class AlreadyRunning(Exception):
-    """Another supervisor holds the pid file of this state directory."""
 
 
 def load_all(config_dir: Path) -> tuple[list[InstanceConfig], list[str]]:
@@ -62,35 +60,11 @@ def load_all(config_dir: Path) -> tuple[list[InstanceConfig], list[str]]:
     return configs, problems
 
 
-def claim_pid_file(state_dir: Path) -> int:
-    """Take the pid file's lock and write our pid; returns the descriptor to keep open.
-
-    Raises:
-        AlreadyRunning: another supervisor holds it (the message has its pid).
-        OSError: the state directory cannot be used.
-    """
-    state_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
-    path = ctl.pid_path(state_dir)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+def _account(config: InstanceConfig) -> spawn.Account | None:
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        other = os.pread(fd, 32, 0).decode(errors="replace").strip()
-        os.close(fd)
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            raise AlreadyRunning(f"a supervisor is already running (pid {other})") from None
-        raise
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
-
-
-def _release_pid_file(state_dir: Path, fd: int) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        ctl.socket_path(state_dir).unlink()
-    with contextlib.suppress(FileNotFoundError):
-        ctl.pid_path(state_dir).unlink()
-    os.close(fd)
+        return spawn.instance_account(config)
+    except KeyError:  # reported at start; the lease directory then stays the supervisor's
+        return None
 
 
 def _setup_log(log_dir: Path, *, to_stderr: bool) -> logging.Logger:
@@ -133,7 +107,7 @@ def run(
         return EXIT_CONFIG
     shared = configs[0]
     try:
-        pid_fd = claim_pid_file(shared.state_dir)
+        run_dir = RunDir.claim(shared.state_dir)
     except (AlreadyRunning, OSError) as exc:
         report(f"{shared.state_dir}: {exc}")
         return EXIT_FAILED
@@ -157,12 +131,12 @@ def run(
         log = _setup_log(shared.log_dir, to_stderr=log_to_stderr)
         try:
             return trio.run(
-                _supervise, config_dir, configs, listeners, wanted, log, report, started
+                _supervise, config_dir, configs, listeners, wanted, log, report, started, run_dir
             )
         finally:
             shutdown_logging()
     finally:
-        _release_pid_file(shared.state_dir, pid_fd)
+        run_dir.release()
 
 
 async def _supervise(
@@ -173,6 +147,7 @@ async def _supervise(
     log: logging.Logger,
     report: Report,
     on_started: Started,
+    run_dir: RunDir,
 ) -> int:
     sup = Supervisor(config_dir, configs, listeners, log)
     finished = trio.Event()
@@ -218,12 +193,37 @@ async def _supervise(
                     await sup.stop(["all"])
                     finished.set()
 
-    control = ctl.bind_control_socket(ctl.socket_path(sup.state_dir))
+    async def serve_socket(
+        sock: socket.socket, *, task_status: trio.TaskStatus[trio.CancelScope]
+    ) -> None:
+        with trio.CancelScope() as scope:
+            task_status.started(scope)
+            try:
+                await ctl.serve_control(sock, handle, after)
+            finally:
+                sock.close()
+
+    async def keep_run_dir(control: trio.CancelScope) -> None:
+        lease_dirs = {(c.state_dir / "ports", _account(c)) for c in configs}
+        while True:
+            await trio.sleep(UPKEEP_SECONDS)
+            old_socket = run_dir.control
+            for line in await trio.to_thread.run_sync(run_dir.repair, lease_dirs):
+                log.warning("state_dir: %s", line)
+            if run_dir.control is not old_socket and run_dir.control is not None:
+                control.cancel()
+                control = await nursery.start(serve_socket, run_dir.control)
+
+    if run_dir.refusal is not None:
+        log.warning("%s: %s", sup.state_dir, run_dir.refusal)
     status = EXIT_FAILED
     async with trio.open_nursery() as nursery:
         await nursery.start(sup.serve)
         nursery.start_soon(watch_signals)
-        nursery.start_soon(ctl.serve_control, control, handle, after)
+        control = await nursery.start(serve_socket, run_dir.bind_control())
+        if run_dir.abstract is not None:
+            await nursery.start(serve_socket, run_dir.abstract)
+        nursery.start_soon(keep_run_dir, control)
         outcome = await sup.start(wanted)
         for line in outcome.messages:
             log.info("start: %s", line)

@@ -1,4 +1,4 @@
-"""TLS 1.3 uploads arrive complete, and an upload cut short is never answered 226.
+"""TLS 1.3 uploads arrive complete, and an upload cut short (TLS 1.2 or 1.3) is never 226.
 
 Background: a server that sends TLS 1.3 session tickets on an upload's data connection leaves
 bytes the client never reads; the client's kernel then answers its close with RST, which can
@@ -16,6 +16,7 @@ from __future__ import annotations
 import concurrent.futures
 import ftplib
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -119,52 +120,85 @@ def test_forty_lftp_uploads_over_tls_1_3_arrive_complete(
     assert "FAIL UPLOAD" not in tls13.log_text()
 
 
-def cut_short_upload(srv: Server, name: str, sent: bytes) -> str:
-    """Send part of an upload over TLS, then close without close_notify; the final reply."""
+def cut_short_upload(srv: Server, name: str, sent: bytes) -> tuple[str, str | None]:
+    """Send part of an upload over TLS, then close without close_notify.
+
+    Returns:
+        The final reply, and the data connection's TLS version.
+    """
     ftp = connect_tls(srv, timeout=TIMEOUT)
     try:
         conn, _ = open_data(ftp, "EPSV", f"STOR {name}")
         tls = wrap_data(ftp, conn, session=control_session(ftp))
+        version = tls.version()
         tls.sendall(sent)
         # close() without unwrap(): the TCP connection ends with FIN, no TLS close_notify, as
         # when a client dies or a middlebox cuts the connection.
         tls.close()
         try:
-            return ftp.voidresp()
+            return ftp.voidresp(), version
         except ftplib.Error as exc:
-            return str(exc)
+            return str(exc), version
     finally:
         ftp.close()
 
 
+def xferlog_entry(srv: Server, name: str) -> list[str]:
+    """The xferlog line (as fields) that records file `name` in the user's home, polled."""
+    xferlog = srv.log_dir / "test" / "xferlog"
+    path = str(srv.home / name)  # xferlog names the file on disk, as vsftpd does
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        text = xferlog.read_text() if xferlog.exists() else ""
+        found = [line.split() for line in text.splitlines() if line.split()[8:9] == [path]]
+        if found or time.monotonic() > deadline:
+            assert len(found) == 1, text
+            return found[0]
+        time.sleep(0.05)
+
+
+TLS_VERSIONS = {"TLSv1.2": {"ssl_tlsv1_3": False}, "TLSv1.3": {"ssl_tlsv1_2": False}}
+
+
+@pytest.mark.parametrize("version", sorted(TLS_VERSIONS))
 @pytest.mark.parametrize("host", HOSTS)
 def test_upload_cut_short_without_close_notify_is_answered_426(
-    server_factory: ServerFactory, tls_cert: CertPair, host: str
+    server_factory: ServerFactory, tls_cert: CertPair, host: str, version: str
 ) -> None:
-    srv = server_factory(host, **tls_settings(tls_cert, ssl_tlsv1_2=False))
+    srv = server_factory(host, **tls_settings(tls_cert, **TLS_VERSIONS[version]))
     part = tls_payload(UPLOAD_SIZE, seed=50)[: UPLOAD_SIZE // 2]
 
-    reply = cut_short_upload(srv, "short.bin", part)
+    reply, used = cut_short_upload(srv, "short.bin", part)
     logs = wait_for_log(srv, "FAIL UPLOAD")
 
+    assert used == version
     assert reply.startswith("426 "), reply
     assert re.search(r'FAIL UPLOAD: Client "[^"]+", "/short.bin"', logs), logs[-2000:]
+    assert "OK UPLOAD" not in logs
+    # xferlog(5): direction i(ncoming), completion status i(ncomplete), with the bytes kept.
+    entry = xferlog_entry(srv, "short.bin")
+    assert (entry[7], entry[11], entry[17]) == (str(len(part)), "i", "i"), entry
     # Every byte that did arrive is kept (a later REST/APPE can resume), but it is not "done".
     assert (srv.home / "short.bin").read_bytes() == part
 
 
+@pytest.mark.parametrize("version", sorted(TLS_VERSIONS))
 @pytest.mark.parametrize("host", HOSTS)
 def test_upload_without_close_notify_is_accepted_when_strict_ssl_read_eof_is_false(
-    server_factory: ServerFactory, tls_cert: CertPair, host: str
+    server_factory: ServerFactory, tls_cert: CertPair, host: str, version: str
 ) -> None:
-    srv = server_factory(host, **tls_settings(tls_cert, strict_ssl_read_eof=False))
+    settings = tls_settings(tls_cert, strict_ssl_read_eof=False, **TLS_VERSIONS[version])
+    srv = server_factory(host, **settings)
     data = tls_payload(50_000, seed=51)
 
-    reply = cut_short_upload(srv, "lenient.bin", data)
+    reply, used = cut_short_upload(srv, "lenient.bin", data)
 
     # vsftpd's behaviour before 3.0.3: a bare FIN ends the upload, so truncation goes unseen.
+    assert used == version
     assert reply.startswith("226"), reply
     assert (srv.home / "lenient.bin").read_bytes() == data
+    entry = xferlog_entry(srv, "lenient.bin")
+    assert (entry[7], entry[17]) == (str(len(data)), "c"), entry
 
 
 def test_abor_of_a_tls_upload_keeps_only_plaintext(tls13: Server) -> None:

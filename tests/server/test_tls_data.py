@@ -19,21 +19,38 @@ TIMEOUT = 10.0
 
 
 @pytest.fixture(scope="module")
-def server_context(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+def cert_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("tls")
     cert, key = base / "test-cert.pem", base / "test-key.pem"
-    write_self_signed(Path(cert), Path(key), ["localhost"])
+    write_self_signed(cert, key, ["localhost"])
+    return cert, key
+
+
+def _server_context(
+    cert_files: tuple[Path, Path], *, ignore_eof: bool | None = None
+) -> ssl.SSLContext:
+    """A server context; OP_IGNORE_UNEXPECTED_EOF as the interpreter sets it unless given."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(cert, key)
+    ctx.load_cert_chain(*cert_files)
     ctx.num_tickets = 0
+    if ignore_eof is True:
+        ctx.options |= ssl.OP_IGNORE_UNEXPECTED_EOF
+    elif ignore_eof is False:
+        ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
     return ctx
 
 
-def _client_context() -> ssl.SSLContext:
+@pytest.fixture(scope="module")
+def server_context(cert_files: tuple[Path, Path]) -> ssl.SSLContext:
+    return _server_context(cert_files)
+
+
+def _client_context(version: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
+    ctx.maximum_version = version
     return ctx
 
 
@@ -47,13 +64,17 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
 
 
 @contextlib.contextmanager
-def _tls_client(client: socket.socket, work: Callable[[ssl.SSLSocket], None]) -> Iterator[None]:
+def _tls_client(
+    client: socket.socket,
+    work: Callable[[ssl.SSLSocket], None],
+    version: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED,
+) -> Iterator[None]:
     """Run `work` on a TLS client over `client` in a thread; its errors fail the test."""
     errors: list[BaseException] = []
 
     def body() -> None:
         try:
-            tls = _client_context().wrap_socket(client, server_hostname="localhost")
+            tls = _client_context(version).wrap_socket(client, server_hostname="localhost")
             work(tls)
         except BaseException as exc:  # reported by the test
             errors.append(exc)
@@ -134,6 +155,59 @@ def test_end_of_file_without_close_notify_is_an_eof_error(
         assert conn.recv_into(buffer) == len(b"part of an upload")
         with pytest.raises(ssl.SSLEOFError):
             conn.recv_into(buffer)
+
+
+VERSIONS = [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3]
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=["tls1.2", "tls1.3"])
+@pytest.mark.parametrize("ignore_eof", [False, True], ids=["eof-error", "eof-ignored"])
+def test_only_close_notify_reads_as_the_end_whatever_the_context_says(
+    cert_files: tuple[Path, Path],
+    pair: tuple[socket.socket, socket.socket],
+    ignore_eof: bool,
+    version: ssl.TLSVersion,
+) -> None:
+    # CPython up to 3.11.2 (Debian 12) sets OP_IGNORE_UNEXPECTED_EOF on every new context,
+    # and strict_ssl_read_eof = false sets it on purpose: the truth is told either way.
+    ctx = _server_context(cert_files, ignore_eof=ignore_eof)
+    server, client = pair
+
+    def truncated(tls: ssl.SSLSocket) -> None:
+        tls.sendall(b"part of an upload")
+        socket.socket.shutdown(tls, socket.SHUT_WR)
+
+    with _tls_client(client, truncated, version):
+        conn = TlsDataConnection.accept(ctx, server, TIMEOUT)
+        buffer = bytearray(65536)
+        assert conn.recv_into(buffer) == len(b"part of an upload")
+        with pytest.raises(ssl.SSLEOFError):
+            conn.recv_into(buffer)
+        with pytest.raises(ssl.SSLEOFError):
+            conn.recv_into(buffer)
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=["tls1.2", "tls1.3"])
+@pytest.mark.parametrize("ignore_eof", [False, True], ids=["eof-error", "eof-ignored"])
+def test_close_notify_then_end_of_file_reads_as_the_end(
+    cert_files: tuple[Path, Path],
+    pair: tuple[socket.socket, socket.socket],
+    ignore_eof: bool,
+    version: ssl.TLSVersion,
+) -> None:
+    ctx = _server_context(cert_files, ignore_eof=ignore_eof)
+    server, client = pair
+
+    def whole(tls: ssl.SSLSocket) -> None:
+        tls.sendall(b"a whole upload")
+        plain = tls.unwrap()
+        plain.shutdown(socket.SHUT_WR)
+
+    with _tls_client(client, whole, version):
+        conn = TlsDataConnection.accept(ctx, server, TIMEOUT)
+        assert _read_all(conn) == b"a whole upload"
+        assert conn.recv_into(bytearray(16)) == 0
+        conn.unwrap()
 
 
 def test_a_download_is_sent_in_wire_chunks_and_read_back_exactly(

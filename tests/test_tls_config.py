@@ -1,0 +1,50 @@
+"""Tests for ftpsup.tls_config: the server context built from an instance's TLS keys."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import pytest
+
+from ftpsup.certs import write_self_signed
+from ftpsup.config import InstanceConfig
+from ftpsup.tls_config import make_context
+
+
+def tls_config(tmp_path: Path, **values: object) -> InstanceConfig:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    if not cert.exists():
+        write_self_signed(cert, key, ["localhost"])
+    settings: dict[str, object] = {
+        "name": "ipv4",
+        "source": tmp_path / "ipv4.toml",
+        "config_dir": tmp_path,
+        "state_dir": tmp_path / "run",
+        "log_dir": tmp_path / "log",
+        "user_db_file": tmp_path / "users.toml",
+        "ssl_enable": True,
+        "rsa_cert_file": cert,
+        "rsa_private_key_file": key,
+        **values,
+    }
+    return InstanceConfig(**settings)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("strict", "ignored"), [(True, False), (False, True)])
+def test_strict_ssl_read_eof_decides_whether_the_context_ignores_a_missing_close_notify(
+    tmp_path: Path, strict: bool, ignored: bool
+) -> None:
+    # Not left to the interpreter: CPython up to 3.11.2 (Debian 12's python3) sets
+    # OP_IGNORE_UNEXPECTED_EOF on every new context, later versions do not.
+    ctx = make_context(tls_config(tmp_path, strict_ssl_read_eof=strict))
+
+    assert bool(ctx.options & ssl.OP_IGNORE_UNEXPECTED_EOF) is ignored
+
+
+def test_the_read_eof_rule_changes_no_other_option(tmp_path: Path) -> None:
+    strict = make_context(tls_config(tmp_path, strict_ssl_read_eof=True))
+    lenient = make_context(tls_config(tmp_path, strict_ssl_read_eof=False))
+
+    assert strict.options ^ lenient.options == ssl.OP_IGNORE_UNEXPECTED_EOF
+    assert strict.options & ssl.OP_NO_COMPRESSION
