@@ -22,17 +22,31 @@ import re
 import attrs
 
 _IAC = 0xFF
+_WILL = 0xFB
+_DONT = 0xFE
 _DM = 0xF2
 _LF = 0x0A
 _CR = 0x0D
 # RFC 854 assigns the command codes 240..254; 255 is IAC itself.
 _FIRST_COMMAND = 0xF0
 
-# A run of whole Telnet tokens up to the next line end: plain bytes, IAC IAC, IAC WILL/WONT/
-# DO/DONT (0xFB..0xFE) with its option byte, or IAC with any other byte but LF. It stops at a
-# line-ending LF, at "IAC LF", and at an IAC sequence cut off by the end of the data. The
-# regular expression engine does the scanning, so even a flood of IAC bytes costs little.
-_TOKENS = re.compile(rb"(?:[^\xff\n]++|\xff(?:[\xfb-\xfe][\s\S]|[^\xfb-\xfe\n]))*+")
+# A run of whole Telnet tokens up to the next line end: IAC with any byte but LF and 0xFB..0xFE
+# (IAC IAC among them), IAC WILL/WONT/DO/DONT (0xFB..0xFE) with its option byte, or plain
+# bytes. It stops at a line-ending LF, at "IAC LF", at an IAC sequence cut off by the end of the
+# data, and after _TOKENS_PER_MATCH tokens. The regular expression engine does the scanning, so
+# even a flood of IAC bytes costs little. The IAC branches come first: the engine skips a
+# branch whose first literal byte does not match without entering it, which halves the cost of
+# an IAC flood.
+#
+# The repeat is a plain greedy one. A possessive one ("*+") is wrong on CPython before 3.11.5
+# (gh-100061, gh-106052): when an iteration fails partway, the match keeps the bytes that
+# iteration had taken, so "A IAC WILL" whose option byte was still on the way matched up to the
+# WILL and the IAC was lost. Nothing follows the repeat, so a greedy one never backtracks; it
+# keeps a frame per iteration, though, hence the bound on tokens per match.
+_TOKENS_PER_MATCH = 128
+_TOKENS = re.compile(
+    rb"(?:\xff[^\xfb-\xfe\n]|\xff[\xfb-\xfe][\s\S]|[^\xff\n]+){0,%d}" % _TOKENS_PER_MATCH
+)
 # One IAC sequence inside a run of whole tokens.
 _IAC_SEQUENCE = re.compile(rb"\xff(?:[\xfb-\xfe][\s\S]|[\s\S])")
 
@@ -92,6 +106,20 @@ class LineBuffer:
             self._carry = b""
         end = len(data)
         pos = 0
+        # Up to the first IAC (for most clients, all of it) an LF alone ends a line.
+        plain_end = data.find(b"\xff")
+        if plain_end < 0:
+            plain_end = end
+        while pos < plain_end:
+            stop = data.find(b"\n", pos, plain_end)
+            if stop < 0:
+                self._take(data, pos, plain_end)
+                pos = plain_end
+            else:
+                if stop > pos:
+                    self._take(data, pos, stop)
+                self._end_line()
+                pos = stop + 1
         while pos < end:
             match = _TOKENS.match(data, pos)
             stop = match.end() if match is not None else pos
@@ -102,14 +130,20 @@ class LineBuffer:
             if data[stop] == _LF:
                 self._end_line()
                 pos = stop + 1
-            elif stop + 1 < end and data[stop + 1] == _LF:
+            elif data[stop] != _IAC:
+                # The match ended at its token bound, between two tokens.
+                pos = stop
+            elif stop + 1 == end or (stop + 2 == end and _WILL <= data[stop + 1] <= _DONT):
+                # An IAC, or IAC WILL/WONT/DO/DONT, whose next byte has not arrived yet.
+                self._carry = data[stop:]
+                return
+            elif data[stop + 1] == _LF:
                 # "IAC LF" is no Telnet command: the IAC goes, the LF still ends the line.
                 self._end_line()
                 pos = stop + 2
             else:
-                # An IAC, or IAC WILL/WONT/DO/DONT, whose next byte has not arrived yet.
-                self._carry = data[stop:]
-                return
+                # A whole IAC sequence right at the token bound.
+                pos = stop
 
     def next_line(self) -> bytes | LineTooLong | None:
         """Returns the next complete line (without its line end), or None if more data is needed.

@@ -214,8 +214,14 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def slow_download(sup: Sup, name: str, started: threading.Event) -> bytes:
-    """RETR big.bin, reading slowly (small receive buffer, pauses) so it lasts ~2 s."""
+def slow_download(
+    sup: Sup, name: str, started: threading.Event, release: threading.Event | None = None
+) -> bytes:
+    """RETR big.bin, reading slowly (small receive buffer, pauses) so it lasts ~2 s.
+
+    With `release`, it reads nothing more after the first chunk until `release` is set, then
+    reads the rest at full speed: the transfer then lasts exactly as long as the test needs.
+    """
     ftp = sup.connect(name)
     try:
         conn, _ = open_data(ftp, "EPSV", "RETR big.bin", rcvbuf=64 * 1024, timeout=30)
@@ -224,7 +230,10 @@ def slow_download(sup: Sup, name: str, started: threading.Event) -> bytes:
             while chunk := conn.recv(64 * 1024):
                 data += chunk
                 started.set()
-                time.sleep(0.008)
+                if release is None:
+                    time.sleep(0.008)
+                elif not release.is_set():
+                    assert release.wait(TIMEOUT), "the download was never released"
         ftp.voidresp()
     finally:
         with contextlib.suppress(OSError, EOFError, ftplib.Error):
@@ -336,6 +345,9 @@ def test_restart_ipv6_during_transfers_on_both_stacks(sup: Sup) -> None:
     old6, old4 = sup.pid("ipv6"), sup.pid("ipv4")
     started = {name: threading.Event() for name in HOSTS}
     restarted = threading.Event()
+    # The downloads hold still until the checks below are done: a paced download could end
+    # before a restart slowed by a busy machine, leaving nothing to drain.
+    release = threading.Event()
 
     def keep_connecting() -> list[str]:
         """Log in to ::1 again and again until the restart is over; collect the greetings."""
@@ -347,15 +359,19 @@ def test_restart_ipv6_during_transfers_on_both_stacks(sup: Sup) -> None:
         return greetings
 
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        transfers = {n: pool.submit(slow_download, sup, n, started[n]) for n in HOSTS}
-        assert all(event.wait(10) for event in started.values())
-        clients = pool.submit(keep_connecting)
-        result = sup.ftpsup("restart", "ipv6")
-        restarted.set()
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert "ipv6: restarted" in result.stdout
-        during = sup.instance("ipv6")
-        assert old6 in [d["pid"] for d in during["draining"]]
+        transfers = {n: pool.submit(slow_download, sup, n, started[n], release) for n in HOSTS}
+        try:
+            assert all(event.wait(10) for event in started.values())
+            clients = pool.submit(keep_connecting)
+            result = sup.ftpsup("restart", "ipv6")
+            restarted.set()
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert "ipv6: restarted" in result.stdout
+            during = sup.instance("ipv6")
+            assert old6 in [d["pid"] for d in during["draining"]]
+        finally:
+            restarted.set()
+            release.set()
         assert sha(transfers["ipv4"].result(timeout=TIMEOUT)) == expected
         assert sha(transfers["ipv6"].result(timeout=TIMEOUT)) == expected
         assert all(g.startswith("220") for g in clients.result(timeout=TIMEOUT))

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ftpsup.proto.lines import LineBuffer, LineTooLong
+from ftpsup.proto.lines import _TOKENS_PER_MATCH, LineBuffer, LineTooLong
 
 IAC = b"\xff"
 WILL, WONT, DO, DONT = b"\xfb", b"\xfc", b"\xfd", b"\xfe"
@@ -286,3 +286,61 @@ telnet_heavy = st.lists(
 @given(data=telnet_heavy, cuts=st.lists(st.integers(0, 300), max_size=10))
 def test_decoding_matches_a_byte_at_a_time_model(data: bytes, cuts: list[int]) -> None:
     assert decode_in_pieces(split_at(data, cuts), max_length=1000) == reference_lines(data)
+
+
+# Every kind of Telnet sequence among data, over two lines (with an option byte that is IAC).
+ALL_SEQUENCES = b"".join(
+    [
+        b"NO",
+        IAC + WILL + b"\x01",
+        IAC + IAC,
+        IAC + DO + b"\n",
+        IAC + IP,
+        b"OP",
+        IAC + DONT + IAC,
+        IAC + WONT + b"\xf2",
+        IAC + b"\r\n",
+        b"PWD",
+        IAC + AYT,
+        IAC + b"\n",
+    ]
+)
+
+
+def test_every_two_cuts_through_telnet_sequences_decode_as_one_read() -> None:
+    expected = reference_lines(ALL_SEQUENCES)
+    assert expected == [b"NO\xffOP", b"PWD"]
+    assert decode(ALL_SEQUENCES) == expected
+    for first in range(len(ALL_SEQUENCES) + 1):
+        for second in range(first, len(ALL_SEQUENCES) + 1):
+            pieces = split_at(ALL_SEQUENCES, [first, second])
+            assert decode_in_pieces(pieces) == expected, pieces
+
+
+@pytest.mark.parametrize("verb", [WILL, WONT, DO, DONT])
+@pytest.mark.parametrize("before", [b"A", IAC + IAC, IAC + IP, IAC + DO + b"\x03"])
+def test_negotiation_cut_right_after_its_verb_loses_nothing(verb: bytes, before: bytes) -> None:
+    # The option byte arrives in the next read; the IAC must not leak into the line.
+    pieces = [before + IAC + verb, b"\x01B\r\n"]
+    assert decode_in_pieces(pieces) == reference_lines(b"".join(pieces))
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [
+        *range(_TOKENS_PER_MATCH - 2, _TOKENS_PER_MATCH + 3),
+        *range(2 * _TOKENS_PER_MATCH - 1, 2 * _TOKENS_PER_MATCH + 2),
+    ],
+)
+@pytest.mark.parametrize(
+    "tail", [IAC + WILL + b"\x01", IAC + b"\n", IAC + IAC, IAC + IP, IAC + DO + b"\n", b"x"]
+)
+def test_long_runs_of_telnet_sequences_decode_at_any_cut(tokens: int, tail: bytes) -> None:
+    # The decoder takes a bounded number of tokens per step; sequences on either side of that
+    # bound, and cut anywhere near it, must decode as in one read.
+    head = b"A" + (IAC + IAC) * (tokens - 1)
+    data = head + tail + b"Z\r\n"
+    expected = reference_lines(data)
+    assert decode(data, max_length=1000) == expected
+    for cut in range(len(head) - 4, len(data) + 1):
+        assert decode_in_pieces(split_at(data, [cut]), max_length=1000) == expected
