@@ -30,6 +30,7 @@ from pathlib import Path
 import trio
 
 from ftpsup import listeners as listening
+from ftpsup.accounts import Account, AccountError, instance_account
 from ftpsup.config import InstanceConfig, check_paths, instance_paths, load_instance
 from ftpsup.errors import ConfigError
 from ftpsup.logs import reopen_logs, setup_instance_logging, shutdown_logging
@@ -60,10 +61,10 @@ def load_all(config_dir: Path) -> tuple[list[InstanceConfig], list[str]]:
     return configs, problems
 
 
-def _account(config: InstanceConfig) -> spawn.Account | None:
+def _account(config: InstanceConfig) -> Account | None:
     try:
-        return spawn.instance_account(config)
-    except KeyError:  # reported at start; the lease directory then stays the supervisor's
+        return instance_account(config)
+    except AccountError:  # reported at start; the lease directory then stays the supervisor's
         return None
 
 
