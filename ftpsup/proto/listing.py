@@ -110,8 +110,8 @@ class WriteRights:
     """What a session may change, which decides the MLSx perm fact (RFC 3659 §7.5.5).
 
     One field per write verb, so each perm letter stands for exactly one command the session
-    may run: an anonymous session with anon_upload_enable alone gets "c" on directories and
-    "w" on files, and nothing else.
+    may run: an anonymous session with anon_mkdir_write_enable alone gets "m" on directories
+    and no write letter on files.
     """
 
     store: bool = False  # STOR/STOU: "w" on a file, "c" in a directory
