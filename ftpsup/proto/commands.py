@@ -118,6 +118,10 @@ ALIASES: dict[str, str] = {
     "XRMD": "RMD",
 }
 
+# RFC 959 verbs ftpsup knows and will never run: 502 "not implemented" (RFC 959 §4.2), in
+# vsftpd's words (postlogin.c), rather than 500, which would say the verb is not FTP at all.
+NOT_IMPLEMENTED = frozenset({"SMNT"})
+
 # Requests from a web browser or proxy pointed at the FTP port (vsftpd 3.0.4 refuses them too).
 HTTP_VERBS = frozenset({"GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
 
@@ -158,10 +162,12 @@ def parse_command(line: bytes) -> Command:
 def precheck(cmd: Command, *, logged_in: bool, may_write: bool) -> Reply | None:
     """The reply that stops `cmd` before its handler runs, or None to go ahead.
 
-    The order is RFC 959's: unknown verb (500), not logged in (530), argument problems (501),
-    permission (550).
+    The order is RFC 959's: unknown verb (500) or one never implemented (502), not logged in
+    (530), argument problems (501), permission (550).
     """
     spec = COMMANDS.get(cmd.verb)
+    if cmd.verb in NOT_IMPLEMENTED:
+        return reply(502, f"{cmd.verb} not implemented.")
     if spec is None:
         return reply(500, "Unknown command.")
     if spec.login and not logged_in:
@@ -193,17 +199,31 @@ def feature_lines(
     pasv_enable: bool,
     port_enable: bool,
     mlst_facts: str,
+    ipv6: bool,
+    mfmt: bool,
     tls: bool = False,
     implicit: bool = False,
 ) -> list[str]:
-    """RFC 2389 FEAT lines for what this instance has switched on, sorted."""
-    features = ["MDTM", "MFMT", f"MLST {mlst_facts}", "REST STREAM", "SIZE", "TVFS", "UTF8"]
+    """RFC 2389 FEAT lines for what this session can actually do, sorted.
+
+    Args:
+        pasv_enable: passive mode is on (EPSV, and PASV over IPv4).
+        port_enable: active mode is on (EPRT).
+        mlst_facts: the MLST line's facts, the selected ones starred.
+        ipv6: the control connection is IPv6, where PASV always answers 522 (RFC 2428 §2).
+        mfmt: MFMT may run: write_enable before login, the session's own right after it.
+        tls: FTPS is offered.
+        implicit: the instance is implicit FTPS.
+    """
+    features = [f"MLST {mlst_facts}", "MDTM", "REST STREAM", "SIZE", "TVFS", "UTF8"]
+    if mfmt:
+        features.append("MFMT")
     if tls:
         # RFC 4217 §6: AUTH TLS, PBSZ and PROT are listed whenever TLS is offered; an implicit
         # instance is TLS from the first byte, so it has nothing to AUTH.
         features += ["PBSZ", "PROT"] + ([] if implicit else ["AUTH TLS"])
     if pasv_enable:
-        features += ["EPSV", "PASV"]
+        features += ["EPSV"] + ([] if ipv6 else ["PASV"])
     if port_enable:
         features.append("EPRT")
     return sorted(features)

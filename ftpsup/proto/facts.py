@@ -23,7 +23,9 @@ class FileFacts:
 
     `mtime` is seconds since the epoch (UTC). `mode` holds the permission bits only
     (0o7777). `unique` is stable for the life of the file (device and inode).
-    `link_target` is set for a symbolic link, as the link text reads.
+    `link_target` is set for a symbolic link, as the link text reads. `target_kind` is set
+    for a symbolic link that resolves inside the jail: the kind of what it points to, whose
+    facts (size, mtime, mode) the other fields then hold. A dangling link has none.
     """
 
     name: str
@@ -36,3 +38,4 @@ class FileFacts:
     group: str = "ftp"
     unique: str = ""
     link_target: str | None = None
+    target_kind: FileKind | None = None

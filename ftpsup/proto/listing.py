@@ -8,7 +8,8 @@ Rules:
   whatever the locale. Dates within the last 182 days (vsftpd's "six months"), or up to one
   hour ahead to absorb clock skew, show the time; others show the year.
 - MLSD/MLST lines follow RFC 3659 §7: "fact=value;" pairs, one space, then the name. Times are
-  UTC "YYYYMMDDHHMMSS" (RFC 3659 §2.3).
+  UTC "YYYYMMDDHHMMSS" (RFC 3659 §2.3). A symlink that resolves is described as its target,
+  so MLSD and MLST agree; the perm letters are exactly the commands the session may run.
 - Lines come without their line end; the transfer code adds CRLF (RFC 959 §3.1.1.1).
 - A CR or LF in a name is shown as "?" (as `ls -q` does), so a file created outside FTP cannot
   split one entry into two in the client's parser. NLST names go through the same safe_name.
@@ -20,6 +21,8 @@ from __future__ import annotations
 import calendar
 import datetime
 import re
+
+import attrs
 
 from ftpsup.proto.facts import FileFacts, FileKind
 
@@ -102,37 +105,76 @@ def list_line(f: FileFacts, *, now: float, use_localtime: bool = False, utc_offs
     return line
 
 
-def _mlsx_type_and_perm(kind: FileKind, writable: bool) -> tuple[str, str]:
+@attrs.frozen
+class WriteRights:
+    """What a session may change, which decides the MLSx perm fact (RFC 3659 §7.5.5).
+
+    One field per write verb, so each perm letter stands for exactly one command the session
+    may run: an anonymous session with anon_mkdir_write_enable alone gets "m" on directories
+    and no write letter on files.
+    """
+
+    store: bool = False  # STOR/STOU: "w" on a file, "c" in a directory
+    append: bool = False  # APPE: "a" on a file
+    delete: bool = False  # DELE: "d" on a file, "p" (purge its files) on a directory
+    remove_dir: bool = False  # RMD: "d" on a directory
+    rename: bool = False  # RNFR/RNTO: "f"
+    make_dir: bool = False  # MKD: "m" in a directory
+
+
+NO_WRITES = WriteRights()
+ALL_WRITES = WriteRights(True, True, True, True, True, True)
+
+
+def _letters(*pairs: tuple[str, bool]) -> str:
+    return "".join(letter for letter, allowed in pairs if allowed)
+
+
+def _mlsx_type_and_perm(f: FileFacts, rights: WriteRights) -> tuple[str, str]:
     # RFC 3659 §7.5.5 perm letters: files a(ppend) d(elete) f(rename) r(etrieve) w(rite);
     # directories c(reate) d(elete) e(nter) f(rename) l(ist) m(kdir) p(urge).
+    # A link that resolves is described as its target (RETR and CWD follow it): lftp's
+    # mirror and other MLSD clients skip an entry whose type is not file or dir. Only the
+    # link itself is renamed or deleted, which the same letters cover.
+    kind = f.target_kind if f.kind is FileKind.LINK and f.target_kind is not None else f.kind
+    r = rights
     if kind is FileKind.FILE:
-        return "file", "adfrw" if writable else "r"
+        return "file", _letters(
+            ("a", r.append), ("d", r.delete), ("f", r.rename), ("r", True), ("w", r.store)
+        )
     if kind is FileKind.DIR:
-        return "dir", "cdeflmp" if writable else "el"
-    # Links that resolve are described as their targets by the filesystem layer, so a LINK
-    # here dangles: nothing to read, only removable. "OS.unix=symlink" follows RFC 3659
+        return "dir", _letters(
+            ("c", r.store),
+            ("d", r.remove_dir),
+            ("e", True),
+            ("f", r.rename),
+            ("l", True),
+            ("m", r.make_dir),
+            ("p", r.delete),
+        )
+    # A dangling link: nothing to read, only removable. "OS.unix=symlink" follows RFC 3659
     # erratum 1500; the "slink:target" form of the RFC's examples is not valid syntax.
     if kind is FileKind.LINK:
-        return "OS.unix=symlink", "df" if writable else ""
-    # Devices, FIFOs and sockets: reading one could block a transfer forever, so it is not
-    # offered as a file.
+        return "OS.unix=symlink", _letters(("d", r.delete), ("f", r.rename))
+    # Devices, FIFOs and sockets (also as a link's target): reading one could block a
+    # transfer forever, so it is not offered as a file.
     return "OS.unix=special", ""
 
 
-def mlsx_line(f: FileFacts, *, writable: bool, facts_name: str | None = None) -> str:
+def mlsx_line(f: FileFacts, *, rights: WriteRights, facts_name: str | None = None) -> str:
     """Formats one entry as an MLSD line or as the fact line of an MLST reply (RFC 3659 §7).
 
     Args:
-        f: the entry.
-        writable: whether the session may change it, which decides the perm fact.
+        f: the entry; a symlink that resolves is described as its target.
+        rights: what the session may change, which decides the perm fact.
         facts_name: the name to print instead of `f.name`; MLST shows the full path asked for.
 
     Returns:
         e.g. "type=file;size=12;modify=20261127082100;perm=adfrw;unique=803g1a2;UNIX.mode=0644; a"
     """
-    kind, perm = _mlsx_type_and_perm(f.kind, writable)
+    kind, perm = _mlsx_type_and_perm(f, rights)
     facts = [f"type={kind}"]
-    if f.kind is FileKind.FILE:
+    if kind == "file":
         facts.append(f"size={f.size}")
     facts.append(f"modify={format_time_val(f.mtime)}")
     facts.append(f"perm={perm}")

@@ -325,6 +325,7 @@ class JailedFs:
         kind: FileKind | None = None,
         size: int | None = None,
         link_target: str | None = None,
+        target_kind: FileKind | None = None,
     ) -> FileFacts:
         hidden = self._hide_ids
         return FileFacts(
@@ -338,6 +339,7 @@ class JailedFs:
             group="ftp" if hidden else _group_name(st.st_gid),
             unique=f"{st.st_dev:x}g{st.st_ino:x}",
             link_target=link_target,
+            target_kind=target_kind,
         )
 
     def _fstat_path(self, parts: list[str]) -> os.stat_result:
@@ -386,7 +388,13 @@ class JailedFs:
             resolved = self._fstat_path([*parts, name])
         except OSError:
             return self._facts(name, lst, size=0, link_target=target)
-        return self._facts(name, resolved, kind=FileKind.LINK, link_target=target)
+        return self._facts(
+            name,
+            resolved,
+            kind=FileKind.LINK,
+            link_target=target,
+            target_kind=_kind(resolved.st_mode),
+        )
 
     # -- data -------------------------------------------------------------------------------
 

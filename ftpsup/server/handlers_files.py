@@ -5,6 +5,12 @@ CWD CDUP PWD MKD RMD DELE RNFR RNTO (RFC 959), SIZE MDTM (RFC 3659), MFMT
 
 Rules: every path goes through Session.resolve (virtual, clamped at "/") and then the jailed
 filesystem in a worker thread; every OSError becomes a reply through os_error_reply.
+
+SIZE in TYPE A is refused with 550, as pyftpdlib does: RFC 3659 §4 asks for the size as
+transferred, and in TYPE A every bare LF goes out as CRLF, so the size on disk would be wrong
+(vsftpd returns it anyway). Counting the line ends means reading the whole file for each SIZE,
+and RFC 3659 §4 lets a server refuse when that costs too much. Clients do not depend on it:
+curl skips SIZE for ASCII downloads, and the others ask in TYPE I.
 """
 
 from __future__ import annotations
@@ -125,6 +131,9 @@ async def cmd_rnto(s: Session, arg: str) -> None:
 
 
 async def cmd_size(s: Session, arg: str) -> None:
+    if s.ascii:
+        await s.reply(550, "SIZE not allowed in ASCII mode; use TYPE I.")
+        return
     vpath = await resolve_or_reply(s, arg)
     if vpath is None:
         return

@@ -1,7 +1,8 @@
 """Informational verbs: SYST STAT HELP NOOP (RFC 959), FEAT OPTS (RFC 2389), MLST (RFC 3659).
 
-Rules: FEAT is built from what this instance has switched on, never a fixed list; STAT and
-NOOP answer during a transfer.
+Rules: FEAT is built from what this session can do, never a fixed list: no PASV on an IPv6
+connection (it answers 522), no MFMT where writes are off (write_enable before login, the
+session's own write right after it); STAT and NOOP answer during a transfer.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ async def cmd_feat(s: Session, arg: str) -> None:
         pasv_enable=cfg.pasv_enable,
         port_enable=cfg.port_enable,
         mlst_facts=_mlst_facts_text(s.mlst_facts),
+        ipv6=s.is_ipv6,
+        # FEAT may come before login: then only the instance's write_enable is known.
+        mfmt=s.write_allowed("MFMT") if s.logged_in else cfg.write_enable,
         tls=cfg.ssl_enable,
         implicit=cfg.implicit_ssl,
     )

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ftpsup.proto.facts import FileFacts, FileKind
-from ftpsup.proto.listing import list_line, mlsx_line, safe_name
+from ftpsup.proto.listing import WriteRights, list_line, mlsx_line, safe_name
 
 if TYPE_CHECKING:
     from ftpsup.server.session import Session
@@ -42,6 +42,18 @@ def _utc_offset() -> int:
     return -time.altzone if time.daylight and time.localtime().tm_isdst else -time.timezone
 
 
+def write_rights(s: Session) -> WriteRights:
+    """The write verbs this session may run, asked of the same rule the pre-check applies."""
+    return WriteRights(
+        store=s.write_allowed("STOR"),
+        append=s.write_allowed("APPE"),
+        delete=s.write_allowed("DELE"),
+        remove_dir=s.write_allowed("RMD"),
+        rename=s.write_allowed("RNFR"),
+        make_dir=s.write_allowed("MKD"),
+    )
+
+
 def format_entries(s: Session, verb: str, entries: list[FileFacts]) -> list[str]:
     cfg = s.ctx.config
     if verb == "NLST":
@@ -49,8 +61,8 @@ def format_entries(s: Session, verb: str, entries: list[FileFacts]) -> list[str]
         # "\r\n" must not become two entries (or a forged line) in the client's parser.
         return [safe_name(f.name) for f in entries]
     if verb in ("MLSD", "MLST"):
-        writable = s.write_allowed("STOR")
-        return [_selected(mlsx_line(f, writable=writable), s.mlst_facts) for f in entries]
+        rights = write_rights(s)
+        return [_selected(mlsx_line(f, rights=rights), s.mlst_facts) for f in entries]
     now = s.ctx.clock()
     offset = _utc_offset() if cfg.use_localtime else 0
     return [
@@ -81,7 +93,7 @@ def mlst_line(s: Session, vpath: str) -> str:
     """The fact line of MLST (RFC 3659 §7.2): the entry named by its full virtual path."""
     assert s.fs is not None
     facts = s.fs.stat(vpath)
-    line = mlsx_line(attrs.evolve(facts, name=vpath), writable=s.write_allowed("STOR"))
+    line = mlsx_line(attrs.evolve(facts, name=vpath), rights=write_rights(s))
     return _selected(line, s.mlst_facts)
 
 

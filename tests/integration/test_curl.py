@@ -137,6 +137,21 @@ def test_upload_is_byte_exact(
     assert file_sha256(server.home / workdir[1:] / "up.bin") == sha256(data)
 
 
+def test_ascii_download_needs_no_size_and_keeps_the_lines(
+    server: Server, workdir: str, tmp_path: Path
+) -> None:
+    (server.home / workdir[1:] / "notes.txt").write_bytes(b"one\ntwo\n")
+    local = tmp_path / "notes.txt"
+
+    run = curl(server, f"{workdir}/notes.txt", "--use-ascii", "--output", str(local))
+
+    # SIZE is refused in TYPE A; curl does not ask it for an ASCII download.
+    assert "TYPE A" in run.sent
+    assert not [c for c in run.sent if c.startswith("SIZE")]
+    # The server sent CRLF line ends; curl turns them back into the local LF.
+    assert local.read_bytes() == b"one\ntwo\n"
+
+
 def test_upload_replaces_a_longer_file(server: Server, workdir: str, tmp_path: Path) -> None:
     remote = server.home / workdir[1:] / "f.txt"
     remote.write_bytes(b"x" * 5000)

@@ -106,6 +106,13 @@ def test_unknown_verb_replies_500_even_before_login() -> None:
     assert _code(b"FROB", logged_in=False, may_write=False) == 500
 
 
+@pytest.mark.parametrize("logged_in", [False, True])
+def test_smnt_replies_502_not_implemented(logged_in: bool) -> None:
+    # RFC 959 §4.2: 502 for a command the server knows but does not implement; 500 would say
+    # it is not FTP at all.
+    assert _code(b"SMNT /mnt", logged_in=logged_in, may_write=True) == 502
+
+
 def test_unknown_verb_replies_500_when_logged_in() -> None:
     assert _code(b"FROB x", logged_in=True) == 500
 
@@ -234,22 +241,52 @@ def test_help_on_an_unknown_verb_replies_502() -> None:
 
 
 def test_feat_lists_passive_and_active_features_when_enabled() -> None:
-    lines = feature_lines(pasv_enable=True, port_enable=True, mlst_facts="type*;size*;")
+    lines = feature_lines(
+        pasv_enable=True, port_enable=True, mlst_facts="type*;size*;", ipv6=False, mfmt=True
+    )
     assert {"EPSV", "PASV", "EPRT", "MLST type*;size*;", "SIZE", "UTF8"} <= set(lines)
     assert lines == sorted(lines)
 
 
 def test_feat_leaves_out_passive_when_pasv_is_disabled() -> None:
-    lines = feature_lines(pasv_enable=False, port_enable=True, mlst_facts="type*;")
+    lines = feature_lines(
+        pasv_enable=False, port_enable=True, mlst_facts="type*;", ipv6=False, mfmt=True
+    )
     assert "PASV" not in lines
     assert "EPSV" not in lines
     assert "EPRT" in lines
 
 
 def test_feat_leaves_out_eprt_when_port_is_disabled() -> None:
-    lines = feature_lines(pasv_enable=True, port_enable=False, mlst_facts="type*;")
+    lines = feature_lines(
+        pasv_enable=True, port_enable=False, mlst_facts="type*;", ipv6=False, mfmt=True
+    )
     assert "EPRT" not in lines
     assert "EPSV" in lines
+
+
+def test_feat_on_ipv6_lists_epsv_but_not_pasv() -> None:
+    # PASV always answers 522 on an IPv6 connection (RFC 2428 §2): FEAT must not offer it.
+    lines = feature_lines(
+        pasv_enable=True, port_enable=True, mlst_facts="type*;", ipv6=True, mfmt=True
+    )
+    assert "PASV" not in lines
+    assert {"EPSV", "EPRT"} <= set(lines)
+
+
+def test_feat_leaves_out_mfmt_when_writes_are_off() -> None:
+    lines = feature_lines(
+        pasv_enable=True, port_enable=True, mlst_facts="type*;", ipv6=False, mfmt=False
+    )
+    assert "MFMT" not in lines
+    assert {"MDTM", "SIZE"} <= set(lines)
+
+
+def test_feat_lists_mfmt_when_writes_are_on() -> None:
+    lines = feature_lines(
+        pasv_enable=True, port_enable=True, mlst_facts="type*;", ipv6=True, mfmt=True
+    )
+    assert "MFMT" in lines
 
 
 # -- loggable ------------------------------------------------------------------------------

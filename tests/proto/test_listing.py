@@ -9,6 +9,9 @@ from hypothesis import strategies as st
 
 from ftpsup.proto.facts import FileFacts, FileKind
 from ftpsup.proto.listing import (
+    ALL_WRITES,
+    NO_WRITES,
+    WriteRights,
     format_time_val,
     list_line,
     mlsx_line,
@@ -129,42 +132,92 @@ def test_mode_string_shows_type_permissions_and_special_bits(
 
 def test_mlsx_line_for_a_writable_file_lists_its_facts_then_the_name() -> None:
     f = facts(kind=FileKind.FILE, size=12, mode=0o644, unique="803g1a2", name="a b.txt")
-    assert mlsx_line(f, writable=True) == (
+    assert mlsx_line(f, rights=ALL_WRITES) == (
         "type=file;size=12;modify=20261127082100;perm=adfrw;unique=803g1a2;UNIX.mode=0644; a b.txt"
     )
 
 
 def test_mlsx_line_for_a_read_only_file_has_perm_r() -> None:
-    assert ";perm=r;" in mlsx_line(facts(kind=FileKind.FILE), writable=False)
+    assert ";perm=r;" in mlsx_line(facts(kind=FileKind.FILE), rights=NO_WRITES)
 
 
 def test_mlsx_line_for_a_directory_has_no_size() -> None:
-    line = mlsx_line(facts(), writable=True)
+    line = mlsx_line(facts(), rights=ALL_WRITES)
     assert line == "type=dir;modify=20261127082100;perm=cdeflmp;UNIX.mode=0755; name"
 
 
 def test_mlsx_line_for_a_read_only_directory_has_perm_el() -> None:
-    assert ";perm=el;" in mlsx_line(facts(), writable=False)
+    assert ";perm=el;" in mlsx_line(facts(), rights=NO_WRITES)
 
 
 def test_mlsx_line_for_a_dangling_link_says_symlink() -> None:
-    line = mlsx_line(facts(kind=FileKind.LINK, link_target="gone"), writable=True)
+    line = mlsx_line(facts(kind=FileKind.LINK, link_target="gone"), rights=ALL_WRITES)
     assert line.startswith("type=OS.unix=symlink;modify=")
     assert ";perm=df;" in line
 
 
+def test_mlsx_line_describes_a_link_to_a_file_as_the_file() -> None:
+    # What MLST (which follows the link) says too; lftp's mirror skips any other type.
+    link = facts(
+        kind=FileKind.LINK, target_kind=FileKind.FILE, size=12, mode=0o644, link_target="f"
+    )
+    line = mlsx_line(link, rights=NO_WRITES)
+    assert line == "type=file;size=12;modify=20261127082100;perm=r;UNIX.mode=0644; name"
+
+
+def test_mlsx_line_describes_a_link_to_a_directory_as_the_directory() -> None:
+    link = facts(kind=FileKind.LINK, target_kind=FileKind.DIR, link_target="d")
+    assert mlsx_line(link, rights=NO_WRITES).startswith("type=dir;modify=")
+
+
+def test_mlsx_line_describes_a_link_to_a_fifo_as_special() -> None:
+    link = facts(kind=FileKind.LINK, target_kind=FileKind.OTHER, link_target="fifo")
+    line = mlsx_line(link, rights=ALL_WRITES)
+    assert line.startswith("type=OS.unix=special;")
+    assert "size=" not in line
+
+
+@pytest.mark.parametrize(
+    ("rights", "file_perm", "dir_perm"),
+    [
+        # anon_upload_enable alone: STOR, STOU and APPE.
+        (WriteRights(store=True, append=True), "arw", "cel"),
+        # anon_mkdir_write_enable alone.
+        (WriteRights(make_dir=True), "r", "elm"),
+        # anon_other_write_enable alone: delete, rename, remove, purge; no upload.
+        (WriteRights(delete=True, remove_dir=True, rename=True), "dfr", "deflp"),
+        # Each letter on its own.
+        (WriteRights(append=True), "ar", "el"),
+        (WriteRights(remove_dir=True), "r", "del"),
+        (NO_WRITES, "r", "el"),
+        (ALL_WRITES, "adfrw", "cdeflmp"),
+    ],
+)
+def test_mlsx_perm_letters_are_exactly_the_verbs_allowed(
+    rights: WriteRights, file_perm: str, dir_perm: str
+) -> None:
+    assert f";perm={file_perm};" in mlsx_line(facts(kind=FileKind.FILE), rights=rights)
+    assert f";perm={dir_perm};" in mlsx_line(facts(), rights=rights)
+
+
+def test_mlsx_perm_of_a_dangling_link_is_delete_and_rename_as_allowed() -> None:
+    link = facts(kind=FileKind.LINK, link_target="gone")
+    assert ";perm=;" in mlsx_line(link, rights=WriteRights(store=True, make_dir=True))
+    assert ";perm=f;" in mlsx_line(link, rights=WriteRights(rename=True))
+
+
 def test_mlsx_line_for_a_special_file_is_not_offered_as_a_file() -> None:
-    line = mlsx_line(facts(kind=FileKind.OTHER), writable=True)
+    line = mlsx_line(facts(kind=FileKind.OTHER), rights=ALL_WRITES)
     assert line.startswith("type=OS.unix=special;")
     assert "size=" not in line
 
 
 def test_mlsx_line_uses_facts_name_for_mlst() -> None:
-    assert mlsx_line(facts(), writable=True, facts_name="/pub/name").endswith("; /pub/name")
+    assert mlsx_line(facts(), rights=ALL_WRITES, facts_name="/pub/name").endswith("; /pub/name")
 
 
 def test_mlsx_line_keeps_only_permission_bits_in_unix_mode() -> None:
-    assert "UNIX.mode=4755;" in mlsx_line(facts(mode=0o104755), writable=True)
+    assert "UNIX.mode=4755;" in mlsx_line(facts(mode=0o104755), rights=ALL_WRITES)
 
 
 def test_format_time_val_is_utc_with_fractions_dropped() -> None:

@@ -572,11 +572,12 @@ def test_listdir_reports_symlinks_with_target_facts_or_size_zero(jail: Jail) -> 
     assert (good.link_target, dangling.link_target) == ("f", "nowhere")
     assert out.link_target == str(jail.outside / "secret")
     assert (dangling.size, out.size) == (0, 0)
+    assert (dangling.target_kind, out.target_kind) == (None, None)
     if jail.chroot:
-        assert good.size == 5
+        assert (good.size, good.target_kind) == (5, FileKind.FILE)
         assert good.unique == by_name["f"].unique
     else:
-        assert good.size == 0
+        assert (good.size, good.target_kind) == (0, None)
 
 
 def test_listdir_of_a_file_is_enotdir(jail: Jail) -> None:
