@@ -47,6 +47,8 @@ HANDLERS: dict[str, Handler] = {
 # vsftpd 3.0.4's limit: a client that is not talking FTP is dropped before it can log in.
 MAX_UNKNOWN_BEFORE_LOGIN = 10
 RECEIVE_SIZE = 16384
+# How long a parting 421 may take to go out to a client that does not read.
+REFUSAL_SEND_SECONDS = 5
 
 
 class _Eof:
@@ -181,25 +183,47 @@ async def serve_control(ctx: InstanceContext, stream: trio.SocketStream) -> None
         await stream.aclose()
         return
     cfg = ctx.config
+    # The login clock starts here, at accept: the TLS handshake counts against it.
+    login_deadline = trio.current_time() + cfg.login_timeout
     log_connect(ctx.log, peer_ip)
     if cfg.max_clients and ctx.sessions >= cfg.max_clients:
         await _refuse(stream, "421 There are too many connected users, please try later.\r\n")
         return
-    if cfg.max_per_ip and ctx.sessions_per_ip[peer_ip] >= cfg.max_per_ip:
+    key = ctx.client_key(peer_ip)
+    if not ctx.sessions_per_ip.take(key):
+        ctx.log_refusal(
+            "max_per_ip",
+            key,
+            "connection from %s refused: %d sessions from %s (max_per_ip)",
+            peer_ip,
+            ctx.sessions_per_ip.count(key),
+            key,
+        )
         await _refuse(stream, "421 There are too many connections from your internet address.\r\n")
         return
     ctx.sessions += 1
-    ctx.sessions_per_ip[peer_ip] += 1
-    s = Session(ctx=ctx, stream=stream, peer_ip=peer_ip, local_ip=local_ip, family=sock.family)
+    s = Session(
+        ctx=ctx,
+        stream=stream,
+        peer_ip=peer_ip,
+        local_ip=local_ip,
+        family=sock.family,
+        client_key=key,
+        login_scope=trio.CancelScope(deadline=login_deadline),
+    )
     try:
-        async with trio.open_nursery() as nursery:
-            s.nursery = nursery
-            try:
-                await _command_loop(s)
-            finally:
-                if s.transfer is not None:
-                    s.transfer.abort()
-        if s.idle_timed_out():
+        with s.login_scope:
+            async with trio.open_nursery() as nursery:
+                s.nursery = nursery
+                try:
+                    await _command_loop(s)
+                finally:
+                    if s.transfer is not None:
+                        s.transfer.abort()
+        if s.login_scope.cancelled_caught:
+            # Only the login clock cancels this scope (Session.stop_login_clock).
+            await _login_timed_out(s)
+        elif s.idle_timed_out():
             # Only the idle timeout cancels the session's own scope (Session.arm_idle_timeout).
             s.log.info("idle session from %s timed out", s.peer_ip)
             await s.reply(421, "Timeout.")
@@ -208,16 +232,26 @@ async def serve_control(ctx: InstanceContext, stream: trio.SocketStream) -> None
     finally:
         s.cleanup()
         ctx.sessions -= 1
-        ctx.sessions_per_ip[peer_ip] -= 1
-        if not ctx.sessions_per_ip[peer_ip]:
-            del ctx.sessions_per_ip[peer_ip]
+        ctx.sessions_per_ip.release(key)
         with trio.CancelScope(shield=True), trio.move_on_after(1):
             # AUTH TLS may have replaced the stream: close the one in use.
             await s.stream.aclose()
 
 
+async def _login_timed_out(s: Session) -> None:
+    seconds = s.ctx.config.login_timeout
+    s.log.info("no login from %s within login_timeout (%d s); closing", s.peer_ip, seconds)
+    if s.tls_handshaking:
+        # The client is speaking TLS and waits for handshake records: a reply in clear
+        # text would only be read as a broken handshake.
+        return
+    # A client that does not read must not keep the slot for the send timeout.
+    with trio.move_on_after(REFUSAL_SEND_SECONDS):
+        await s.reply(421, f"Login timeout ({seconds} seconds): closing control connection.")
+
+
 async def _refuse(stream: trio.SocketStream, text: str) -> None:
-    with trio.move_on_after(5):
+    with trio.move_on_after(REFUSAL_SEND_SECONDS):
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await stream.send_all(text.encode())
     await stream.aclose()

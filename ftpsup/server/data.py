@@ -19,6 +19,7 @@ import socket
 import attrs
 import trio
 
+from ftpsup.address_slots import AddressSlot
 from ftpsup.ports import PortAllocator, PortLease
 from ftpsup.proto.addresses import normalize_ip
 
@@ -32,6 +33,8 @@ class PassiveEndpoint:
 
     sock: trio.socket.SocketType
     lease: PortLease
+    # The client address's share of the range (max_pasv_per_ip), held as long as the lease.
+    slot: AddressSlot | None = None
 
     @property
     def port(self) -> int:
@@ -40,6 +43,8 @@ class PassiveEndpoint:
     def close(self) -> None:
         self.sock.close()
         self.lease.release()
+        if self.slot is not None:
+            self.slot.release()
 
 
 def _listening_socket(family: int, host: str, port: int) -> socket.socket:

@@ -26,7 +26,13 @@ from ftpsup.proto.replies import epsv_reply, pasv_reply
 from ftpsup.server import listings
 from ftpsup.server.handlers_files import resolve_or_reply
 from ftpsup.server.handlers_tls import data_tls_refusal
-from ftpsup.server.session import Handler, Session, TransferState, os_error_reply
+from ftpsup.server.session import (
+    Handler,
+    OverAddressLimit,
+    Session,
+    TransferState,
+    os_error_reply,
+)
 from ftpsup.server.tls import SessionNotReused, data_handshake
 from ftpsup.server.transfer import (
     DataSocket,
@@ -67,6 +73,19 @@ async def _enter_passive(s: Session) -> int | None:
         await s.reply(502, "Passive mode is disabled on this server.")
         return None
     endpoint = await s.open_passive_endpoint()
+    if isinstance(endpoint, OverAddressLimit):
+        limit = s.ctx.config.max_pasv_per_ip
+        s.ctx.log_refusal(
+            "max_pasv_per_ip",
+            s.client_key,
+            "passive port for %s refused: %s holds %d passive ports (max_pasv_per_ip)",
+            s.peer_ip,
+            s.client_key,
+            limit,
+        )
+        # No number in the text: a 425 must never look like it names a port.
+        await s.reply(425, "Too many passive ports held from your address; try again later.")
+        return None
     if endpoint is None:
         s.log.warning("passive range exhausted for %s", s.peer_ip)
         await s.reply(425, "No passive port available; try again later.")

@@ -23,6 +23,7 @@ from typing import ParamSpec, TypeVar
 import attrs
 import trio
 
+from ftpsup.address_slots import AddressSlot
 from ftpsup.logs import log_reply
 from ftpsup.proto import paths
 from ftpsup.proto.lines import LineBuffer
@@ -58,6 +59,13 @@ def os_error_reply(exc: OSError) -> Reply:
     if code in (errno.EACCES, errno.EPERM, errno.ELOOP, errno.EXDEV, errno.EBUSY):
         return reply(550, "Permission denied.")
     return reply(451, "Local error in processing.")
+
+
+class OverAddressLimit:
+    """PASV/EPSV refused: the client address holds max_pasv_per_ip passive ports already."""
+
+
+OVER_ADDRESS_LIMIT = OverAddressLimit()
 
 
 class FsFailed:
@@ -98,6 +106,10 @@ class Session:
     peer_ip: str
     local_ip: str
     family: int
+    # What the per-address limits count this client under (InstanceContext.client_key).
+    client_key: str = ""
+    # Runs out login_timeout after accept unless a login stops it (stop_login_clock).
+    login_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     send_lock: trio.Lock = attrs.field(factory=trio.Lock)
     nursery: trio.Nursery | None = None
     awaiting_command: bool = False
@@ -124,6 +136,7 @@ class Session:
     lines: LineBuffer = attrs.field(factory=LineBuffer)
     # TLS (RFC 4217): the control connection's own context, which its data connections use.
     tls_context: ssl.SSLContext | None = None
+    tls_handshaking: bool = False
     pbsz_set: bool = False
     prot_private: bool = False
 
@@ -245,16 +258,46 @@ class Session:
             self.passive = None
         self.active_target = None
 
-    async def open_passive_endpoint(self) -> PassiveEndpoint | None:
+    async def open_passive_endpoint(self) -> PassiveEndpoint | OverAddressLimit | None:
+        """Lease a passive port and listen on it.
+
+        Returns:
+            The endpoint; OVER_ADDRESS_LIMIT when this client address holds max_pasv_per_ip
+            ports already (across instances); None when the range is exhausted.
+        """
         self.close_data_endpoints()
-        self.passive = await open_passive(
-            self.ctx.ports,
-            self.family,
-            self.local_ip,
-            self.ctx.fs_limiter,
-            inline_leases=self.ctx.leases_in_memory,
-        )
+        slot = await self._take_pasv_slot()
+        if isinstance(slot, OverAddressLimit):
+            return slot
+        try:
+            self.passive = await open_passive(
+                self.ctx.ports,
+                self.family,
+                self.local_ip,
+                self.ctx.fs_limiter,
+                inline_leases=self.ctx.leases_in_memory,
+            )
+        finally:
+            if slot is not None and self.passive is None:
+                slot.release()
+        if self.passive is not None:
+            self.passive.slot = slot
         return self.passive
+
+    async def _take_pasv_slot(self) -> AddressSlot | OverAddressLimit | None:
+        """One of this client address's max_pasv_per_ip slots (None: no cap is set)."""
+        limit = self.ctx.config.max_pasv_per_ip
+        slots = self.ctx.pasv_slots
+        if not limit or slots is None:
+            return None
+        if self.ctx.leases_in_memory:
+            # tmpfs: no disk to wait for, as for the port leases themselves.
+            slot = slots.take(self.client_key, limit)
+        else:
+            slot = await trio.to_thread.run_sync(
+                slots.take, self.client_key, limit, limiter=self.ctx.fs_limiter
+            )
+        return OVER_ADDRESS_LIMIT if slot is None else slot
 
     def has_data_endpoint(self) -> bool:
         return self.passive is not None or self.active_target is not None
@@ -299,6 +342,17 @@ class Session:
     def idle_timed_out(self) -> bool:
         """Whether the idle deadline has fired (a fired scope stays cancelled)."""
         return self.nursery is not None and self.nursery.cancel_scope.cancel_called
+
+    # -- login timeout (ProFTPD's TimeoutLogin) --------------------------------------------
+    # The clock runs from accept to a successful login, through TLS handshakes and every
+    # command; control.py answers its expiry with 421.
+
+    def stop_login_clock(self) -> None:
+        self.login_scope.deadline = math.inf
+
+    def restart_login_clock(self) -> None:
+        """After REIN the connection is not logged in again, and gets a fresh login_timeout."""
+        self.login_scope.deadline = trio.current_time() + self.ctx.config.login_timeout
 
     # -- transfers ----------------------------------------------------------------------
 
