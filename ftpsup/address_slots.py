@@ -37,16 +37,19 @@ from pathlib import Path
 
 import attrs
 
-_SAFE_NAME = re.compile(r"[0-9a-z._-]{1,64}")
+# What address_key returns for an address: IPv4, or an IPv6 network in lowercase.
+_ADDRESS_KEY = re.compile(r"[0-9a-f.:/]{1,64}")
 # A slot whose file is swapped under us this many times in a row is taken as busy.
 _RELOCK_ATTEMPTS = 3
 
 
 def slot_file_stem(key: str) -> str:
-    """A file name part for an address key: readable for addresses, hashed otherwise."""
-    name = key.lower().replace(":", "_").replace("/", "-")
-    if _SAFE_NAME.fullmatch(name) and name not in (".", ".."):
-        return name
+    """A file name part for an address key: readable for addresses, hashed otherwise.
+
+    ":" and "/" become "_" and "-", which no address key holds, so the mapping is one-to-one.
+    """
+    if _ADDRESS_KEY.fullmatch(key):
+        return key.replace(":", "_").replace("/", "-")
     return "h" + hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
