@@ -3,20 +3,28 @@ caps on sessions (max_per_ip), TLS handshakes in progress (max_tls_handshakes_pe
 passive ports (max_pasv_per_ip, counted across instances).
 
 Every wait is for something the server does (a reply, a close, a log line), with a deadline;
-the login timeout is set to 1 s so those waits are short.
+the login timeout is set to 1 s so those waits are short. Loopback has a single IPv6 address,
+so the /64 rule is shown in a network namespace of our own whose loopback holds several
+addresses of one /64 (root only; skipped otherwise).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import ftplib
+import os
+import random
 import select
+import shutil
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
@@ -298,17 +306,28 @@ def test_one_address_cannot_hold_more_passive_ports_than_its_cap(
     )
 
 
-def start_sibling(srv: Server, name: str, host: str, **settings: object) -> Server:
-    """Another instance in `srv`'s config directory: it shares the passive range's state."""
+def start_sibling(
+    srv: Server,
+    name: str,
+    host: str,
+    *,
+    listener: socket.socket | None = None,
+    **settings: object,
+) -> Server:
+    """Another instance in `srv`'s config directory: it shares the passive range's state.
+
+    `listener`, when given, is the listening socket to serve (it is closed here).
+    """
     text = (srv.config_dir / "test.toml").read_text()
     settings = {**settings, "listen_address": f'"{host}"'}
     lines = [line for line in text.splitlines() if line.split(" ", 1)[0] not in settings]
     lines += [f"{key} = {value}" for key, value in settings.items()]
     path = srv.config_dir / f"{name}.toml"
     path.write_text("\n".join(lines) + "\n")
-    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    listener.bind((host, 0))
-    listener.listen(16)
+    if listener is None:
+        listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        listener.bind((host, 0))
+        listener.listen(16)
     process = subprocess.Popen(
         [sys.executable, "-m", "ftpsup", "serve", str(path), "--listen-fd", str(listener.fileno())],
         pass_fds=[listener.fileno()],
@@ -349,3 +368,127 @@ def test_a_passive_cap_of_zero_means_no_cap(server_factory: ServerFactory) -> No
         sessions = [stack.enter_context(connect_from(srv)) for _ in range(12)]
         assert all(pasv(ftp).startswith("227") for ftp in sessions)
     assert not list((srv.home.parent.parent / "run" / "ports").glob("client-*"))
+
+
+# -- an IPv6 /64 is one address: several addresses of one network, in a network namespace -------
+
+NETNS_NET = "fd00:1:2:3::"
+NETNS_OTHER_NET = "fd00:1:2:4::"
+CLONE_NEWNET = 0x40000000
+T = TypeVar("T")
+
+
+def _run(*command: str) -> None:
+    subprocess.run(command, check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    """A network namespace whose loopback holds fd00:1:2:3::1-5 and fd00:1:2:4::1."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("a network namespace needs root and iproute2")
+    name = f"ftpsup-limits-{os.getpid()}-{random.randrange(1 << 30)}"
+    try:
+        _run("ip", "netns", "add", name)
+    except subprocess.CalledProcessError as exc:
+        pytest.skip(f"cannot create a network namespace: {exc.stderr!r}")
+    try:
+        _run("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
+        for address in [f"{NETNS_NET}{i}" for i in range(1, 6)] + [f"{NETNS_OTHER_NET}1"]:
+            _run("ip", "netns", "exec", name, "ip", "-6", "addr", "add", address, "dev", "lo")
+        yield name
+    finally:
+        _run("ip", "netns", "del", name)
+
+
+def in_netns(name: str, make: Callable[[], T]) -> T:
+    """Run `make` in a thread that has entered the namespace: sockets it creates live there."""
+    result: list[T] = []
+    errors: list[BaseException] = []
+
+    def enter_and_make() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = os.open(f"/run/netns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if libc.setns(fd, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns failed")
+            finally:
+                os.close(fd)
+            result.append(make())
+        except BaseException as exc:  # re-raised in the caller
+            errors.append(exc)
+
+    # setns changes the namespace of the calling thread only: a thread of its own, then.
+    thread = threading.Thread(target=enter_and_make)
+    thread.start()
+    thread.join(TIMEOUT)
+    if errors:
+        raise errors[0]
+    assert result, "the namespace thread did not finish"
+    return result[0]
+
+
+def listener_at(address: str) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    sock.bind((address, 0))
+    sock.listen(16)
+    return sock
+
+
+def greeting_from(netns: str, srv: Server, source: str) -> tuple[socket.socket, str]:
+    """Connect to `srv` from `source` in the namespace; the socket and its first line."""
+
+    def bound() -> socket.socket:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        sock.bind((source, 0))
+        return sock
+
+    sock = in_netns(netns, bound)
+    sock.settimeout(TIMEOUT)
+    sock.connect((srv.host, srv.port))
+    line = b""
+    while not line.endswith(b"\r\n") and len(line) < 4096:
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        line += chunk
+    return sock, line.decode().strip()
+
+
+@pytest.mark.parametrize(("prefix", "third_admitted"), [(64, False), (128, True)])
+def test_max_per_ip_counts_an_ipv6_network_as_one_address(
+    server_factory: ServerFactory, netns: str, prefix: int, third_admitted: bool
+) -> None:
+    base = server_factory("::1")
+    srv = start_sibling(
+        base,
+        "netns",
+        f"{NETNS_NET}1",
+        listener=in_netns(netns, lambda: listener_at(f"{NETNS_NET}1")),
+        max_per_ip=2,
+        per_ip_ipv6_prefix=prefix,
+    )
+    held: list[socket.socket] = []
+    try:
+        for host in (2, 3):
+            sock, line = greeting_from(netns, srv, f"{NETNS_NET}{host}")
+            held.append(sock)
+            assert line.startswith("220"), line
+        sock, line = greeting_from(netns, srv, f"{NETNS_NET}4")
+        held.append(sock)
+        if third_admitted:
+            assert line.startswith("220"), "with a /128 prefix each address counts alone"
+        else:
+            assert line == "421 There are too many connections from your internet address."
+        sock, line = greeting_from(netns, srv, f"{NETNS_OTHER_NET}1")
+        held.append(sock)
+        assert line.startswith("220"), "another /64 is another address"
+    finally:
+        for sock in held:
+            sock.close()
+        srv.stop()
+    if not third_admitted:
+        logs = srv.log_text()
+        assert f"connection from {NETNS_NET}4 refused: 2 sessions from {NETNS_NET}/64" in logs
