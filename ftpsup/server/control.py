@@ -8,6 +8,10 @@ stay in the order of the commands.
 
 Rules:
 - Input is bounded: a line over max_command_length gets 500 and is discarded.
+- Per-address limits count a client by its address key (proto.limits): an IPv6 client by its
+  per_ip_ipv6_prefix network. Over max_per_ip a connection gets 421 and is closed.
+- A connection not logged in within login_timeout of its accept gets 421 and is closed,
+  whatever it was doing (a TLS handshake, a slow PASS): commands do not restart that clock.
 - Every exit path (QUIT, EOF, timeout, error, instance shutdown) aborts a running transfer and
   releases every data endpoint and lease (Session.cleanup).
 """
@@ -149,7 +153,7 @@ async def _command_loop(s: Session) -> None:
         finally:
             s.awaiting_command = False
             s.disarm_idle_timeout()
-        if s.idle_timed_out():
+        if s.timed_out():
             # The deadline fired in the same scheduler pass as the line arrived: the scope
             # stays cancelled, so the command could not run to its end. Time out instead.
             return
@@ -190,6 +194,8 @@ async def serve_control(ctx: InstanceContext, stream: trio.SocketStream) -> None
         await _refuse(stream, "421 There are too many connected users, please try later.\r\n")
         return
     key = ctx.client_key(peer_ip)
+    # The same string for an IPv4 peer: one object fewer held by every session.
+    key = peer_ip if key == peer_ip else key
     if not ctx.sessions_per_ip.take(key):
         ctx.log_refusal(
             "max_per_ip",
@@ -209,22 +215,22 @@ async def serve_control(ctx: InstanceContext, stream: trio.SocketStream) -> None
         local_ip=local_ip,
         family=sock.family,
         client_key=key,
-        login_scope=trio.CancelScope(deadline=login_deadline),
+        login_deadline=login_deadline,
     )
     try:
-        with s.login_scope:
-            async with trio.open_nursery() as nursery:
-                s.nursery = nursery
-                try:
-                    await _command_loop(s)
-                finally:
-                    if s.transfer is not None:
-                        s.transfer.abort()
-        if s.login_scope.cancelled_caught:
-            # Only the login clock cancels this scope (Session.stop_login_clock).
+        async with trio.open_nursery() as nursery:
+            s.nursery = nursery
+            # The login clock runs from here, through an implicit TLS handshake.
+            s.disarm_idle_timeout()
+            try:
+                await _command_loop(s)
+            finally:
+                if s.transfer is not None:
+                    s.transfer.abort()
+        # Only the idle and login clocks cancel the session's own scope (session.py).
+        if s.timed_out() and s.login_timed_out():
             await _login_timed_out(s)
-        elif s.idle_timed_out():
-            # Only the idle timeout cancels the session's own scope (Session.arm_idle_timeout).
+        elif s.timed_out():
             s.log.info("idle session from %s timed out", s.peer_ip)
             await s.reply(421, "Timeout.")
     except Exception:

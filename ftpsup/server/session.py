@@ -108,8 +108,8 @@ class Session:
     family: int
     # What the per-address limits count this client under (InstanceContext.client_key).
     client_key: str = ""
-    # Runs out login_timeout after accept unless a login stops it (stop_login_clock).
-    login_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    # login_timeout after accept, until a login stops the clock (inf from then on).
+    login_deadline: float = math.inf
     send_lock: trio.Lock = attrs.field(factory=trio.Lock)
     nursery: trio.Nursery | None = None
     awaiting_command: bool = False
@@ -323,36 +323,45 @@ class Session:
             log=self.log,
         )
 
-    # -- idle timeout -------------------------------------------------------------------
-    # The wait for a command runs under the deadline of the session nursery's own scope
-    # rather than a cancel scope per line: one scope fewer held by every idle session.
-    # Expiry cancels the nursery, which holds no transfer then, and control.py answers 421.
+    # -- idle and login timeouts --------------------------------------------------------
+    # Both run on the deadline of the session nursery's own scope rather than on cancel
+    # scopes of their own: a scope is ~0.9 KB, held by every idle session. Before login the
+    # deadline is never later than login_deadline, also while a command runs (AUTH TLS, PASS)
+    # and during an implicit TLS handshake. Expiry cancels the nursery, which holds no
+    # transfer then, and control.py answers 421.
 
     def arm_idle_timeout(self) -> None:
         """Start the idle clock, unless a transfer is running (it restarts when that ends)."""
         assert self.nursery is not None
         idle = self.ctx.config.idle_session_timeout
         busy = self.transfer is not None
-        self.nursery.cancel_scope.deadline = math.inf if busy else trio.current_time() + idle
+        deadline = math.inf if busy else trio.current_time() + idle
+        self.nursery.cancel_scope.deadline = min(deadline, self.login_deadline)
 
     def disarm_idle_timeout(self) -> None:
+        """While a command runs: no idle clock, only the login clock (if still running)."""
         assert self.nursery is not None
-        self.nursery.cancel_scope.deadline = math.inf
+        self.nursery.cancel_scope.deadline = self.login_deadline
 
-    def idle_timed_out(self) -> bool:
-        """Whether the idle deadline has fired (a fired scope stays cancelled)."""
+    def timed_out(self) -> bool:
+        """Whether the idle or login deadline has fired (a fired scope stays cancelled)."""
         return self.nursery is not None and self.nursery.cancel_scope.cancel_called
 
-    # -- login timeout (ProFTPD's TimeoutLogin) --------------------------------------------
-    # The clock runs from accept to a successful login, through TLS handshakes and every
-    # command; control.py answers its expiry with 421.
+    def login_timed_out(self) -> bool:
+        """Whether the deadline that fired was login_timeout's (ProFTPD's TimeoutLogin)."""
+        return not self.logged_in and trio.current_time() >= self.login_deadline
 
     def stop_login_clock(self) -> None:
-        self.login_scope.deadline = math.inf
+        """At login; called while the login command runs (the idle clock is disarmed)."""
+        self.login_deadline = math.inf
+        if self.nursery is not None:
+            self.nursery.cancel_scope.deadline = math.inf
 
     def restart_login_clock(self) -> None:
         """After REIN the connection is not logged in again, and gets a fresh login_timeout."""
-        self.login_scope.deadline = trio.current_time() + self.ctx.config.login_timeout
+        self.login_deadline = trio.current_time() + self.ctx.config.login_timeout
+        if self.nursery is not None:
+            self.nursery.cancel_scope.deadline = self.login_deadline
 
     # -- transfers ----------------------------------------------------------------------
 
