@@ -105,7 +105,14 @@ class AddressSlots:
         """
         if limit < 1:
             raise ValueError(f"limit must be 1 or more, not {limit}")
-        stem = slot_file_stem(key)
+        try:
+            return self._take(slot_file_stem(key), limit)
+        except FileNotFoundError:
+            # The lease directory went away (a cleaned /run): make it again, 0700.
+            self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            return self._take(slot_file_stem(key), limit)
+
+    def _take(self, stem: str, limit: int) -> AddressSlot | None:
         for index in range(limit):
             slot = self._try_slot(self._dir / f"client-{stem}.{index}.lock")
             if slot is not None:

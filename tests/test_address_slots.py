@@ -184,6 +184,15 @@ def test_a_slot_released_between_a_takers_open_and_lock_has_one_holder_only(
     assert os.listdir(lease_dir) == []
 
 
+def test_a_lease_directory_removed_while_running_is_made_again(lease_dir: Path) -> None:
+    slots = AddressSlots(lease_dir)
+    lease_dir.rmdir()
+    slot = slots.take(KEY, 1)
+    assert slot is not None
+    assert slots.take(KEY, 1) is None
+    slot.release()
+
+
 def test_a_limit_below_one_is_a_programming_error(lease_dir: Path) -> None:
     with pytest.raises(ValueError, match="limit"):
         AddressSlots(lease_dir).take(KEY, 0)

@@ -24,15 +24,10 @@ from ftpsup.logs import TransferRecord, log_transfer
 from ftpsup.proto import addresses, paths
 from ftpsup.proto.replies import epsv_reply, pasv_reply
 from ftpsup.server import listings
+from ftpsup.server.data import OverAddressLimit
 from ftpsup.server.handlers_files import resolve_or_reply
 from ftpsup.server.handlers_tls import data_tls_refusal
-from ftpsup.server.session import (
-    Handler,
-    OverAddressLimit,
-    Session,
-    TransferState,
-    os_error_reply,
-)
+from ftpsup.server.session import Handler, Session, TransferState, os_error_reply
 from ftpsup.server.tls import SessionNotReused, data_handshake
 from ftpsup.server.transfer import (
     DataSocket,

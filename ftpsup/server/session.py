@@ -23,13 +23,18 @@ from typing import ParamSpec, TypeVar
 import attrs
 import trio
 
-from ftpsup.address_slots import AddressSlot
 from ftpsup.logs import log_reply
 from ftpsup.proto import paths
 from ftpsup.proto.lines import LineBuffer
 from ftpsup.proto.replies import Reply, reply
 from ftpsup.server.context import InstanceContext
-from ftpsup.server.data import PassiveEndpoint, accept_data, connect_data, open_passive
+from ftpsup.server.data import (
+    OverAddressLimit,
+    PassiveEndpoint,
+    accept_data,
+    connect_data,
+    open_passive,
+)
 from ftpsup.server.fs import JailedFs
 from ftpsup.server.transfer import Progress
 
@@ -59,13 +64,6 @@ def os_error_reply(exc: OSError) -> Reply:
     if code in (errno.EACCES, errno.EPERM, errno.ELOOP, errno.EXDEV, errno.EBUSY):
         return reply(550, "Permission denied.")
     return reply(451, "Local error in processing.")
-
-
-class OverAddressLimit:
-    """PASV/EPSV refused: the client address holds max_pasv_per_ip passive ports already."""
-
-
-OVER_ADDRESS_LIMIT = OverAddressLimit()
 
 
 class FsFailed:
@@ -259,45 +257,22 @@ class Session:
         self.active_target = None
 
     async def open_passive_endpoint(self) -> PassiveEndpoint | OverAddressLimit | None:
-        """Lease a passive port and listen on it.
-
-        Returns:
-            The endpoint; OVER_ADDRESS_LIMIT when this client address holds max_pasv_per_ip
-            ports already (across instances); None when the range is exhausted.
-        """
+        """Lease a passive port and listen on it (see data.open_passive for the outcomes)."""
         self.close_data_endpoints()
-        slot = await self._take_pasv_slot()
-        if isinstance(slot, OverAddressLimit):
-            return slot
-        try:
-            self.passive = await open_passive(
-                self.ctx.ports,
-                self.family,
-                self.local_ip,
-                self.ctx.fs_limiter,
-                inline_leases=self.ctx.leases_in_memory,
-            )
-        finally:
-            if slot is not None and self.passive is None:
-                slot.release()
-        if self.passive is not None:
-            self.passive.slot = slot
-        return self.passive
-
-    async def _take_pasv_slot(self) -> AddressSlot | OverAddressLimit | None:
-        """One of this client address's max_pasv_per_ip slots (None: no cap is set)."""
-        limit = self.ctx.config.max_pasv_per_ip
-        slots = self.ctx.pasv_slots
-        if not limit or slots is None:
-            return None
-        if self.ctx.leases_in_memory:
-            # tmpfs: no disk to wait for, as for the port leases themselves.
-            slot = slots.take(self.client_key, limit)
-        else:
-            slot = await trio.to_thread.run_sync(
-                slots.take, self.client_key, limit, limiter=self.ctx.fs_limiter
-            )
-        return OVER_ADDRESS_LIMIT if slot is None else slot
+        cap = self.ctx.config.max_pasv_per_ip
+        opened = await open_passive(
+            self.ctx.ports,
+            self.family,
+            self.local_ip,
+            self.ctx.fs_limiter,
+            inline_leases=self.ctx.leases_in_memory,
+            address_slots=self.ctx.pasv_slots if cap else None,
+            address_key=self.client_key,
+            max_per_address=cap,
+        )
+        if isinstance(opened, PassiveEndpoint):
+            self.passive = opened
+        return opened
 
     def has_data_endpoint(self) -> bool:
         return self.passive is not None or self.active_target is not None
