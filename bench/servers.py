@@ -168,6 +168,8 @@ def _start_ftpsup(ws: Workspace, port: int) -> Running:
     (etc / "bench.toml").write_text(
         f'listen_address = "{HOST}"\nlisten_port = {port}\nwrite_enable = true\n'
         'local_umask = "022"\nmax_clients = 0\nmax_per_ip = 0\n'
+        # Every client comes from one address here: the per-address caps are off.
+        "max_pasv_per_ip = 0\nmax_tls_handshakes_per_ip = 0\n"
         f'ssl_enable = true\nrsa_cert_file = "{ws.cert}"\nrsa_private_key_file = "{ws.key}"\n'
         "force_local_logins_ssl = false\nforce_local_data_ssl = false\n"
     )

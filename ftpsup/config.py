@@ -59,6 +59,8 @@ class InstanceConfig:
     listen_port: int = 21
     max_clients: int = 2000
     max_per_ip: int = 50
+    # How many leading bits of an IPv6 address are one client for the per-address limits.
+    per_ip_ipv6_prefix: int = 64
     max_command_length: int = 4096
     # Passive data connections
     pasv_enable: bool = True
@@ -68,6 +70,7 @@ class InstanceConfig:
     pasv_addr_resolve: bool = False
     pasv_promiscuous: bool = False
     accept_timeout: int = 60
+    max_pasv_per_ip: int = 10
     # Active data connections
     port_enable: bool = True
     connect_from_port_20: bool = False
@@ -77,6 +80,7 @@ class InstanceConfig:
     # Timeouts
     data_connection_timeout: int = 300
     idle_session_timeout: int = 300
+    login_timeout: int = 60
     # Access
     local_enable: bool = True
     write_enable: bool = False
@@ -142,6 +146,7 @@ class InstanceConfig:
     strict_ssl_read_eof: bool = True
     strict_ssl_write_shutdown: bool = False
     tls_handshake_timeout: int = 30
+    max_tls_handshakes_per_ip: int = 8
 
     @user_db_file.default
     def _default_user_db_file(self) -> Path:
@@ -192,6 +197,9 @@ _RANGES: dict[str, tuple[int, int]] = {
     **dict.fromkeys(("accept_timeout", "connect_timeout", "max_login_fails"), (1, _INT_MAX)),
     **dict.fromkeys(("data_connection_timeout", "idle_session_timeout"), (1, _INT_MAX)),
     "tls_handshake_timeout": (1, 3600),
+    "login_timeout": (1, 3600),
+    # Below /32 one key would stand for a whole regional registry's block.
+    "per_ip_ipv6_prefix": (32, 128),
     "startsecs": (0, 3600),
     "startretries": (0, 1000),
     "stopwaitsecs": (0, 86400),

@@ -155,6 +155,8 @@ def test_empty_instance_file_gets_every_default(tmp_path: Path) -> None:
     )
     assert (config.listen_address, config.listen_port, config.is_ipv6) == ("0.0.0.0", 21, False)
     assert (config.max_clients, config.max_per_ip, config.max_command_length) == (2000, 50, 4096)
+    assert (config.login_timeout, config.per_ip_ipv6_prefix) == (60, 64)
+    assert (config.max_pasv_per_ip, config.max_tls_handshakes_per_ip) == (10, 8)
     assert (config.local_umask, config.anon_umask, config.file_open_mode) == (0o077, 0o077, 0o666)
     assert (config.chroot_local_user, config.local_enable, config.write_enable) == (
         True,
@@ -403,6 +405,19 @@ KEY_PROBLEMS = [
     ("ssl_ciphers = 3", "ssl_ciphers", "expected a string, not 3"),
     ('rsa_cert_file = ""', "rsa_cert_file", "must not be empty"),
     ("tls_handshake_timeout = 0", "tls_handshake_timeout", "0 is out of range 1..3600"),
+    ("login_timeout = 0", "login_timeout", "0 is out of range 1..3600"),
+    ("login_timeout = 3601", "login_timeout", "3601 is out of range 1..3600"),
+    ('login_timeout = "30s"', "login_timeout", 'expected an integer, not "30s"'),
+    ("per_ip_ipv6_prefix = 31", "per_ip_ipv6_prefix", "31 is out of range 32..128"),
+    ("per_ip_ipv6_prefix = 129", "per_ip_ipv6_prefix", "129 is out of range 32..128"),
+    ("max_pasv_per_ip = -1", "max_pasv_per_ip", "-1 is below the minimum of 0"),
+    ("max_pasv_per_ip = true", "max_pasv_per_ip", "expected an integer, not true"),
+    ("max_tls_handshakes_per_ip = -1", "max_tls_handshakes_per_ip", "-1 is below the minimum of 0"),
+    (
+        "max_tls_handshakes_per_ip = 2.5",
+        "max_tls_handshakes_per_ip",
+        "expected an integer, not 2.5",
+    ),
     (
         "ssl_tlsv12 = true",
         "ssl_tlsv12",
@@ -600,6 +615,28 @@ def test_check_paths_reports_problems_of_every_file_at_once(tmp_path: Path) -> N
         ConfigProblem(str(a), "bogus", "unknown key"),
         ConfigProblem(str(b), "hide_ids", 'use true or false, not "YES"'),
     ]
+
+
+def test_check_paths_reports_bad_per_address_limits_of_shared_and_instance_files(
+    tmp_path: Path,
+) -> None:
+    shared = write(tmp_path, "_shared.toml", "max_pasv_per_ip = -3\nper_ip_ipv6_prefix = 8\n")
+    a = write(tmp_path, "a.toml", "login_timeout = 0\nmax_tls_handshakes_per_ip = -1\n")
+    problems = [str(problem) for problem in check_paths([tmp_path]) if problem.key]
+    assert problems == [
+        f"{shared}: max_pasv_per_ip: -3 is below the minimum of 0",
+        f"{shared}: per_ip_ipv6_prefix: 8 is out of range 32..128",
+        f"{a}: login_timeout: 0 is out of range 1..3600",
+        f"{a}: max_tls_handshakes_per_ip: -1 is below the minimum of 0",
+    ]
+
+
+def test_per_address_limits_load_from_shared_and_instance_files(tmp_path: Path) -> None:
+    write(tmp_path, "_shared.toml", "max_pasv_per_ip = 4\nper_ip_ipv6_prefix = 56\n")
+    path = write(tmp_path, "ftp.toml", "login_timeout = 5\nmax_tls_handshakes_per_ip = 0\n")
+    config = load_instance(path)
+    assert (config.max_pasv_per_ip, config.per_ip_ipv6_prefix) == (4, 56)
+    assert (config.login_timeout, config.max_tls_handshakes_per_ip) == (5, 0)
 
 
 def test_check_paths_reports_each_problem_once(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ the connection counters change after start-up.
 
 from __future__ import annotations
 
-import collections
 import logging
 import time
 from collections.abc import Callable
@@ -14,9 +13,11 @@ from collections.abc import Callable
 import attrs
 import trio
 
+from ftpsup.address_slots import AddressSlots
 from ftpsup.config import InstanceConfig
 from ftpsup.logs import XferLog
 from ftpsup.ports import PortAllocator
+from ftpsup.proto.limits import KeyedCounter, RefusalLog, address_key
 from ftpsup.users import UserDirectory
 
 
@@ -32,6 +33,10 @@ def _transfer_limiter() -> trio.CapacityLimiter:
 def _handshake_limiter() -> trio.CapacityLimiter:
     # A handshake holds a thread only while the client is actively handshaking.
     return trio.CapacityLimiter(128)
+
+
+# A client refused again and again gets one log line per this many seconds (per limit).
+REFUSAL_LOG_SECONDS = 60.0
 
 
 def _login_limiter() -> trio.CapacityLimiter:
@@ -52,7 +57,19 @@ class InstanceContext:
     handshake_limiter: trio.CapacityLimiter = attrs.field(factory=_handshake_limiter)
     clock: Callable[[], float] = time.time
     sessions: int = 0
-    sessions_per_ip: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    # Per client address (proto.limits.address_key): sessions, and control-connection TLS
+    # handshakes in progress; max_per_ip and max_tls_handshakes_per_ip are their caps.
+    sessions_per_ip: KeyedCounter = attrs.field(
+        default=attrs.Factory(lambda self: KeyedCounter(self.config.max_per_ip), takes_self=True)
+    )
+    handshakes_per_ip: KeyedCounter = attrs.field(
+        default=attrs.Factory(
+            lambda self: KeyedCounter(self.config.max_tls_handshakes_per_ip), takes_self=True
+        )
+    )
+    # Passive ports per client address, counted across instances in the lease directory.
+    pasv_slots: AddressSlots | None = None
+    refusals: RefusalLog = attrs.field(factory=lambda: RefusalLog(REFUSAL_LOG_SECONDS))
     # Replaced live when the admin reloads; sessions read it when they greet.
     banner: str = ""
     # The address PASV advertises when pasv_address is set: pasv_address itself, or with
@@ -60,3 +77,17 @@ class InstanceContext:
     pasv_host: str = ""
     # The passive-port lease files are on tmpfs: leases are taken on the event loop.
     leases_in_memory: bool = False
+
+    def client_key(self, ip: str) -> str:
+        """The address key a peer is counted under for the per-address limits."""
+        return address_key(ip, ipv6_prefix=self.config.per_ip_ipv6_prefix)
+
+    def log_refusal(self, kind: str, key: str, message: str, *args: object) -> None:
+        """Log a refused connection, handshake or lease, at most once a minute per kind and key."""
+        left_out = self.refusals.should_log(f"{kind} {key}", trio.current_time())
+        if left_out is None:
+            return
+        if left_out:
+            message += " (%d more refused since the last such line)"
+            args = (*args, left_out)
+        self.log.warning(message, *args)

@@ -10,6 +10,10 @@ and its passive lease released, instead of waiting out accept_timeout.
 
 Rules:
 - Input is bounded: a line over max_command_length gets 500 and is discarded.
+- Per-address limits count a client by its address key (proto.limits): an IPv6 client by its
+  per_ip_ipv6_prefix network. Over max_per_ip a connection gets 421 and is closed.
+- A connection not logged in within login_timeout of its accept gets 421 and is closed,
+  whatever it was doing (a TLS handshake, a slow PASS): commands do not restart that clock.
 - Every exit path (QUIT, EOF, timeout, error, instance shutdown) aborts a running transfer and
   releases every data endpoint and lease (Session.cleanup).
 """
@@ -55,6 +59,8 @@ READ_AHEAD_LIMIT = 16 * RECEIVE_SIZE
 # Verbs that change the control stream itself (TLS on or off): bytes behind them belong to
 # the new stream, so nothing is read ahead of them.
 STREAM_VERBS = frozenset({"AUTH", "CCC"})
+# How long a parting 421 may take to go out to a client that does not read.
+REFUSAL_SEND_SECONDS = 5
 
 
 class _Eof:
@@ -198,7 +204,7 @@ async def _command_loop(s: Session) -> None:
         finally:
             s.awaiting_command = False
             s.disarm_idle_timeout()
-        if s.idle_timed_out():
+        if s.timed_out():
             # The deadline fired in the same scheduler pass as the line arrived: the scope
             # stays cancelled, so the command could not run to its end. Time out instead.
             return
@@ -232,26 +238,50 @@ async def serve_control(ctx: InstanceContext, stream: trio.SocketStream) -> None
         await stream.aclose()
         return
     cfg = ctx.config
+    # The login clock starts here, at accept: the TLS handshake counts against it.
+    login_deadline = trio.current_time() + cfg.login_timeout
     log_connect(ctx.log, peer_ip)
     if cfg.max_clients and ctx.sessions >= cfg.max_clients:
         await _refuse(stream, "421 There are too many connected users, please try later.\r\n")
         return
-    if cfg.max_per_ip and ctx.sessions_per_ip[peer_ip] >= cfg.max_per_ip:
+    key = ctx.client_key(peer_ip)
+    # The same string for an IPv4 peer: one object fewer held by every session.
+    key = peer_ip if key == peer_ip else key
+    if not ctx.sessions_per_ip.take(key):
+        ctx.log_refusal(
+            "max_per_ip",
+            key,
+            "connection from %s refused: %d sessions from %s (max_per_ip)",
+            peer_ip,
+            ctx.sessions_per_ip.count(key),
+            key,
+        )
         await _refuse(stream, "421 There are too many connections from your internet address.\r\n")
         return
     ctx.sessions += 1
-    ctx.sessions_per_ip[peer_ip] += 1
-    s = Session(ctx=ctx, stream=stream, peer_ip=peer_ip, local_ip=local_ip, family=sock.family)
+    s = Session(
+        ctx=ctx,
+        stream=stream,
+        peer_ip=peer_ip,
+        local_ip=local_ip,
+        family=sock.family,
+        client_key=key,
+        login_deadline=login_deadline,
+    )
     try:
         async with trio.open_nursery() as nursery:
             s.nursery = nursery
+            # The login clock runs from here, through an implicit TLS handshake.
+            s.disarm_idle_timeout()
             try:
                 await _command_loop(s)
             finally:
                 if s.transfer is not None:
                     s.transfer.abort()
-        if s.idle_timed_out():
-            # Only the idle timeout cancels the session's own scope (Session.arm_idle_timeout).
+        # Only the idle and login clocks cancel the session's own scope (session.py).
+        if s.timed_out() and s.login_timed_out():
+            await _login_timed_out(s)
+        elif s.timed_out():
             s.log.info("idle session from %s timed out", s.peer_ip)
             await s.reply(421, "Timeout.")
     except Exception:
@@ -259,16 +289,26 @@ async def serve_control(ctx: InstanceContext, stream: trio.SocketStream) -> None
     finally:
         s.cleanup()
         ctx.sessions -= 1
-        ctx.sessions_per_ip[peer_ip] -= 1
-        if not ctx.sessions_per_ip[peer_ip]:
-            del ctx.sessions_per_ip[peer_ip]
+        ctx.sessions_per_ip.release(key)
         with trio.CancelScope(shield=True), trio.move_on_after(1):
             # AUTH TLS may have replaced the stream: close the one in use.
             await s.stream.aclose()
 
 
+async def _login_timed_out(s: Session) -> None:
+    seconds = s.ctx.config.login_timeout
+    s.log.info("no login from %s within login_timeout (%d s); closing", s.peer_ip, seconds)
+    if s.tls_handshaking:
+        # The client is speaking TLS and waits for handshake records: a reply in clear
+        # text would only be read as a broken handshake.
+        return
+    # A client that does not read must not keep the slot for the send timeout.
+    with trio.move_on_after(REFUSAL_SEND_SECONDS):
+        await s.reply(421, f"Login timeout ({seconds} seconds): closing control connection.")
+
+
 async def _refuse(stream: trio.SocketStream, text: str) -> None:
-    with trio.move_on_after(5):
+    with trio.move_on_after(REFUSAL_SEND_SECONDS):
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await stream.send_all(text.encode())
     await stream.aclose()

@@ -19,6 +19,7 @@ import socket
 import attrs
 import trio
 
+from ftpsup.address_slots import AddressSlot, AddressSlots
 from ftpsup.ports import PortAllocator, PortLease
 from ftpsup.proto.addresses import normalize_ip
 
@@ -32,6 +33,8 @@ class PassiveEndpoint:
 
     sock: trio.socket.SocketType
     lease: PortLease
+    # The client address's share of the range (max_pasv_per_ip), held as long as the lease.
+    slot: AddressSlot | None = None
 
     @property
     def port(self) -> int:
@@ -40,6 +43,8 @@ class PassiveEndpoint:
     def close(self) -> None:
         self.sock.close()
         self.lease.release()
+        if self.slot is not None:
+            self.slot.release()
 
 
 def _listening_socket(family: int, host: str, port: int) -> socket.socket:
@@ -70,6 +75,22 @@ async def _lease(
     return await trio.to_thread.run_sync(allocator.lease_excluding, busy, limiter=limiter)
 
 
+class OverAddressLimit:
+    """PASV/EPSV refused: the client address holds max_pasv_per_ip passive ports already."""
+
+
+OVER_ADDRESS_LIMIT = OverAddressLimit()
+
+
+async def _take_slot(
+    slots: AddressSlots, key: str, limit: int, limiter: trio.CapacityLimiter, *, inline: bool
+) -> AddressSlot | None:
+    if inline:
+        # On tmpfs, as for the port leases: no disk to wait for.
+        return slots.take(key, limit)
+    return await trio.to_thread.run_sync(slots.take, key, limit, limiter=limiter)
+
+
 async def open_passive(
     allocator: PortAllocator,
     family: int,
@@ -77,6 +98,46 @@ async def open_passive(
     limiter: trio.CapacityLimiter,
     *,
     inline_leases: bool = False,
+    address_slots: AddressSlots | None = None,
+    address_key: str = "",
+    max_per_address: int = 0,
+) -> PassiveEndpoint | OverAddressLimit | None:
+    """Lease a port and listen on it at `local_ip`.
+
+    With `address_slots`, the client's address key `address_key` must also get one of its
+    `max_per_address` slots, held as long as the port (max_pasv_per_ip, across instances).
+
+    Returns:
+        The endpoint; OVER_ADDRESS_LIMIT when the client address holds its share already;
+        None when the range is exhausted.
+    """
+    slot = None
+    if address_slots is not None:
+        slot = await _take_slot(
+            address_slots, address_key, max_per_address, limiter, inline=inline_leases
+        )
+        if slot is None:
+            return OVER_ADDRESS_LIMIT
+    endpoint = None
+    try:
+        endpoint = await _listen_on_leased_port(
+            allocator, family, local_ip, limiter, inline=inline_leases
+        )
+    finally:
+        if slot is not None and endpoint is None:
+            slot.release()
+    if endpoint is not None:
+        endpoint.slot = slot
+    return endpoint
+
+
+async def _listen_on_leased_port(
+    allocator: PortAllocator,
+    family: int,
+    local_ip: str,
+    limiter: trio.CapacityLimiter,
+    *,
+    inline: bool,
 ) -> PassiveEndpoint | None:
     """Lease a port and listen on it at `local_ip`; None when the range is exhausted.
 
@@ -86,7 +147,7 @@ async def open_passive(
     """
     busy: set[int] = set()
     for _ in range(MAX_BIND_ATTEMPTS):
-        lease = await _lease(allocator, busy, limiter, inline=inline_leases)
+        lease = await _lease(allocator, busy, limiter, inline=inline)
         if lease is None:
             return None
         try:

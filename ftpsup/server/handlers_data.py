@@ -25,6 +25,7 @@ from ftpsup.proto import addresses, paths
 from ftpsup.proto.numbers import parse_uint
 from ftpsup.proto.replies import epsv_reply, pasv_reply
 from ftpsup.server import listings
+from ftpsup.server.data import OverAddressLimit
 from ftpsup.server.handlers_files import resolve_or_reply
 from ftpsup.server.handlers_tls import data_tls_refusal
 from ftpsup.server.session import Handler, Session, TransferState, os_error_reply
@@ -77,6 +78,19 @@ async def _enter_passive(s: Session) -> int | None:
         # the client may try again later, as with a full range (RFC 959: 425).
         s.log.warning("cannot open a passive port for %s: %s", s.peer_ip, exc.strerror or exc)
         await s.reply(425, "Cannot open a passive data connection now; try again later.")
+        return None
+    if isinstance(endpoint, OverAddressLimit):
+        limit = s.ctx.config.max_pasv_per_ip
+        s.ctx.log_refusal(
+            "max_pasv_per_ip",
+            s.client_key,
+            "passive port for %s refused: %s holds %d passive ports (max_pasv_per_ip)",
+            s.peer_ip,
+            s.client_key,
+            limit,
+        )
+        # No number in the text: a 425 must never look like it names a port.
+        await s.reply(425, "Too many passive ports held from your address; try again later.")
         return None
     if endpoint is None:
         s.log.warning("passive range exhausted for %s", s.peer_ip)

@@ -130,6 +130,7 @@ async def _logged_in(
     s.user_may_write = may_write
     s.umask = umask
     s.cwd = "/"
+    s.stop_login_clock()
     log_login(s.log, name, s.peer_ip, ok=True)
     await s.reply(230, "Login successful.")
 
@@ -143,6 +144,7 @@ async def cmd_rein(s: Session, arg: str) -> None:
     await s.wait_transfer()
     s.close_data_endpoints()
     s.logout()
+    s.restart_login_clock()
     s.ascii, s.rest, s.rename_from, s.epsv_all = False, 0, None, False
     # The control connection stays protected; its data protection starts over.
     s.pbsz_set = s.prot_private = False

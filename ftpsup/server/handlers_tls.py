@@ -19,7 +19,7 @@ import trio
 from ftpsup.proto.lines import LineBuffer
 from ftpsup.proto.replies import Reply, reply
 from ftpsup.server.session import Handler, Session
-from ftpsup.server.tls import SslSocketStream, stop_issuing_tickets
+from ftpsup.server.tls import HandshakeRefused, SslSocketStream, stop_issuing_tickets
 from ftpsup.tls_config import TlsSetupError, make_context
 
 AUTH_MECHANISMS = frozenset({"TLS", "SSL", "TLS-C", "TLS-P"})
@@ -28,6 +28,9 @@ AUTH_MECHANISMS = frozenset({"TLS", "SSL", "TLS-C", "TLS-P"})
 async def start_tls(s: Session, *, implicit: bool) -> bool:
     """Make the control connection TLS. False when it failed (the session is then closing)."""
     cfg = s.ctx.config
+    # Whether the client now expects TLS records: then nothing is ever sent in clear text.
+    # Left set when the login timeout cancels the handshake (control.py reads it).
+    s.tls_handshaking = implicit
     try:
         ctx = await trio.to_thread.run_sync(make_context, cfg, limiter=s.ctx.fs_limiter)
     except TlsSetupError as exc:
@@ -43,17 +46,33 @@ async def start_tls(s: Session, *, implicit: bool) -> bool:
     if not isinstance(plain, trio.SocketStream):
         s.closing = True
         return False
+    s.tls_handshaking = True
     try:
         s.stream = await SslSocketStream.wrap_server(
             plain,
             ctx,
             handshake_seconds=cfg.tls_handshake_timeout,
             limiter=s.ctx.handshake_limiter,
+            per_address=s.ctx.handshakes_per_ip,
+            address_key=s.client_key,
         )
+    except HandshakeRefused:
+        s.ctx.log_refusal(
+            "max_tls_handshakes_per_ip",
+            s.client_key,
+            "TLS handshake with %s refused: %d handshakes from %s in progress"
+            " (max_tls_handshakes_per_ip)",
+            s.peer_ip,
+            s.ctx.handshakes_per_ip.count(s.client_key),
+            s.client_key,
+        )
+        s.closing = True
+        return False
     except (ssl.SSLError, OSError, TimeoutError, ValueError) as exc:
         s.log.warning("TLS handshake with %s failed: %s", s.peer_ip, exc)
         s.closing = True
         return False
+    s.tls_handshaking = False
     stop_issuing_tickets(ctx)
     s.tls_context = ctx
     # RFC 4217 §4: the reply to AUTH is the last plain-text exchange; anything queued behind

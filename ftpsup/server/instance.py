@@ -25,6 +25,7 @@ import socket
 import trio
 
 from ftpsup.accounts import Account
+from ftpsup.address_slots import AddressSlots
 from ftpsup.config import InstanceConfig
 from ftpsup.logs import XferLog, reopen_logs, setup_instance_logging, shutdown_logging
 from ftpsup.ports import PortAllocator
@@ -136,6 +137,7 @@ def make_context(config: InstanceConfig, *, pasv_host: str = "") -> InstanceCont
         log=log,
         xferlog=xferlog,
         pasv_host=pasv_host or config.pasv_address,
+        pasv_slots=AddressSlots(config.state_dir / "ports"),
     )
     ctx.leases_in_memory = ctx.ports.in_memory()
     return ctx

@@ -28,7 +28,13 @@ from ftpsup.proto import paths
 from ftpsup.proto.lines import LineBuffer
 from ftpsup.proto.replies import Reply, reply
 from ftpsup.server.context import InstanceContext
-from ftpsup.server.data import PassiveEndpoint, accept_data, connect_data, open_passive
+from ftpsup.server.data import (
+    OverAddressLimit,
+    PassiveEndpoint,
+    accept_data,
+    connect_data,
+    open_passive,
+)
 from ftpsup.server.fs import JailedFs
 from ftpsup.server.transfer import Progress
 
@@ -98,6 +104,10 @@ class Session:
     peer_ip: str
     local_ip: str
     family: int
+    # What the per-address limits count this client under (InstanceContext.client_key).
+    client_key: str = ""
+    # login_timeout after accept, until a login stops the clock (inf from then on).
+    login_deadline: float = math.inf
     send_lock: trio.Lock = attrs.field(factory=trio.Lock)
     nursery: trio.Nursery | None = None
     awaiting_command: bool = False
@@ -124,6 +134,7 @@ class Session:
     lines: LineBuffer = attrs.field(factory=LineBuffer)
     # TLS (RFC 4217): the control connection's own context, which its data connections use.
     tls_context: ssl.SSLContext | None = None
+    tls_handshaking: bool = False
     pbsz_set: bool = False
     prot_private: bool = False
 
@@ -245,16 +256,23 @@ class Session:
             self.passive = None
         self.active_target = None
 
-    async def open_passive_endpoint(self) -> PassiveEndpoint | None:
+    async def open_passive_endpoint(self) -> PassiveEndpoint | OverAddressLimit | None:
+        """Lease a passive port and listen on it (see data.open_passive for the outcomes)."""
         self.close_data_endpoints()
-        self.passive = await open_passive(
+        cap = self.ctx.config.max_pasv_per_ip
+        opened = await open_passive(
             self.ctx.ports,
             self.family,
             self.local_ip,
             self.ctx.fs_limiter,
             inline_leases=self.ctx.leases_in_memory,
+            address_slots=self.ctx.pasv_slots if cap else None,
+            address_key=self.client_key,
+            max_per_address=cap,
         )
-        return self.passive
+        if isinstance(opened, PassiveEndpoint):
+            self.passive = opened
+        return opened
 
     def has_data_endpoint(self) -> bool:
         return self.passive is not None or self.active_target is not None
@@ -280,25 +298,45 @@ class Session:
             log=self.log,
         )
 
-    # -- idle timeout -------------------------------------------------------------------
-    # The wait for a command runs under the deadline of the session nursery's own scope
-    # rather than a cancel scope per line: one scope fewer held by every idle session.
-    # Expiry cancels the nursery, which holds no transfer then, and control.py answers 421.
+    # -- idle and login timeouts --------------------------------------------------------
+    # Both run on the deadline of the session nursery's own scope rather than on cancel
+    # scopes of their own: a scope is ~0.9 KB, held by every idle session. Before login the
+    # deadline is never later than login_deadline, also while a command runs (AUTH TLS, PASS)
+    # and during an implicit TLS handshake. Expiry cancels the nursery, which holds no
+    # transfer then, and control.py answers 421.
 
     def arm_idle_timeout(self) -> None:
         """Start the idle clock, unless a transfer is running (it restarts when that ends)."""
         assert self.nursery is not None
         idle = self.ctx.config.idle_session_timeout
         busy = self.transfer is not None
-        self.nursery.cancel_scope.deadline = math.inf if busy else trio.current_time() + idle
+        deadline = math.inf if busy else trio.current_time() + idle
+        self.nursery.cancel_scope.deadline = min(deadline, self.login_deadline)
 
     def disarm_idle_timeout(self) -> None:
+        """While a command runs: no idle clock, only the login clock (if still running)."""
         assert self.nursery is not None
-        self.nursery.cancel_scope.deadline = math.inf
+        self.nursery.cancel_scope.deadline = self.login_deadline
 
-    def idle_timed_out(self) -> bool:
-        """Whether the idle deadline has fired (a fired scope stays cancelled)."""
+    def timed_out(self) -> bool:
+        """Whether the idle or login deadline has fired (a fired scope stays cancelled)."""
         return self.nursery is not None and self.nursery.cancel_scope.cancel_called
+
+    def login_timed_out(self) -> bool:
+        """Whether the deadline that fired was login_timeout's (ProFTPD's TimeoutLogin)."""
+        return not self.logged_in and trio.current_time() >= self.login_deadline
+
+    def stop_login_clock(self) -> None:
+        """At login; called while the login command runs (the idle clock is disarmed)."""
+        self.login_deadline = math.inf
+        if self.nursery is not None:
+            self.nursery.cancel_scope.deadline = math.inf
+
+    def restart_login_clock(self) -> None:
+        """After REIN the connection is not logged in again, and gets a fresh login_timeout."""
+        self.login_deadline = trio.current_time() + self.ctx.config.login_timeout
+        if self.nursery is not None:
+            self.nursery.cancel_scope.deadline = self.login_deadline
 
     # -- transfers ----------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ import ssl
 
 import trio
 
+from ftpsup.proto.limits import KeyedCounter
 from ftpsup.server.tls_data import TlsDataConnection
 
 RECEIVE_MAX = 65536
@@ -66,10 +67,23 @@ class SslSocketStream(trio.abc.Stream):
         *,
         handshake_seconds: float,
         limiter: trio.CapacityLimiter,
+        per_address: KeyedCounter | None = None,
+        address_key: str = "",
     ) -> SslSocketStream:
         """Take over a connected plain stream and complete the server handshake in a thread.
 
+        Args:
+            stream: the plain connection; it is taken over (and closed on failure).
+            ctx: this connection's TLS context.
+            handshake_seconds: how long the client may take to start, and then to finish.
+            limiter: the instance's handshake threads.
+            per_address: handshakes in progress per client address, with their cap; one is
+                counted from the client's first handshake bytes to the handshake's end.
+            address_key: this client's key in `per_address`.
+
         Raises:
+            HandshakeRefused: the client address has its cap of handshakes in progress; the
+                socket is closed without a word.
             ssl.SSLError, OSError, TimeoutError: the handshake failed; the socket is closed.
         """
         # A client that connects and says nothing waits here, on the event loop, and costs
@@ -79,6 +93,24 @@ class SslSocketStream(trio.abc.Stream):
         if waiting.cancelled_caught:
             await stream.aclose()
             raise TimeoutError("no TLS handshake within tls_handshake_timeout")
+        # Counted only once the client talks: a silent connection holds no thread, and one
+        # address must not take every thread of `limiter` with handshakes it never finishes.
+        if per_address is not None and not per_address.take(address_key):
+            await stream.aclose()
+            raise HandshakeRefused(address_key)
+        try:
+            return cls(await cls._handshake(stream, ctx, handshake_seconds, limiter))
+        finally:
+            if per_address is not None:
+                per_address.release(address_key)
+
+    @staticmethod
+    async def _handshake(
+        stream: trio.SocketStream,
+        ctx: ssl.SSLContext,
+        handshake_seconds: float,
+        limiter: trio.CapacityLimiter,
+    ) -> ssl.SSLSocket:
         plain = _detach(stream)
         tls = ctx.wrap_socket(plain, server_side=True, do_handshake_on_connect=False)
         try:
@@ -88,7 +120,7 @@ class SslSocketStream(trio.abc.Stream):
         except BaseException:
             tls.close()
             raise
-        return cls(tls)
+        return tls
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         size = max_bytes or RECEIVE_MAX
@@ -183,6 +215,10 @@ def data_handshake(
     if require_reuse and not tls.session_reused:
         raise SessionNotReused
     return tls
+
+
+class HandshakeRefused(Exception):
+    """A control-connection handshake over max_tls_handshakes_per_ip; the socket is closed."""
 
 
 class SessionNotReused(Exception):

@@ -1,0 +1,156 @@
+"""The login clock of serve_control under trio's MockClock: time moves only when told to.
+
+A real loopback connection carries the commands; the clock is frozen (rate 0), so nothing
+times out while the test reads and writes, and `jump` puts the session just before or just
+past its deadline.
+"""
+
+from __future__ import annotations
+
+import select
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+from ftpsup.config import InstanceConfig
+from ftpsup.logs import shutdown_logging
+from ftpsup.server.context import InstanceContext
+from ftpsup.server.control import serve_control
+from ftpsup.server.instance import make_context
+
+LOGIN_TIMEOUT = 30
+IDLE_TIMEOUT = 300
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Iterator[InstanceContext]:
+    (tmp_path / "anon").mkdir()
+    config = InstanceConfig(
+        name="clock",
+        source=tmp_path / "clock.toml",
+        config_dir=tmp_path,
+        state_dir=tmp_path / "run",
+        log_dir=tmp_path / "log",
+        anonymous_enable=True,
+        anon_root=tmp_path / "anon",
+        login_timeout=LOGIN_TIMEOUT,
+        idle_session_timeout=IDLE_TIMEOUT,
+    )
+    yield make_context(config)
+    shutdown_logging()
+
+
+@attrs.define
+class Client:
+    stream: trio.SocketStream
+    buffer: bytes = b""
+
+    async def line(self) -> str:
+        """The next reply line; the caller knows one is due (the clock is frozen: no timeout)."""
+        while b"\r\n" not in self.buffer:
+            data = await self.stream.receive_some(4096)
+            if not data:
+                raise EOFError
+            self.buffer += data
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line.decode()
+
+    async def command(self, text: str) -> str:
+        await self.stream.send_all(text.encode() + b"\r\n")
+        return await self.line()
+
+    def has_news(self) -> bool:
+        """Whether the server sent or closed anything (checked without waiting)."""
+        readable, _, _ = select.select([self.stream.socket.fileno()], [], [], 0)
+        return bool(self.buffer) or bool(readable)
+
+    async def news(self) -> str:
+        """A line the server has sent already, or AssertionError (never a wait)."""
+        assert self.has_news(), "the server has sent nothing"
+        return await self.line()
+
+    async def closed(self) -> bool:
+        """Whether the server has closed the connection already (never a wait)."""
+        return self.has_news() and await self.stream.receive_some(4096) == b""
+
+
+@pytest.fixture
+async def client(ctx: InstanceContext) -> AsyncIterator[Client]:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    async with trio.open_nursery() as nursery:
+        port = listeners[0].socket.getsockname()[1]
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        nursery.start_soon(serve_control, ctx, await listeners[0].accept())
+        c = Client(stream)
+        assert (await c.line()).startswith("220")
+        yield c
+        await stream.aclose()
+    for listener in listeners:
+        await listener.aclose()
+
+
+async def settle() -> None:
+    """Wait until the server waits too: its clocks are armed, its replies sent."""
+    await trio.testing.wait_all_tasks_blocked()
+
+
+async def test_a_connection_without_login_is_cut_at_the_deadline_not_before(
+    client: Client, mock_clock: trio.testing.MockClock
+) -> None:
+    assert await client.command("USER anonymous") == "331 Please specify the password."
+    await settle()
+    mock_clock.jump(LOGIN_TIMEOUT - 0.5)
+    await settle()
+    assert not client.has_news()
+    assert (await client.command("NOOP")).startswith("200"), "commands do not restart it"
+    await settle()
+    mock_clock.jump(1)
+    await settle()
+    assert await client.news() == (
+        f"421 Login timeout ({LOGIN_TIMEOUT} seconds): closing control connection."
+    )
+    assert await client.closed()
+
+
+async def test_a_login_stops_the_clock(client: Client, mock_clock: trio.testing.MockClock) -> None:
+    assert (await client.command("USER anonymous")).startswith("331")
+    assert (await client.command("PASS guest@")).startswith("230")
+    await settle()
+    mock_clock.jump(IDLE_TIMEOUT - 1)
+    await settle()
+    assert not client.has_news()
+    assert (await client.command("NOOP")).startswith("200")
+
+
+async def test_rein_restarts_the_clock_from_the_rein(
+    client: Client, mock_clock: trio.testing.MockClock
+) -> None:
+    assert (await client.command("USER anonymous")).startswith("331")
+    assert (await client.command("PASS guest@")).startswith("230")
+    await settle()
+    mock_clock.jump(LOGIN_TIMEOUT * 3)
+    assert (await client.command("REIN")).startswith("220")
+    await settle()
+    mock_clock.jump(LOGIN_TIMEOUT - 1)
+    await settle()
+    assert not client.has_news()
+    await settle()
+    mock_clock.jump(2)
+    await settle()
+    assert (await client.news()).startswith("421 Login timeout")
+    assert await client.closed()
+
+
+async def test_the_idle_timeout_still_applies_once_logged_in(
+    client: Client, mock_clock: trio.testing.MockClock
+) -> None:
+    assert (await client.command("USER anonymous")).startswith("331")
+    assert (await client.command("PASS guest@")).startswith("230")
+    await settle()
+    mock_clock.jump(IDLE_TIMEOUT + 1)
+    await settle()
+    assert await client.news() == "421 Timeout."
