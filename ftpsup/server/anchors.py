@@ -18,8 +18,9 @@ not follow, and the instance goes on from that descriptor:
 The account still needs what vsftpd's would: read permission on the files it reads, write
 permission on the directories it writes in, and search (x) permission on each anchored
 directory itself (`ftpsup setup` grants that for the store's and the key's directories;
-`accounts.reach_problems` checks exactly this). A path the account can follow by name is left
-as it is, so a system install (/etc/ftpsup, /run/ftpsup) logs its ordinary paths.
+`accounts.reach_problems` checks exactly this). A directory whose parents the account can pass
+by name is left as it is, so a system install (/etc/ftpsup, /run/ftpsup) logs its ordinary
+paths.
 
 The descriptors stay open for the life of the process: renaming an anchored directory does
 not move the instance with it (a restart does).
@@ -70,8 +71,10 @@ def anchor(config: InstanceConfig, account: Account) -> Anchored:
 
     changes: dict[str, Any] = {}
     store_dir_fd = None
-    for key, path, directory, is_file in reached_after_drop(config):
-        if blocked_for(path, account, need=0o4 if is_file else 0o3) is None:
+    for key, path, directory, _is_file in reached_after_drop(config):
+        # Only the directories above it matter: the kernel still checks the directory itself
+        # and what is under it, fd or not.
+        if blocked_for(directory.parent, account, need=0o1) is None:
             continue
         if not directory.is_dir():
             continue  # nothing to open; reach_problems has reported it
