@@ -57,10 +57,13 @@ def copy_shipped_config(etc: Path, *, nopriv_user: str | None = None) -> int:
     return port
 
 
-def ftpsup(etc: Path, *args: str, stdin: str = "", cwd: Path) -> subprocess.CompletedProcess[str]:
+def ftpsup(
+    etc: Path, *args: str, stdin: str = "", cwd: Path, umask: int = 0o022
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ftpsup", "--config-dir", str(etc), *args],
         input=stdin,
+        preexec_fn=lambda: os.umask(umask),
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -119,7 +122,10 @@ def test_quick_start_as_root_from_a_checkout_in_a_closed_directory() -> None:
             )
             assert add.returncode == 0, add.stderr
             assert (home.stat().st_uid, home.stat().st_gid) == (account.pw_uid, account.pw_gid)
-            assert ftpsup(etc, "cert", cwd=checkout).returncode == 0
+            # An admin's strict umask makes var/tls 0700: cert lets the account search it.
+            assert ftpsup(etc, "cert", cwd=checkout, umask=0o077).returncode == 0
+            tls = checkout / "var" / "tls"
+            assert (tls.stat().st_mode & 0o777, tls.stat().st_gid) == (0o710, account.pw_gid)
             start = ftpsup(etc, "start", "all", cwd=checkout)
             assert start.returncode == 0, start.stdout + start.stderr
             pids = instance_pids(etc, checkout)
