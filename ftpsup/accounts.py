@@ -9,9 +9,13 @@ the instance simply stays that user (only root can switch).
 
 After the drop the instance still re-reads the user store (on change), reads the TLS
 certificate and key (for every new TLS session), writes passive-port lease files in
-`<state_dir>/ports`, and reopens its log files (logrotate). `prepare_paths`, run as root before
-each start, hands the lease and log directories to the account and reports anything else the
-account could not reach, so a problem shows at start, not at the first login.
+`<state_dir>/ports`, and reopens its log files (logrotate). Each of those is reached from its
+own directory on: a directory the account could not reach by name (a checkout in /root, mode
+0700) is opened as root before the drop, and the instance goes on from that descriptor
+(ftpsup/server/anchors.py). So only the directory itself and what is under it must let the
+account in, never the directories above it. `prepare_paths`, run as root before each start,
+hands the lease and log directories to the account and reports anything else the account
+could not reach, so a problem shows at start, not at the first login.
 
 Rules:
 1. A missing account, or one with uid 0, is a problem that stops the start; the message says
@@ -74,14 +78,22 @@ def _bits_for(st: os.stat_result, account: Account) -> int:
     return (st.st_mode >> shift) & 0o7
 
 
-def blocked_for(path: Path, account: Account, *, need: int) -> Path | None:
+def blocked_for(
+    path: Path, account: Account, *, need: int, below: Path | None = None
+) -> Path | None:
     """The first component of `path` that `account` cannot pass, or None.
 
     Every directory on the way needs search (x) permission; `path` itself needs `need`
-    (an rwx mask: 0o4 read, 0o3 write and search...). A missing path is not blocked.
+    (an rwx mask: 0o4 read, 0o3 write and search...). A missing path is not blocked. With
+    `below`, a directory the instance opens before the drop, the walk starts there: the
+    directories above it are never passed by name.
     """
     target = Path(os.path.abspath(path))
-    for step in [*reversed(target.parents), target]:
+    steps = [*reversed(target.parents), target]
+    if below is not None:
+        top = Path(os.path.abspath(below))
+        steps = [step for step in steps if step == top or top in step.parents]
+    for step in steps:
         try:
             st = step.stat()
         except FileNotFoundError:
@@ -142,30 +154,53 @@ def prepare_paths(config: InstanceConfig, account: Account | None) -> list[str]:
     return problems + reach_problems(config, account)
 
 
-def reach_problems(config: InstanceConfig, account: Account) -> list[str]:
-    """What `account` could not reach after the drop, as "key: problem" lines."""
-    needs: list[tuple[str, Path, int]] = [
-        ("state_dir", config.state_dir / "ports", 0o3),
-        ("user_db_file", config.user_db_file, 0o4),
+def reached_after_drop(config: InstanceConfig) -> list[tuple[str, Path, Path, bool]]:
+    """What the instance uses after the drop: (key, path, anchor directory, read-only file).
+
+    A read-only file is read (the store, the certificate and key); anything else is a directory
+    the instance writes in (the leases, the logs).
+    """
+    used = [
+        ("state_dir", config.state_dir / "ports", config.state_dir, False),
+        ("user_db_file", config.user_db_file, config.user_db_file.parent, True),
     ]
-    needs += [(key, file.parent, 0o3) for key, file in _log_files(config)]
+    used += [(key, file.parent, file.parent, False) for key, file in _log_files(config)]
     if config.ssl_enable:
         # Read for every new TLS session, so a renewed certificate needs no restart.
-        needs += [
-            ("rsa_cert_file", config.rsa_cert_file, 0o4),
-            ("rsa_private_key_file", config.rsa_private_key_file, 0o4),
-        ]
+        for key, file in (
+            ("rsa_cert_file", config.rsa_cert_file),
+            ("rsa_private_key_file", config.rsa_private_key_file),
+            ("ca_certs_file", config.ca_certs_file),
+        ):
+            if file is not None and (
+                key != "ca_certs_file" or config.validate_cert or config.require_cert
+            ):
+                used.append((key, file, file.parent, True))
+    return used
+
+
+def reach_problems(config: InstanceConfig, account: Account) -> list[str]:
+    """What `account` could not reach after the drop, as "key: problem" lines.
+
+    Each path is checked from the directory the instance opens before the drop (its anchor,
+    ftpsup/server/anchors.py) on: the file's own directory, or state_dir for the leases.
+    """
+    needs = [
+        (key, path, 0o4 if is_file else 0o3, anchor)
+        for key, path, anchor, is_file in reached_after_drop(config)
+    ]
     problems = []
-    for key, path, need in needs:
+    for key, path, need, anchor in needs:
         try:
-            blocked = blocked_for(path, account, need=need)
+            blocked = blocked_for(path, account, need=need, below=anchor)
         except OSError as exc:
             problems.append(f"{key}: cannot check {path}: {exc.strerror}")
             continue
         if blocked is None:
             continue
         what = "read" if need == 0o4 else "write to"
-        fix = "run `ftpsup setup`" if blocked == path and need == 0o4 else "move it"
+        # setup shares a file the instance reads, and lets the account search its directory.
+        fix = "run `ftpsup setup`" if need == 0o4 and blocked in (path, anchor) else "move it"
         problems.append(
             f"{key}: nopriv_user {account.name} cannot {what} {path} (no access to "
             f"{blocked}): {fix}, or see docs/supervisor.md"
@@ -200,4 +235,18 @@ def grant_read(path: Path, account: Account) -> bool:
         return False
     os.chown(path, -1, account.gid)
     os.chmod(path, mode)
+    return True
+
+
+def grant_search(directory: Path, account: Account) -> bool:
+    """Let `account`'s group search `directory` (g+x, group the account's, owner kept).
+
+    Search only, not listing: the instance opens the files it knows by name. Returns whether
+    anything changed (nothing when the account can already search it).
+    """
+    st = directory.stat()
+    if _bits_for(st, account) & 0o1:
+        return False
+    os.chown(directory, -1, account.gid)
+    os.chmod(directory, (st.st_mode & 0o7707) | 0o010)
     return True

@@ -37,7 +37,7 @@ def _print_problems(error: ConfigError) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import trio
 
-    from ftpsup.server import privileges
+    from ftpsup.server import anchors, privileges
     from ftpsup.server.instance import preflight, serve_instance
     from ftpsup.server.listen import ListenError, adopt_listener, bind_listener
 
@@ -65,7 +65,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ListenError as exc:
         print(f"ftpsup: {config.source}: {exc}", file=sys.stderr)
         return 1
+    store_dir_fd = None
     if account is not None:
+        try:
+            # What lies behind a directory the account cannot pass (a checkout in /root).
+            anchored = anchors.anchor(config, account)
+        except OSError as exc:
+            print(f"ftpsup: {config.source}: nopriv_user: {exc}", file=sys.stderr)
+            return 1
+        config, store_dir_fd = anchored.config, anchored.store_dir_fd
         # Before any thread exists: capabilities and no_new_privs belong to each thread.
         privileges.preload()
         os.chdir("/")  # every configured path is absolute; keep no directory of the admin's
@@ -82,6 +90,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         pasv_host=pasv_host,
         status_fd=args.status_fd,
         account=account,
+        store_dir_fd=store_dir_fd,
     )
     with contextlib.suppress(KeyboardInterrupt):
         trio.run(serve)

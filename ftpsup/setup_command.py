@@ -9,7 +9,11 @@ configuration directory names (run_as_root instances need none):
    shell (`useradd --system --user-group`), created when missing;
 2. the user store exists (an empty one is written when missing) and, like the certificate and
    the key when they exist, is readable by the account's group and nobody else (0640, owner
-   kept); `ftpsup user` keeps that mode when it rewrites the store;
+   kept); `ftpsup user` keeps that mode when it rewrites the store. The directory each of
+   those files is in gets group search (g+x, group the account's) when the account lacks it,
+   and nothing more: the directories above it are never touched, since the instance opens
+   that directory before the drop (ftpsup/server/anchors.py), so a configuration directory
+   in /root (mode 0700) stays where it is and /root stays closed;
 3. a read-write user's home that is empty and belongs to root (as `ftpsup user add` makes it)
    is given to the account; any other home, file or directory the account cannot use is
    reported, never changed.
@@ -113,6 +117,10 @@ def _set_up(name: str, configs: list[InstanceConfig]) -> list[str]:
             _say(f"wrote an empty user store {path}")
         if path.exists() and accounts.grant_read(path, account):
             _say(f"{path} is now readable by group {account.name} (mode 0640)")
+        # The instance opens this directory before the drop and the file from it after
+        # (ftpsup/server/anchors.py): the directory itself must let the account search it.
+        if path.exists() and accounts.grant_search(path.parent, account):
+            _say(f"{path.parent} is now searchable by group {account.name} (g+x)")
     for store in dict.fromkeys(c.user_db_file for c in configs):
         problems += _hand_over_homes(store, account)
     for config in configs:

@@ -11,7 +11,7 @@ import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
-from ftpsup.accounts import grant_read, shared_account
+from ftpsup.accounts import grant_read, grant_search, shared_account
 from ftpsup.certs import EXPIRY_WARNING_DAYS, host_names, write_self_signed
 from ftpsup.config import SHARED_FILE, InstanceConfig, instance_paths, load_instance
 from ftpsup.errors import ConfigError, ConfigProblem
@@ -74,6 +74,8 @@ def cmd_cert(args: argparse.Namespace, config_dir: Path) -> int:
             # Read by the instances after they drop root, for every new TLS session.
             for path in (cert_file, key_file):
                 grant_read(path, account)
+                # Opened before the drop and searched after it (ftpsup/server/anchors.py).
+                grant_search(path.parent, account)
         print(f"ftpsup: wrote {cert_file} and {key_file} for {', '.join(names)}", file=sys.stderr)
     return 0
 

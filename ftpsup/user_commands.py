@@ -7,7 +7,8 @@ Rules:
   standard input. It is never echoed, logged or listed; `user list` never shows a hash.
 - The store path is `args.user_db` when given, else `args.default_user_db`, which the main CLI
   resolves from the configuration directory.
-- `user add` creates a missing home directory (mode 0755), as `useradd -m` does; run as root,
+- `user add` creates a missing home directory (mode 0755, and 0755 for each missing parent,
+  whatever the umask, so the instances' account can pass them), as `useradd -m` does; run as root,
   it belongs to the instances' account (`args.instance_account`), which serves the user's files.
 """
 
@@ -105,9 +106,13 @@ def _read_password(from_stdin: bool) -> str:
 def _make_home(home: Path, owner: Account | None) -> None:
     if home.is_dir():
         return
+    # Missing parents too are made 0755 whatever the umask (as `install -d`): the instances'
+    # account passes them to reach the home, e.g. /srv/ftpsup for /srv/ftpsup/demo.
+    missing = [home, *(p for p in home.parents if not p.exists())]
     home.mkdir(parents=True, exist_ok=True)
     # mkdir's mode is filtered by the umask; the home must end up exactly 0755.
-    os.chmod(home, 0o755)
+    for directory in missing:
+        os.chmod(directory, 0o755)
     if owner is not None:
         os.chown(home, owner.uid, owner.gid)
 

@@ -474,8 +474,14 @@ class UserDirectory:
     through `trio.to_thread.run_sync`.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, dir_fd: int | None = None) -> None:
+        """Read the store at `path`, or, with `dir_fd`, the file of that name in the directory
+        open on `dir_fd` (opened before the drop, ftpsup/server/anchors.py): the directories
+        above it are then never passed by name, and `path` only names the store in messages.
+        """
         self.path = path
+        self._dir_fd = dir_fd
+        self._where: str | Path = path.name if dir_fd is not None else path
         self._mutex = threading.Lock()
         # (inode, mtime, size) of the file last read, good or bad; None while there is none.
         self._stamp: tuple[int, int, int] | None = None
@@ -501,7 +507,7 @@ class UserDirectory:
 
     def _refresh(self) -> None:
         try:
-            st = os.stat(self.path)
+            st = os.stat(self._where, dir_fd=self._dir_fd)
         except FileNotFoundError:
             self._vanished()
             return
@@ -511,7 +517,8 @@ class UserDirectory:
         if (st.st_ino, st.st_mtime_ns, st.st_size) == self._stamp:
             return
         try:
-            with open(self.path, "rb") as f:
+            fd = os.open(self._where, os.O_RDONLY | os.O_CLOEXEC, dir_fd=self._dir_fd)
+            with open(fd, "rb") as f:
                 # Stamp what was read, not what was stat'ed: the file may be replaced between.
                 fst = os.fstat(f.fileno())
                 stamp = (fst.st_ino, fst.st_mtime_ns, fst.st_size)

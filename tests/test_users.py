@@ -6,6 +6,7 @@ import argparse
 import hmac
 import io
 import logging
+import os
 import stat
 import threading
 from collections.abc import Callable
@@ -542,6 +543,23 @@ def test_cli_add_creates_user_and_home(tmp_path: Path, monkeypatch: pytest.Monke
     assert alice.may_write is False
     assert verify_password("s3cret", alice.password_hash)
     assert stat.S_IMODE(home.stat().st_mode) == 0o755
+
+
+def test_cli_add_makes_the_homes_missing_parents_passable_whatever_the_umask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # /srv/ftpsup for /srv/ftpsup/demo: the instances' account must pass it to reach the home.
+    store, home = tmp_path / "users.toml", tmp_path / "srv" / "ftpsup" / "demo"
+    argv = ["user", "add", "demo", "--home", str(home), "--password-stdin"]
+    old_umask = os.umask(0o077)
+    try:
+        status, _, err = cli(monkeypatch, store, argv, "demo\n")
+    finally:
+        os.umask(old_umask)
+    assert status == 0, err
+    for directory in (tmp_path / "srv", tmp_path / "srv" / "ftpsup", home):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o755, directory
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o700  # what existed is left alone
 
 
 def test_cli_add_home_defaults_under_srv_ftp(

@@ -116,7 +116,9 @@ def return_large_allocations_to_os() -> None:
     mallopt(m_mmap_threshold, 4 * 1024 * 1024)
 
 
-def make_context(config: InstanceConfig, *, pasv_host: str = "") -> InstanceContext:
+def make_context(
+    config: InstanceConfig, *, pasv_host: str = "", store_dir_fd: int | None = None
+) -> InstanceContext:
     log = setup_instance_logging(config.name, config.vsftpd_log_file, debug=config.log_ftp_protocol)
     # The user store is shared code: its warnings belong in this instance's log.
     users_log = logging.getLogger("ftpsup.users")
@@ -127,7 +129,7 @@ def make_context(config: InstanceConfig, *, pasv_host: str = "") -> InstanceCont
         xferlog = XferLog(config.xferlog_file)
     ctx = InstanceContext(
         config=config,
-        users=UserDirectory(config.user_db_file),
+        users=UserDirectory(config.user_db_file, dir_fd=store_dir_fd),
         ports=PortAllocator(
             config.state_dir / "ports",
             config.pasv_min_port,
@@ -321,6 +323,7 @@ async def serve_instance(
     pasv_host: str = "",
     status_fd: int | None = None,
     account: Account | None = None,
+    store_dir_fd: int | None = None,
     task_status: trio.TaskStatus[InstanceContext] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve FTP on the listening socket `sock` until SIGTERM/SIGINT (and drain) or cancel.
@@ -331,9 +334,10 @@ async def serve_instance(
         pasv_host: the resolved pasv_address, when pasv_addr_resolve is set.
         status_fd: the supervisor's status channel (a connected stream socket), if any.
         account: the account this process dropped to (privileges.drop), if it did.
+        store_dir_fd: the user store's directory, opened before the drop (anchors.anchor).
     """
     return_large_allocations_to_os()
-    ctx = make_context(config, pasv_host=pasv_host)
+    ctx = make_context(config, pasv_host=pasv_host, store_dir_fd=store_dir_fd)
     listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
     address = sock.getsockname()
     channel = None

@@ -35,6 +35,7 @@ from ftpsup.server.privileges import CAP_NET_BIND_SERVICE, Credentials, read_cre
 from tests.integration import throwaway
 from tests.integration.conftest import PASSWORD, USER, ReusingFTP_TLS, add_user, client_context
 from tests.integration.test_planted_code import plant_package
+from tests.integration.test_quick_start import copy_shipped_config
 from tests.integration.test_supervisor import Sup, free_ports, make_supervisor, wait_until
 
 TIMEOUT = 60
@@ -351,16 +352,9 @@ def test_run_as_root_is_explicit_and_warned_at_every_start(supervised: Sup) -> N
 
 @needs_root
 def test_shipped_configuration_started_as_root_never_runs_an_instance_as_root() -> None:
-    shipped = Path(__file__).resolve().parents[2] / "instances.d"
     with throwaway.passable_tmp("ftpsup-shipped-") as base:
         etc = base / "instances.d"
-        shutil.copytree(shipped, etc, ignore=shutil.ignore_patterns("users.toml"))
-        port, pasv = free_ports(2), free_ports(5)
-        for file in etc.glob("*.toml"):
-            text = file.read_text().replace("listen_port = 21\n", f"listen_port = {port}\n")
-            text = text.replace("listen_port = 990\n", f"listen_port = {port + 1}\n")
-            text = text.replace("pasv_min_port = 10080", f"pasv_min_port = {pasv}")
-            file.write_text(text.replace("pasv_max_port = 10100", f"pasv_max_port = {pasv + 4}"))
+        copy_shipped_config(etc)
         assert ftpsup_run("--config-dir", str(etc), "cert").returncode == 0
         result = subprocess.run(
             [sys.executable, "-m", "ftpsup", "--config-dir", str(etc), "start", "all"],
@@ -379,6 +373,29 @@ def test_shipped_configuration_started_as_root_never_runs_an_instance_as_root() 
                 timeout=TIMEOUT,
                 check=False,
             )
+
+
+@needs_root
+def test_shipped_configuration_runs_its_instances_with_no_capability(
+    account: pwd.struct_passwd,
+) -> None:
+    # The shipped files leave connect_from_port_20 off, so nothing keeps CAP_NET_BIND_SERVICE.
+    with throwaway.passable_tmp("ftpsup-shipped-") as base:
+        etc = base / "instances.d"
+        copy_shipped_config(etc, nopriv_user=account.pw_name)
+        add_user(etc, USER, PASSWORD, base / "home" / USER)
+        assert ftpsup_run("--config-dir", str(etc), "cert").returncode == 0
+        result = ftpsup_run("--config-dir", str(etc), "start", "all")
+        try:
+            assert result.returncode == 0, result.stdout + result.stderr
+            status = ftpsup_run("--config-dir", str(etc), "status", "--json")
+            pids = [entry["pid"] for entry in json.loads(status.stdout)["instances"]]
+            assert len(pids) == 3
+            assert all(pids)
+            for pid in pids:
+                assert_dropped_to(pid, account, caps=0)
+        finally:
+            ftpsup_run("--config-dir", str(etc), "stop", "all")
 
 
 def _assert_not_root(result: subprocess.CompletedProcess[str], etc: Path, base: Path) -> None:

@@ -172,14 +172,23 @@ def test_prepare_paths_hands_lease_and_log_files_to_nopriv_user(shared_tmp: Path
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="handing files to another account needs root")
-def test_prepare_paths_names_a_directory_the_account_cannot_pass(tmp_path: Path) -> None:
-    # tmp_path lies under pytest's root-only (0700) base directory.
+def test_prepare_paths_passes_closed_parents_but_not_a_closed_config_directory(
+    tmp_path: Path,
+) -> None:
+    # tmp_path (0700) lies under pytest's root-only (0700) base directory, as a checkout in
+    # /root does. The instance opens each directory it uses before the drop, so the closed
+    # parents do not count, but the store's own directory must let the account search it.
+    assert tmp_path.stat().st_mode & 0o777 == 0o700
     nobody = pwd.getpwnam("nobody")
     account = accounts.Account("nobody", nobody.pw_uid, nobody.pw_gid)
-    problems = accounts.prepare_paths(config(tmp_path, nopriv_user="nobody"), account)
-    lease_dir = tmp_path / "run" / "ports"
-    assert any(
-        p.startswith(f"state_dir: nopriv_user nobody cannot write to {lease_dir} (no access to ")
-        and p.endswith("move it, or see docs/supervisor.md")
-        for p in problems
-    ), problems
+    c = config(tmp_path, nopriv_user="nobody")
+    store = tmp_path / "users.toml"
+    assert accounts.prepare_paths(c, account) == [
+        f"user_db_file: nopriv_user nobody cannot read {store} (no access to {tmp_path}): "
+        "run `ftpsup setup`, or see docs/supervisor.md"
+    ]
+    # What `ftpsup setup` does: the account's group may search that directory, not list it.
+    assert accounts.grant_search(tmp_path, account)
+    assert (tmp_path.stat().st_gid, tmp_path.stat().st_mode & 0o777) == (nobody.pw_gid, 0o710)
+    assert not accounts.grant_search(tmp_path, account)
+    assert accounts.prepare_paths(c, account) == []
