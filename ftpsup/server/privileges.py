@@ -55,6 +55,7 @@ _LAZY_MODULES = (
     "ftpsup.server.handlers_info",
     "ftpsup.server.handlers_login",
     "ftpsup.server.handlers_tls",
+    "ftpsup.server.anchors",
     "ftpsup.tls_config",
     "ftpsup.certs",
 )
