@@ -154,6 +154,30 @@ def ftpsup_invocations(line: str) -> list[list[str]]:
     return found
 
 
+def inline_commands(page: str) -> list[tuple[int, str]]:
+    """`ftpsup ...` code spans in the prose of `page` (outside fenced blocks), with their line.
+
+    Synopses (`start all\\|NAME...`, `[--json]`) are left out: they are not command lines.
+    """
+    found: list[tuple[int, str]] = []
+    fence: str | None = None
+    for n, line in enumerate((ROOT / page).read_text(encoding="utf-8").splitlines(), 1):
+        opening = _FENCE.match(line)
+        if fence is None and opening:
+            fence = opening["fence"]
+            continue
+        if fence is not None:
+            if line.strip() == fence:
+                fence = None
+            continue
+        for span in re.findall(r"(?<!`)`([^`\n]+)`(?!`)", line):
+            if re.match(r"(ftpsup|python3? -m ftpsup) ", span) and not re.search(
+                r"\||\[|\.\.\.", span
+            ):
+                found.append((n, span))
+    return found
+
+
 def table_keys(page: str, heading: str) -> dict[str, int]:
     """First-column `key`s of the Markdown tables under `heading` (up to the next heading of
     the same level), with their line numbers."""

@@ -27,6 +27,7 @@ from tests.docs_blocks import (
     all_blocks,
     command_lines,
     ftpsup_invocations,
+    inline_commands,
     marks_without_block,
     table_keys,
 )
@@ -76,6 +77,20 @@ def test_every_ftpsup_command_in_the_docs_parses() -> None:
                 if problem is not None:
                     bad.append(f"{block.where}: ftpsup {' '.join(argv)}: {problem}")
     assert seen > 20, "found too few ftpsup command lines: is the extraction broken?"
+    assert not bad, "\n".join(bad)
+
+
+def test_every_ftpsup_command_in_the_prose_names_real_commands_and_options() -> None:
+    # Prose names commands without their arguments (`ftpsup user add`): a missing argument is
+    # fine there, an unknown command or option is not.
+    bad: list[str] = []
+    spans = [(page, n, span) for page in PAGES for n, span in inline_commands(page)]
+    for page, n, span in spans:
+        for argv in ftpsup_invocations(span):
+            problem = _parse_problem(argv)
+            if problem is not None and "arguments are required" not in problem:
+                bad.append(f"{page}:{n}: `{span}`: {problem}")
+    assert len(spans) > 50, "found too few `ftpsup ...` spans: is the extraction broken?"
     assert not bad, "\n".join(bad)
 
 
