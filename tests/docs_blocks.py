@@ -178,6 +178,37 @@ def inline_commands(page: str) -> list[tuple[int, str]]:
     return found
 
 
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lowercase, punctuation dropped, spaces to dashes."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(page: str) -> set[str]:
+    """The anchors of the headings of `page` (outside fenced blocks)."""
+    found: set[str] = set()
+    fence: str | None = None
+    for line in (ROOT / page).read_text(encoding="utf-8").splitlines():
+        opening = _FENCE.match(line)
+        if fence is None and opening:
+            fence = opening["fence"]
+        elif fence is not None and line.strip() == fence:
+            fence = None
+        elif fence is None and re.match(r"#{1,6} ", line):
+            found.add(_anchor(line.lstrip("#")))
+    return found
+
+
+def links(page: str) -> list[tuple[int, str]]:
+    """Relative Markdown links `[text](target)` of `page`, with their line."""
+    found: list[tuple[int, str]] = []
+    for n, line in enumerate((ROOT / page).read_text(encoding="utf-8").splitlines(), 1):
+        for target in re.findall(r"\]\(([^)\s]+)\)", line):
+            if not re.match(r"[a-z]+:", target):
+                found.append((n, target))
+    return found
+
+
 def table_keys(page: str, heading: str) -> dict[str, int]:
     """First-column `key`s of the Markdown tables under `heading` (up to the next heading of
     the same level), with their line numbers."""

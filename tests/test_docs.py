@@ -25,9 +25,11 @@ from tests.docs_blocks import (
     ROOT,
     Block,
     all_blocks,
+    anchors,
     command_lines,
     ftpsup_invocations,
     inline_commands,
+    links,
     marks_without_block,
     table_keys,
 )
@@ -117,6 +119,19 @@ def test_the_parser_check_catches_a_wrong_command() -> None:
     assert _parse_problem(["--version"]) is None
     assert _parse_problem(["strat", "all"]) is not None
     assert _parse_problem(["status", "--jsn"]) is not None
+
+
+def test_every_relative_link_and_anchor_in_the_docs_exists() -> None:
+    bad: list[str] = []
+    for page in PAGES:
+        for n, target in links(page):
+            path, _, anchor = target.partition("#")
+            file = (ROOT / page).parent / path if path else ROOT / page
+            if not file.exists():
+                bad.append(f"{page}:{n}: {target}: no such file")
+            elif anchor and anchor not in anchors(str(file.resolve().relative_to(ROOT))):
+                bad.append(f"{page}:{n}: {target}: no such heading")
+    assert not bad, "\n".join(bad)
 
 
 def test_configuration_md_documents_exactly_the_config_keys() -> None:
