@@ -82,10 +82,11 @@ def test_shipped_directory_checks_clean() -> None:
         assert problems == []
 
 
-def test_shipped_instance_files_are_the_two_stacks_and_the_implicit_example() -> None:
+def test_shipped_instance_files_are_the_two_stacks_and_their_implicit_examples() -> None:
     assert [p.name for p in instance_paths(SHIPPED)] == [
         "ipv4-implicit.toml",
         "ipv4.toml",
+        "ipv6-implicit.toml",
         "ipv6.toml",
     ]
 
@@ -130,15 +131,18 @@ def test_shipped_instances_serve_forced_explicit_ftps_as_the_seed(name: str) -> 
 
 
 def test_shipped_certificate_paths_point_into_the_checkouts_var_tls() -> None:
-    for name in ("ipv4", "ipv6", "ipv4-implicit"):
+    for name in ("ipv4", "ipv6", "ipv4-implicit", "ipv6-implicit"):
         config = load_instance(SHIPPED / f"{name}.toml")
         assert config.rsa_cert_file == SHIPPED.parent / "var/tls/ftpsup-cert.pem"
         assert config.rsa_private_key_file == SHIPPED.parent / "var/tls/ftpsup-key.pem"
 
 
-def test_shipped_implicit_example_listens_on_port_990_with_implicit_tls() -> None:
-    config = load_instance(SHIPPED / "ipv4-implicit.toml")
-    assert (config.listen_address, config.listen_port) == ("0.0.0.0", 990)
+@pytest.mark.parametrize(("name", "address"), [("ipv4", "0.0.0.0"), ("ipv6", "::")])
+def test_shipped_implicit_examples_listen_on_port_990_with_implicit_tls(
+    name: str, address: str
+) -> None:
+    config = load_instance(SHIPPED / f"{name}-implicit.toml")
+    assert (config.listen_address, config.listen_port) == (address, 990)
     assert (config.ssl_enable, config.implicit_ssl, config.require_ssl_reuse) == (True,) * 3
     assert (config.force_local_logins_ssl, config.force_local_data_ssl) == (True, True)
 
