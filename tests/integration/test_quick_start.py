@@ -129,7 +129,7 @@ def test_quick_start_as_root_from_a_checkout_in_a_closed_directory() -> None:
             start = ftpsup(etc, "start", "all", cwd=checkout)
             assert start.returncode == 0, start.stdout + start.stderr
             pids = instance_pids(etc, checkout)
-            assert set(pids) == {"ipv4", "ipv6", "ipv4-implicit"}
+            assert set(pids) == {"ipv4", "ipv6", "ipv4-implicit", "ipv6-implicit"}
             for pid in pids.values():
                 creds = read_credentials(Path(f"/proc/{pid}/status"))
                 assert creds.uids == (account.pw_uid,) * 4
