@@ -1,0 +1,292 @@
+"""The session fuzzer's driver: start instances, fuzz them, then judge what is left.
+
+Run by tests/integration/test_fuzz.py for a bounded time, and by hand for a long run before a
+release:
+
+    python -m tests.integration.fuzz_driver --seconds 600 --seed 1
+
+Theory of operation: two real instances are started (as the integration tests start them):
+one on 127.0.0.1 where FTPS is offered but not forced, one on ::1 where logins and data must
+be encrypted, both with short timeouts so broken data connections and handshakes end quickly.
+The homes get files with awkward names (line ends, invalid UTF-8, a leading dash). The
+sessions of fuzz_sessions.Fuzzer then run until the time or session budget is spent.
+
+The verdict never depends on timing. After the run it checks, per instance:
+- the process is still running;
+- a fresh client gets the 220 greeting, logs in, lists the home (and sees a file that no
+  session may touch), and quits;
+- the process then stops cleanly on SIGTERM (exit status 0);
+- its log files hold no Python traceback;
+- no file the fuzzer named (fuzz_inputs.NAME_PREFIX) exists outside the user's home.
+Stalls (no answer within an action's deadline) and malformed reply lines are reported beside
+the verdict, for a person to look at; they do not fail it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ftplib
+import os
+import secrets
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from tests.integration.conftest import (
+    CertPair,
+    Server,
+    connect_tls,
+    start_server,
+    tls_settings,
+    write_cert_pair,
+)
+from tests.integration.fuzz_inputs import NAME_PREFIX, home_names
+from tests.integration.fuzz_sessions import Fuzzer, Stats
+from tests.integration.fuzz_wire import Target
+
+DEFAULT_SEED = 959
+SEED_ENV = "FTPSUP_FUZZ_SEED"
+TRACEBACK = "Traceback (most recent call last):"
+CHECK_TIMEOUT = 20
+MAX_WALK = 100_000
+SENTINEL = "sentinel.txt"
+
+StartServer = Callable[..., Server]
+
+
+def seed_from_env() -> int:
+    """The seed in FTPSUP_FUZZ_SEED: a number, "random" for a fresh one, unset for the default."""
+    value = os.environ.get(SEED_ENV, "").strip()
+    if not value:
+        return DEFAULT_SEED
+    if value == "random":
+        return secrets.randbelow(1 << 31)
+    return int(value)
+
+
+def instance_settings(pair: CertPair, *, tls_required: bool) -> dict[str, Any]:
+    """Writable FTPS instances whose timeouts end broken connections within seconds."""
+    return tls_settings(
+        pair,
+        force_local_logins_ssl=tls_required,
+        force_local_data_ssl=tls_required,
+        accept_timeout=2,
+        connect_timeout=2,
+        data_connection_timeout=5,
+        idle_session_timeout=30,
+        tls_handshake_timeout=2,
+    )
+
+
+def populate_home(home: Path) -> list[str]:
+    """Files and a directory with awkward names; their names, as the fuzzer may name them."""
+    home.mkdir(parents=True, exist_ok=True)
+    names = home_names()
+    for i, name in enumerate(names):
+        (home / name).write_bytes(b"line\r\n" * (i * 50))
+    (home / f"{NAME_PREFIX}dir").mkdir(exist_ok=True)
+    (home / f"{NAME_PREFIX}dir" / "inner.txt").write_bytes(b"inner\n")
+    # Never named by the fuzzer (so never renamed away): the check after the run lists it.
+    (home / SENTINEL).write_bytes(b"still here\n")
+    return [*names, f"{NAME_PREFIX}dir", f"{NAME_PREFIX}dir/inner.txt"]
+
+
+@attrs.frozen
+class Verdict:
+    """The outcome of one run: `problems` fail it; the rest is for the report."""
+
+    seed: int
+    seconds: float
+    stats: Stats
+    problems: tuple[str, ...]
+    tracebacks: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.tracebacks
+
+    def report(self, *, transcript: int = 80) -> str:
+        s = self.stats
+        out = [
+            f"fuzz seed {self.seed}: {s.sessions} sessions, {s.logins} logins, "
+            f"{s.completed} completed transfers; actions {dict(sorted(s.actions.items()))}",
+            f"replay: python -m tests.integration.fuzz_driver --seconds {self.seconds:g} "
+            f"--seed {self.seed}   (or {SEED_ENV}={self.seed} for the pytest test)",
+        ]
+        out += [f"PROBLEM: {p}" for p in self.problems]
+        for excerpt in distinct_tracebacks(self.tracebacks):
+            out += ["TRACEBACK in the instance log (with the log lines before it):", excerpt]
+        out += [f"stall: {x}" for x in s.stalls[:20]]
+        out += [f"anomaly: {x}" for x in sorted(set(s.anomalies))[:20]]
+        if not self.ok and transcript:
+            out += ["last actions:", *list(s.transcript)[-transcript:]]
+        return "\n".join(out)
+
+
+def fuzz(
+    start: StartServer,
+    workdir: Path,
+    *,
+    seed: int,
+    seconds: float,
+    max_sessions: int,
+    step_seconds: float = 10,
+) -> Verdict:
+    """Start the two instances with `start(host, **settings)`, fuzz them, and judge them."""
+    pair = write_cert_pair(workdir)
+    servers = [
+        (start("127.0.0.1", **instance_settings(pair, tls_required=False)), False),
+        (start("::1", **instance_settings(pair, tls_required=True)), True),
+    ]
+    known: list[str] = []
+    for srv, _ in servers:
+        known = populate_home(srv.home)
+    problems = [p for srv, tls in servers for p in check_serving(srv, tls_required=tls)]
+    if problems:
+        return Verdict(seed, seconds, Stats(seed), tuple(f"before: {p}" for p in problems), ())
+    targets = [Target(srv.host, srv.port, srv.user, srv.password, tls) for srv, tls in servers]
+    stats = Fuzzer(targets, seed, known=known, step_seconds=step_seconds).run(
+        seconds=seconds, max_sessions=max_sessions
+    )
+    tracebacks: list[str] = []
+    for srv, tls in servers:
+        if srv.process.poll() is not None:
+            problems.append(f"{srv.host}: the instance exited (status {srv.process.returncode})")
+            continue
+        problems += check_serving(srv, tls_required=tls)
+        srv.stop()
+        if srv.process.returncode != 0:
+            problems.append(f"{srv.host}: no clean stop (status {srv.process.returncode})")
+    for srv, _ in servers:
+        tracebacks += traceback_excerpts(srv.log_text())
+    problems += [f"file outside the home: {p}" for p in stray_files(workdir, servers)]
+    return Verdict(seed, seconds, stats, tuple(problems), tuple(tracebacks))
+
+
+def check_serving(srv: Server, *, tls_required: bool) -> list[str]:
+    """Problems of a fresh client: greeting, login, LIST of the home, QUIT."""
+    try:
+        ftp = (
+            connect_tls(srv, timeout=CHECK_TIMEOUT)
+            if tls_required
+            else srv.connect(timeout=CHECK_TIMEOUT)
+        )
+        try:
+            welcome = ftp.getwelcome()
+            # The home holds names that are not UTF-8; every byte decodes as Latin-1.
+            ftp.encoding = "latin-1"
+            listing: list[str] = []
+            ftp.retrlines("LIST", listing.append)
+            goodbye = ftp.quit()
+        finally:
+            ftp.close()
+    except (OSError, EOFError, ValueError, ftplib.Error) as exc:
+        return [f"{srv.host}: a fresh session failed: {exc!r}"]
+    problems = []
+    if not welcome.startswith("220"):
+        problems.append(f"{srv.host}: greeting {welcome!r}")
+    if not any(line.endswith(f" {SENTINEL}") for line in listing):
+        problems.append(f"{srv.host}: LIST of the home lacks {SENTINEL}: {listing[:5]!r}")
+    if not goodbye.startswith("221"):
+        problems.append(f"{srv.host}: QUIT answered {goodbye!r}")
+    return problems
+
+
+def traceback_excerpts(log: str, *, before: int = 6) -> list[str]:
+    """Each traceback in `log` with the `before` log lines ahead of it, up to its exception."""
+    lines = log.splitlines()
+    excerpts = []
+    for i, line in enumerate(lines):
+        if line != TRACEBACK:
+            continue
+        end = i + 1
+        while end < len(lines) and (
+            lines[end].startswith(" ") or lines[end] == TRACEBACK or not lines[end].strip()
+        ):
+            end += 1
+        excerpts.append("\n".join(lines[max(0, i - before) : end + 1]))
+    return excerpts
+
+
+def distinct_tracebacks(excerpts: tuple[str, ...] | list[str]) -> list[str]:
+    """One excerpt per distinct exception (its last line and the frame that raised it)."""
+    seen: dict[tuple[str, str], str] = {}
+    for excerpt in excerpts:
+        lines = excerpt.splitlines()
+        frames = [ln for ln in lines if ln.startswith('  File "')]
+        key = (frames[-1] if frames else "", lines[-1].split(":", 1)[0])
+        seen.setdefault(key, excerpt)
+    return list(seen.values())
+
+
+def stray_files(workdir: Path, servers: list[tuple[Server, bool]]) -> list[Path]:
+    """Files named by the fuzzer outside every home: under `workdir`, and beside each home."""
+    homes = [srv.home.resolve() for srv, _ in servers]
+    found: list[Path] = []
+    places: list[Path] = [h for home in homes for h in home.parents]
+    for path in _walk(workdir.resolve()):
+        if not any(path == h or h in path.parents for h in homes):
+            places.append(path)
+    for place in dict.fromkeys(places):
+        found += [place / n for n in _names(place) if n.startswith(NAME_PREFIX)]
+    return [p for p in found if not any(p == h or h in p.parents for h in homes)]
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    for count, (dirpath, _, _) in enumerate(os.walk(root)):
+        if count >= MAX_WALK:
+            return
+        yield Path(dirpath)
+
+
+def _names(place: Path) -> list[str]:
+    try:
+        return os.listdir(place)
+    except OSError:
+        return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.integration.fuzz_driver",
+        description="Fuzz two fresh ftpsup instances on loopback; exit 1 on any problem.",
+    )
+    parser.add_argument("--seconds", type=float, default=600)
+    parser.add_argument("--seed", type=int, default=None, help="default: a fresh random seed")
+    parser.add_argument("--sessions", type=int, default=1_000_000, help="at most this many")
+    parser.add_argument("--step-seconds", type=float, default=10)
+    args = parser.parse_args(argv)
+    seed = secrets.randbelow(1 << 31) if args.seed is None else args.seed
+    print(f"fuzzing for {args.seconds:g} s with seed {seed}", flush=True)
+    started: list[Server] = []
+
+    def start(host: str, **settings: Any) -> Server:
+        srv = start_server(base / f"s{len(started)}", host, **settings)
+        started.append(srv)
+        return srv
+
+    with tempfile.TemporaryDirectory(prefix="ftpsup-fuzz-") as tmp:
+        base = Path(tmp)
+        try:
+            verdict = fuzz(
+                start,
+                base,
+                seed=seed,
+                seconds=args.seconds,
+                max_sessions=args.sessions,
+                step_seconds=args.step_seconds,
+            )
+        finally:
+            for srv in started:
+                srv.stop()
+    print(verdict.report())
+    print("PASS" if verdict.ok else "FAIL")
+    return 0 if verdict.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
