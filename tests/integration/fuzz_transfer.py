@@ -3,8 +3,9 @@
 Theory of operation: the transfer is set up as a client would (TYPE and REST at times, then
 PASV, EPSV, PORT or EPRT, then the verb), and the data connection is then used well or badly:
 read or written to the end, closed early, reset, never opened, fed garbage, left for ABOR,
-interrupted by STAT, or opened in plain text where PROT P asks for TLS (and TLS without
-resuming the control connection's session). Every data socket is closed before the closing
+interrupted by STAT, first connected to from another loopback address (127.0.0.2), or opened
+in plain text where PROT P asks for TLS (and TLS without resuming the control connection's
+session). Every data socket is closed before the closing
 marker is sent (see fuzz_wire.Control.sync), so the transfer ends and the marker's reply comes.
 
 Rules:
@@ -35,7 +36,7 @@ from tests.integration.fuzz_wire import (
 UPLOADS = ("STOR", "APPE", "STOU")
 BEHAVIOURS = (
     "full", "full", "full", "early", "reset", "no_connect", "garbage", "abor", "stat", "plain",
-    "no_session",
+    "no_session", "thief",
 )  # fmt: skip
 
 
@@ -50,7 +51,7 @@ def transfer(
     """Run one transfer as described above; every reply it got, in order."""
     mode = rng.choice(["PASV", "EPSV", "PORT", "EPRT"])
     if s.target.v6 and mode in ("PASV", "PORT") and rng.random() < 0.8:
-        mode = "E" + mode[0] + mode[1:].replace("ASV", "PSV").replace("ORT", "PRT")
+        mode = {"PASV": "EPSV", "PORT": "EPRT"}[mode]
     how = rng.choice(BEHAVIOURS)
     verb, arg = _verb(rng, known)
     line = verb.encode() + (b" " + arg if arg is not None else b"")
@@ -73,6 +74,13 @@ def transfer(
             port = passive_port(answer)
             if port is None:
                 return replies + s.ctl.sync(deadline)
+            if how == "thief" and not s.target.v6:
+                # Another loopback address first: the server must refuse it (it is not the
+                # control connection's peer) and still take the real client after it.
+                thief = _connect(s.target.host, port, deadline, source="127.0.0.2")
+                if thief is not None:
+                    send_some(thief, b"stolen?", deadline)
+                    thief.close()
             if how != "no_connect":
                 data = _connect(s.target.host, port, deadline)
         else:
@@ -130,9 +138,15 @@ def _listen(host: str) -> socket.socket:
     return sock
 
 
-def _connect(host: str, port: int, deadline: float) -> socket.socket | None:
+def _connect(
+    host: str, port: int, deadline: float, *, source: str | None = None
+) -> socket.socket | None:
     try:
-        return socket.create_connection((host, port), timeout=remaining(deadline))
+        return socket.create_connection(
+            (host, port),
+            timeout=remaining(deadline),
+            source_address=(source, 0) if source else None,
+        )
     except OSError:
         return None
 
