@@ -5,9 +5,10 @@ release:
 
     python -m tests.integration.fuzz_driver --seconds 600 --seed 1
 
-Theory of operation: two real instances are started (as the integration tests start them):
+Theory of operation: three real instances are started (as the integration tests start them):
 one on 127.0.0.1 where FTPS is offered but not forced, one on ::1 where logins and data must
-be encrypted, both with short timeouts so broken data connections and handshakes end quickly.
+be encrypted, and one with implicit FTPS on 127.0.0.1, all with short timeouts so broken data
+connections and handshakes end quickly.
 The homes get files with awkward names (line ends, invalid UTF-8, a leading dash). The
 sessions of fuzz_sessions.Fuzzer then run until the time or session budget is spent.
 
@@ -56,6 +57,8 @@ MAX_WALK = 100_000
 SENTINEL = "sentinel.txt"
 
 StartServer = Callable[..., Server]
+# (address, FTPS forced for logins and data, implicit FTPS) of each instance fuzzed.
+INSTANCES = [("127.0.0.1", False, False), ("::1", True, False), ("127.0.0.1", True, True)]
 
 
 def seed_from_env() -> int:
@@ -68,10 +71,11 @@ def seed_from_env() -> int:
     return int(value)
 
 
-def instance_settings(pair: CertPair, *, tls_required: bool) -> dict[str, Any]:
+def instance_settings(pair: CertPair, *, tls_required: bool, implicit: bool) -> dict[str, Any]:
     """Writable FTPS instances whose timeouts end broken connections within seconds."""
     return tls_settings(
         pair,
+        implicit_ssl=implicit,
         force_local_logins_ssl=tls_required,
         force_local_data_ssl=tls_required,
         accept_timeout=2,
@@ -138,43 +142,45 @@ def fuzz(
 ) -> Verdict:
     """Start the two instances with `start(host, **settings)`, fuzz them, and judge them."""
     pair = write_cert_pair(workdir)
-    servers = [
-        (start("127.0.0.1", **instance_settings(pair, tls_required=False)), False),
-        (start("::1", **instance_settings(pair, tls_required=True)), True),
-    ]
+    targets: list[Target] = []
+    servers: list[Server] = []
+    for host, tls_required, implicit in INSTANCES:
+        srv = start(host, **instance_settings(pair, tls_required=tls_required, implicit=implicit))
+        servers.append(srv)
+        targets.append(Target(host, srv.port, srv.user, srv.password, tls_required, implicit))
     known: list[str] = []
-    for srv, _ in servers:
+    for srv in servers:
         known = populate_home(srv.home)
-    problems = [p for srv, tls in servers for p in check_serving(srv, tls_required=tls)]
+    pairs = list(zip(servers, targets, strict=True))
+    problems = [p for srv, target in pairs for p in check_serving(srv, target)]
     if problems:
         return Verdict(seed, seconds, Stats(seed), tuple(f"before: {p}" for p in problems), ())
-    targets = [Target(srv.host, srv.port, srv.user, srv.password, tls) for srv, tls in servers]
     stats = Fuzzer(targets, seed, known=known, step_seconds=step_seconds).run(
         seconds=seconds, max_sessions=max_sessions
     )
     tracebacks: list[str] = []
-    for srv, tls in servers:
+    for srv, target in pairs:
         if srv.process.poll() is not None:
             problems.append(f"{srv.host}: the instance exited (status {srv.process.returncode})")
             continue
-        problems += check_serving(srv, tls_required=tls)
+        problems += check_serving(srv, target)
         srv.stop()
         if srv.process.returncode != 0:
             problems.append(f"{srv.host}: no clean stop (status {srv.process.returncode})")
-    for srv, _ in servers:
+    for srv in servers:
         tracebacks += traceback_excerpts(srv.log_text())
     problems += [f"file outside the home: {p}" for p in stray_files(workdir, servers)]
     return Verdict(seed, seconds, stats, tuple(problems), tuple(tracebacks))
 
 
-def check_serving(srv: Server, *, tls_required: bool) -> list[str]:
+def check_serving(srv: Server, target: Target) -> list[str]:
     """Problems of a fresh client: greeting, login, LIST of the home, QUIT."""
+    where = f"{srv.host}{' (implicit FTPS)' if target.implicit else ''}"
     try:
-        ftp = (
-            connect_tls(srv, timeout=CHECK_TIMEOUT)
-            if tls_required
-            else srv.connect(timeout=CHECK_TIMEOUT)
-        )
+        if target.tls_required or target.implicit:
+            ftp: ftplib.FTP = connect_tls(srv, implicit=target.implicit, timeout=CHECK_TIMEOUT)
+        else:
+            ftp = srv.connect(timeout=CHECK_TIMEOUT)
         try:
             welcome = ftp.getwelcome()
             # The home holds names that are not UTF-8; every byte decodes as Latin-1.
@@ -185,14 +191,14 @@ def check_serving(srv: Server, *, tls_required: bool) -> list[str]:
         finally:
             ftp.close()
     except (OSError, EOFError, ValueError, ftplib.Error) as exc:
-        return [f"{srv.host}: a fresh session failed: {exc!r}"]
+        return [f"{where}: a fresh session failed: {exc!r}"]
     problems = []
     if not welcome.startswith("220"):
-        problems.append(f"{srv.host}: greeting {welcome!r}")
+        problems.append(f"{where}: greeting {welcome!r}")
     if not any(line.endswith(f" {SENTINEL}") for line in listing):
-        problems.append(f"{srv.host}: LIST of the home lacks {SENTINEL}: {listing[:5]!r}")
+        problems.append(f"{where}: LIST of the home lacks {SENTINEL}: {listing[:5]!r}")
     if not goodbye.startswith("221"):
-        problems.append(f"{srv.host}: QUIT answered {goodbye!r}")
+        problems.append(f"{where}: QUIT answered {goodbye!r}")
     return problems
 
 
@@ -223,9 +229,9 @@ def distinct_tracebacks(excerpts: tuple[str, ...] | list[str]) -> list[str]:
     return list(seen.values())
 
 
-def stray_files(workdir: Path, servers: list[tuple[Server, bool]]) -> list[Path]:
+def stray_files(workdir: Path, servers: list[Server]) -> list[Path]:
     """Files named by the fuzzer outside every home: under `workdir`, and beside each home."""
-    homes = [srv.home.resolve() for srv, _ in servers]
+    homes = [srv.home.resolve() for srv in servers]
     found: list[Path] = []
     places: list[Path] = [h for home in homes for h in home.parents]
     for path in _walk(workdir.resolve()):

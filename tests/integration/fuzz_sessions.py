@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import random
 import socket
+import ssl
 import time
 from collections.abc import Callable
 
@@ -39,9 +40,10 @@ from tests.integration.fuzz_wire import (
     client_context,
     client_hello,
     hard_close,
+    remaining,
 )
 
-MAX_PARKED = 6
+MAX_PARKED = 8
 MAX_STEPS = 25
 TRANSCRIPT_LINES = 400
 
@@ -72,7 +74,8 @@ class Fuzzer:
         self.known = known
         self.step_seconds = step_seconds
         self.tls = client_context()
-        self.parked: list[Control] = []
+        # Sessions (and data connections) left open on purpose while later sessions run.
+        self.parked: list[Control | socket.socket] = []
         # Where hostile PORT/EPRT lines point: a listener of ours, drained after each session.
         self.sinks = {v6: self._listener("::1" if v6 else "127.0.0.1") for v6 in (False, True)}
 
@@ -102,9 +105,11 @@ class Fuzzer:
             self.stats.stalls.append(f"session {number}: connect to {target.host}: {exc}")
             return
         s = Session(target, ctl, number)
-        self._note(s, f"open {target.host} tls_required={target.tls_required}")
+        self._note(s, f"open {target.host} tls_required={target.tls_required} {target.implicit=}")
         keep = False
         try:
+            if target.implicit and self._handshake(s, self._implicit_how(), deadline):
+                return
             greeting = ctl.reply(deadline)
             if greeting.code != 220:
                 self.stats.anomalies.append(f"session {number}: greeting {greeting.lines!r}")
@@ -133,6 +138,7 @@ class Fuzzer:
             (30, self.hostile_command),
             (4, self.burst),
             (4, self.raw),
+            (3, self.trickle),
             (6 if not s.ctl.is_tls else 1, self.tls_upgrade),
             (4, self.protection),
             (20 if s.logged_in else 2, self.transfer),
@@ -151,14 +157,28 @@ class Fuzzer:
             self._note(s, "QUIT")
             s.ctl.send(b"QUIT\r\n", self._deadline())
             s.ctl.wait_closed(self._deadline())
-        elif roll < 0.55:
+        elif roll < 0.5:
             self._note(s, "reset")
             hard_close(s.ctl.sock)
-        elif roll < 0.7:
+        elif roll < 0.6:
+            # Half-close: the server reads EOF while it may still have replies to send.
+            self._note(s, "shutdown(SHUT_WR)")
+            s.ctl.sock.shutdown(socket.SHUT_WR)
+            s.ctl.wait_closed(self._deadline())
+        elif roll < 0.65 and isinstance(s.ctl.sock, ssl.SSLSocket):
+            # TLS close_notify, then plain text on the same connection.
+            self._note(s, "close_notify, then plain text")
+            deadline = self._deadline()
+            try:
+                s.ctl.sock.settimeout(remaining(deadline))
+                s.ctl.sock = s.ctl.sock.unwrap()
+                s.ctl.send(b"NOOP\r\n", deadline)
+            except (OSError, ssl.SSLError, ValueError):
+                return False
+            s.ctl.wait_closed(deadline)
+        elif roll < 0.8:
             self._note(s, "park")
-            self.parked.append(s.ctl)
-            if len(self.parked) > MAX_PARKED:
-                self.parked.pop(0).close()
+            self._park(s.ctl)
             return True
         else:
             self._note(s, "close")
@@ -234,6 +254,21 @@ class Fuzzer:
         if answer.code != 234:
             self._absorb(s, s.ctl.sync(deadline))
             return False
+        return self._handshake(s, how, deadline)
+
+    def _implicit_how(self) -> str:
+        return self.rng.choice(["full"] * 6 + ["partial", "garbage", "plain", "silent", "reset"])
+
+    def _handshake(self, s: Session, how: str, deadline: float) -> bool:
+        """The client's side of a TLS handshake, done or broken as `how` says.
+
+        Returns:
+            True when the session is over (a broken handshake ends it).
+
+        Raises:
+            _Parked: the connection was left open, mid-handshake, in Fuzzer.parked.
+        """
+        self._note(s, f"handshake: {how}")
         if how == "full":
             s.ctl.start_tls(self.tls, deadline)
             return False
@@ -249,21 +284,41 @@ class Fuzzer:
             hard_close(s.ctl.sock)
             return True
         if how == "silent" or self.rng.random() < 0.5:
-            self.parked.append(s.ctl)
-            if len(self.parked) > MAX_PARKED:
-                self.parked.pop(0).close()
+            self._park(s.ctl)
             raise _Parked
         s.ctl.wait_closed(deadline)
         return True
 
+    def trickle(self, s: Session) -> bool:
+        own = self.sinks[s.target.v6].getsockname()[1]
+        line = inputs.command(self.rng, v6=s.target.v6, own_port=own, known=self.known)
+        if line.upper().startswith((b"AUTH", b"QUIT")):
+            line = b"NOOP " + line
+        line = line[:300] + self.rng.choice([b"\r\n", b"\n", b"\xff\xff\r\n"])
+        self._note(s, f"> {line!r} in small writes")
+        deadline = self._deadline()
+        s.ctl.trickle(line, [self.rng.randrange(1, 4) for _ in range(len(line))], deadline)
+        self._absorb(s, s.ctl.sync(deadline, end_line=True))
+        return False
+
     def transfer(self, s: Session) -> bool:
-        replies = transfer(
+        replies, held = transfer(
             s, self.rng, self.tls, self._deadline(), lambda text: self._note(s, text), self.known
         )
         self._absorb(s, replies)
+        if held is not None:
+            # The transfer stays open in the server while later sessions run.
+            self._park(held)
+            self._park(s.ctl)
+            raise _Parked
         return False
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _park(self, conn: Control | socket.socket) -> None:
+        self.parked.append(conn)
+        if len(self.parked) > MAX_PARKED:
+            self.parked.pop(0).close()
 
     def _deadline(self) -> float:
         return time.monotonic() + self.step_seconds

@@ -2,11 +2,12 @@
 
 Theory of operation: the transfer is set up as a client would (TYPE and REST at times, then
 PASV, EPSV, PORT or EPRT, then the verb), and the data connection is then used well or badly:
-read or written to the end, closed early, reset, never opened, fed garbage, left for ABOR,
-interrupted by STAT, first connected to from another loopback address (127.0.0.2), or opened
-in plain text where PROT P asks for TLS (and TLS without resuming the control connection's
-session). Every data socket is closed before the closing
-marker is sent (see fuzz_wire.Control.sync), so the transfer ends and the marker's reply comes.
+read or written to the end, closed early, reset, never opened, fed garbage, left for ABOR
+(plain, or with Telnet IP and an urgent IAC DM), interrupted by STAT, held open while later
+sessions run, first connected to from another loopback address (127.0.0.2), or opened in plain
+text where PROT P asks for TLS (and TLS without resuming the control connection's session).
+Every other data socket is closed before the closing marker is sent (see
+fuzz_wire.Control.sync), so the transfer ends and the marker's reply comes.
 
 Rules:
 - Active-mode targets are loopback only: the fuzzer's own listener, or a reserved port that
@@ -36,7 +37,7 @@ from tests.integration.fuzz_wire import (
 UPLOADS = ("STOR", "APPE", "STOU")
 BEHAVIOURS = (
     "full", "full", "full", "early", "reset", "no_connect", "garbage", "abor", "stat", "plain",
-    "no_session", "thief",
+    "no_session", "thief", "hold",
 )  # fmt: skip
 
 
@@ -47,8 +48,13 @@ def transfer(
     deadline: float,
     note: Callable[[str], None],
     known: list[str],
-) -> list[Reply]:
-    """Run one transfer as described above; every reply it got, in order."""
+) -> tuple[list[Reply], socket.socket | None]:
+    """Run one transfer as described above.
+
+    Returns:
+        Every reply it got, in order; and for "hold", the data connection, left open with the
+        transfer running (no marker is sent then: its reply would wait for the transfer).
+    """
     mode = rng.choice(["PASV", "EPSV", "PORT", "EPRT"])
     if s.target.v6 and mode in ("PASV", "PORT") and rng.random() < 0.8:
         mode = {"PASV": "EPSV", "PORT": "EPRT"}[mode]
@@ -73,7 +79,7 @@ def transfer(
             replies.append(answer)
             port = passive_port(answer)
             if port is None:
-                return replies + s.ctl.sync(deadline)
+                return replies + s.ctl.sync(deadline), None
             if how == "thief" and not s.target.v6:
                 # Another loopback address first: the server must refuse it (it is not the
                 # control connection's peer) and still take the real client after it.
@@ -89,7 +95,7 @@ def transfer(
             answer = s.ctl.command(_active_line(mode, s.target.host, own), deadline)
             replies.append(answer)
             if answer.code != 200:
-                return replies + s.ctl.sync(deadline)
+                return replies + s.ctl.sync(deadline), None
         s.ctl.send(line + b"\r\n", deadline)
         first = s.ctl.reply(deadline)
         replies.append(first)
@@ -98,14 +104,19 @@ def transfer(
                 data = _accept(listener, deadline)
             if data is not None:
                 data = _use(data, s, rng, tls, how, upload=verb in UPLOADS, deadline=deadline)
+            if how == "hold" and data is not None:
+                held, data = data, None
+                return replies, held
             if how == "abor":
-                # Telnet IP and Synch first, as ftplib and others send it.
-                s.ctl.send(rng.choice([b"", b"\xff\xf4\xff\xf2"]) + b"ABOR\r\n", deadline)
+                if rng.random() < 0.5:
+                    s.ctl.send_urgent_abort(deadline)
+                else:
+                    s.ctl.send(b"ABOR\r\n", deadline)
     finally:
         for sock in (data, listener):
             if sock is not None:
                 sock.close()
-    return replies + s.ctl.sync(deadline)
+    return replies + s.ctl.sync(deadline), None
 
 
 def _verb(rng: random.Random, known: list[str]) -> tuple[str, bytes | None]:
@@ -192,7 +203,9 @@ def _use(
         return data
     if how == "stat":
         s.ctl.send(b"STAT\r\n", deadline)
-    if how == "abor":
+    if how in ("abor", "hold"):
+        if upload:
+            send_some(data, rng.randbytes(rng.randrange(1, 5000)), deadline)
         return data
     if upload:
         send_some(data, inputs.upload_payload(rng), deadline)

@@ -40,6 +40,8 @@ class Target:
     user: str
     password: str
     tls_required: bool
+    # Implicit FTPS: TLS from the first byte, before the greeting.
+    implicit: bool = False
 
     @property
     def v6(self) -> bool:
@@ -135,6 +137,30 @@ class Control:
             raise Stalled("send blocked") from exc
         except (OSError, ssl.SSLError) as exc:
             raise Closed(str(exc)) from exc
+
+    def send_urgent_abort(self, deadline: float) -> None:
+        """ABOR as ftplib sends it: Telnet IP, then IAC DM with DM as TCP urgent data."""
+        if self.is_tls:
+            self.send(b"\xff\xf4\xff\xf2ABOR\r\n", deadline)
+            return
+        self.send(b"\xff\xf4\xff", deadline)
+        try:
+            self.sock.send(b"\xf2", socket.MSG_OOB)
+        except OSError as exc:
+            raise Closed(str(exc)) from exc
+        self.send(b"ABOR\r\n", deadline)
+
+    def trickle(self, data: bytes, pieces: list[int], deadline: float) -> None:
+        """Send `data` in many small writes (TLS: many small records)."""
+        with contextlib.suppress(OSError):
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        start = 0
+        for size in pieces:
+            if start >= len(data):
+                break
+            self.send(data[start : start + size], deadline)
+            start += size
+        self.send(data[start:], deadline)
 
     def _line(self, deadline: float) -> bytes:
         while b"\r\n" not in self.buffer:
