@@ -45,7 +45,7 @@ from tests.integration.conftest import (
     tls_settings,
     write_cert_pair,
 )
-from tests.integration.fuzz_inputs import NAME_PREFIX, home_names
+from tests.integration.fuzz_inputs import LINK_NAMES, NAME_PREFIX, OUT_LINK, home_names
 from tests.integration.fuzz_sessions import Fuzzer, Stats
 from tests.integration.fuzz_wire import Target
 
@@ -86,9 +86,17 @@ def instance_settings(pair: CertPair, *, tls_required: bool, implicit: bool) -> 
     )
 
 
-def populate_home(home: Path) -> list[str]:
-    """Files and a directory with awkward names; their names, as the fuzzer may name them."""
+def populate_home(home: Path, outside: Path) -> list[str]:
+    """Files and a directory with awkward names, and symbolic links out of the home.
+
+    Returns:
+        The names, as the fuzzer may name them.
+    """
     home.mkdir(parents=True, exist_ok=True)
+    links = {OUT_LINK: outside, "etc-link": Path("/etc"), "up-link": Path("../.."), "loop": None}
+    assert set(links) == set(LINK_NAMES)
+    for name, points_to in links.items():
+        (home / name).symlink_to(points_to or home / name)
     names = home_names()
     for i, name in enumerate(names):
         (home / name).write_bytes(b"line\r\n" * (i * 50))
@@ -96,7 +104,7 @@ def populate_home(home: Path) -> list[str]:
     (home / f"{NAME_PREFIX}dir" / "inner.txt").write_bytes(b"inner\n")
     # Never named by the fuzzer (so never renamed away): the check after the run lists it.
     (home / SENTINEL).write_bytes(b"still here\n")
-    return [*names, f"{NAME_PREFIX}dir", f"{NAME_PREFIX}dir/inner.txt"]
+    return [*names, *links, f"{NAME_PREFIX}dir", f"{NAME_PREFIX}dir/inner.txt", "etc-link/passwd"]
 
 
 @attrs.frozen
@@ -149,8 +157,10 @@ def fuzz(
         servers.append(srv)
         targets.append(Target(host, srv.port, srv.user, srv.password, tls_required, implicit))
     known: list[str] = []
+    outside = workdir / "outside"
+    outside.mkdir()
     for srv in servers:
-        known = populate_home(srv.home)
+        known = populate_home(srv.home, outside)
     pairs = list(zip(servers, targets, strict=True))
     problems = [p for srv, target in pairs for p in check_serving(srv, target)]
     if problems:

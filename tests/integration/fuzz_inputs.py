@@ -18,6 +18,16 @@ import random
 
 # Every file or directory the fuzzer may create, rename or delete starts with this.
 NAME_PREFIX = "fz"
+# Symbolic links the test puts in the home: to a directory outside it (nothing may be written
+# through it), to /etc, up out of the home, and to itself. Only read-only verbs name them.
+OUT_LINK = "out-link"
+LINK_NAMES = (OUT_LINK, "etc-link", "up-link", "loop")
+
+
+def modifiable(known: list[str]) -> list[str]:
+    """The known names a verb that changes things may name: none through a symbolic link."""
+    return [n for n in known if n.split("/", 1)[0] not in LINK_NAMES]
+
 
 UNICODE_DIGITS = ["²", "٣", "１２", "𝟗", "⁴", "Ⅻ", "߂", "໓"]
 NUMBERS = [
@@ -82,7 +92,8 @@ def hostile(rng: random.Random) -> bytes:
     if kind == 0:
         return b""
     if kind == 1:
-        return rng.choice([b"A", b"/", b"\xff", "é".encode(), b"../"]) * rng.randrange(1000, 9000)
+        # Half of these fit in a command line (4096 bytes) and pass NAME_MAX or PATH_MAX.
+        return rng.choice([b"A", b"/", b"\xff", "é".encode(), b"../"]) * rng.randrange(100, 5000)
     return b"".join(token(rng) for _ in range(rng.randrange(1, 4)))
 
 
@@ -95,14 +106,18 @@ def number(rng: random.Random) -> bytes:
 
 def fuzz_name(rng: random.Random) -> str:
     """A name the fuzzer may create or destroy (see NAME_PREFIX), sometimes with odd bytes."""
-    tail = rng.choice(["", "x", " ", "é", "\r", "\x00", "\x7f", "*", "?", "%n", "²", " a b"])
+    tail = rng.choice(
+        ["", "x", " ", "é", "\r", "\x00", "\x7f", "*", "?", "%n", "²", " a b", "L" * 300]
+    )
     return f"{NAME_PREFIX}{rng.randrange(50)}{tail}"
 
 
 def write_path(rng: random.Random) -> bytes:
     """A path for a verb that writes: hostile directories, then a fuzz name."""
     prefix = rng.choice(["", "", "", "../", "../../../", "/", "~/", "./", "/../", "//", "a/../"])
-    directory = rng.choice(["", "", f"{NAME_PREFIX}dir/", f"{NAME_PREFIX}dir/{NAME_PREFIX}0/"])
+    directory = rng.choice(
+        ["", "", f"{NAME_PREFIX}dir/", f"{NAME_PREFIX}dir/{NAME_PREFIX}0/", f"{OUT_LINK}/"]
+    )
     name = encode_name(fuzz_name(rng))
     if rng.random() < 0.1:
         name += rng.choice(RAW_BITS).replace(b"\xff", b"")
@@ -152,12 +167,14 @@ def mfmt_arg(rng: random.Random, known: list[str]) -> bytes:
         ["20240101000000", "99999999999999", "20231301000000", "19000101000000", "²0230101000000",
          "20240101000000.123", "20240230250000", "0", "", "-20240101000000", "1" * 30]
     )  # fmt: skip
+    known = modifiable(known)
     target = encode_name(rng.choice(known)) if known and rng.random() < 0.5 else write_path(rng)
     return stamp.encode() + rng.choice([b" ", b"", b"  "]) + target
 
 
 def chmod_arg(rng: random.Random, known: list[str]) -> bytes:
     mode = rng.choice(["644", "0755", "777", "7777", "8", "-1", "u+x", "²", "", "0o7", "1" * 20])
+    known = modifiable(known)
     target = encode_name(rng.choice(known)) if known and rng.random() < 0.5 else write_path(rng)
     return b"CHMOD " + mode.encode() + b" " + target
 

@@ -232,8 +232,8 @@ class Fuzzer:
 
     def rename(self, s: Session) -> bool:
         source = inputs.write_path(self.rng)
-        if self.known and self.rng.random() < 0.3:
-            source = inputs.encode_name(self.rng.choice(self.known))
+        if self.rng.random() < 0.3 and (known := inputs.modifiable(self.known)):
+            source = inputs.encode_name(self.rng.choice(known))
         self._send_lines(s, [b"RNFR " + source, b"RNTO " + inputs.write_path(self.rng)])
         return False
 

@@ -61,6 +61,17 @@ def test_write_paths_always_end_in_a_fuzz_name() -> None:
         assert last.startswith(fuzz_inputs.NAME_PREFIX.encode()), last
 
 
+def test_verbs_that_change_things_never_name_a_link_to_outside_the_home() -> None:
+    rng = random.Random(4)
+    known = [*fuzz_inputs.home_names(), *fuzz_inputs.LINK_NAMES, "etc-link/passwd"]
+    for _ in range(3000):
+        line = fuzz_inputs.command(rng, v6=False, own_port=40000, known=known)
+        verb = line.lstrip(b" \xff\xf4\xf2").split(b" ", 1)[0].upper()
+        if verb in (b"MFMT", b"SITE", b"DELE", b"RMD", b"RNFR", b"RNTO", b"STOR", b"APPE"):
+            assert b"etc-link" not in line, line
+            assert b"up-link" not in line, line
+
+
 LOG = """\
 Sun Dec  6 06:00:00 2026 [pid 1] [alice] FTP command: Client "127.0.0.1", "REST ²"
 Sun Dec  6 06:00:00 2026 [pid 1] ERROR: command from 127.0.0.1 failed
