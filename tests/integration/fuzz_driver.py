@@ -126,6 +126,7 @@ class Verdict:
         out = [
             f"fuzz seed {self.seed}: {s.sessions} sessions, {s.logins} logins, "
             f"{s.completed} completed transfers; actions {dict(sorted(s.actions.items()))}",
+            f"seconds per kind of action: {_rounded(s.seconds)}",
             f"replay: python -m tests.integration.fuzz_driver --seconds {self.seconds:g} "
             f"--seed {self.seed}   (or {SEED_ENV}={self.seed} for the pytest test)",
         ]
@@ -137,6 +138,10 @@ class Verdict:
         if not self.ok and transcript:
             out += ["last actions:", *list(s.transcript)[-transcript:]]
         return "\n".join(out)
+
+
+def _rounded(seconds: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 1) for k, v in sorted(seconds.items())}
 
 
 def fuzz(

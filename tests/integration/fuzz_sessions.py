@@ -57,6 +57,8 @@ class Stats:
     logins: int = 0
     completed: int = 0
     actions: collections.Counter[str] = attrs.Factory(collections.Counter)
+    # Seconds spent in each kind of action (waits for the server included).
+    seconds: dict[str, float] = attrs.Factory(lambda: collections.defaultdict(float))
     stalls: list[str] = attrs.Factory(list)
     anomalies: list[str] = attrs.Factory(list)
     transcript: collections.deque[str] = attrs.Factory(
@@ -148,7 +150,11 @@ class Fuzzer:
         weights = [w for w, _ in actions]
         action = self.rng.choices([a for _, a in actions], weights)[0]
         self.stats.actions[action.__name__] += 1
-        return action(s)
+        started = time.monotonic()
+        try:
+            return action(s)
+        finally:
+            self.stats.seconds[action.__name__] += time.monotonic() - started
 
     def _finish(self, s: Session) -> bool:
         """End the session; True when it is parked (left open)."""
@@ -283,9 +289,14 @@ class Fuzzer:
             s.ctl.send(hello, deadline)
             hard_close(s.ctl.sock)
             return True
-        if how == "silent" or self.rng.random() < 0.5:
+        roll = self.rng.random()
+        if how == "silent" or roll < 0.4:
             self._park(s.ctl)
             raise _Parked
+        if roll < 0.8:
+            # Closing at once: waiting for the server to give up on the handshake would cost
+            # its whole handshake timeout, and parked sessions already cover that path.
+            return True
         s.ctl.wait_closed(deadline)
         return True
 

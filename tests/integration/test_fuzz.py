@@ -26,8 +26,8 @@ from tests.integration.fuzz_driver import (
     traceback_excerpts,
 )
 
-FUZZ_SECONDS = 25
-FUZZ_SESSIONS = 400
+FUZZ_SECONDS = 20
+FUZZ_SESSIONS = 300
 
 
 def test_fuzzed_sessions_leave_no_traceback_and_the_instances_serving(
