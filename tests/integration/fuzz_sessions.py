@@ -127,6 +127,9 @@ class Fuzzer:
             self._note(s, f"STALL {exc}")
         except Closed as exc:
             self._note(s, f"closed by the server: {exc}")
+        except (OSError, ssl.SSLError) as exc:
+            # A socket call outside fuzz_wire's wrappers (shutdown, unwrap) met a closed peer.
+            self._note(s, f"connection error: {exc!r}")
         finally:
             self.stats.anomalies += [f"session {number}: reply {a!r}" for a in ctl.anomalies]
             ctl.anomalies.clear()

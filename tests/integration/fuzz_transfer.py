@@ -25,9 +25,11 @@ from collections.abc import Callable
 
 from tests.integration import fuzz_inputs as inputs
 from tests.integration.fuzz_wire import (
+    MAX_DATA,
     Reply,
     Session,
     hard_close,
+    listing_anomaly,
     passive_port,
     read_some,
     remaining,
@@ -35,6 +37,7 @@ from tests.integration.fuzz_wire import (
 )
 
 UPLOADS = ("STOR", "APPE", "STOU")
+LISTINGS = ("LIST", "NLST", "MLSD")
 BEHAVIOURS = (
     "full", "full", "full", "early", "reset", "no_connect", "garbage", "abor", "stat", "plain",
     "no_session", "thief", "hold",
@@ -103,7 +106,7 @@ def transfer(
             if listener is not None and how != "no_connect":
                 data = _accept(listener, deadline)
             if data is not None:
-                data = _use(data, s, rng, tls, how, upload=verb in UPLOADS, deadline=deadline)
+                data = _use(data, s, rng, tls, how, verb=verb, deadline=deadline)
             if how == "hold" and data is not None:
                 held, data = data, None
                 return replies, held
@@ -178,10 +181,11 @@ def _use(
     tls: ssl.SSLContext,
     how: str,
     *,
-    upload: bool,
+    verb: str,
     deadline: float,
 ) -> socket.socket | None:
     """Treat the open data connection as `how` says; returns the socket left to close."""
+    upload = verb in UPLOADS
     if how == "reset":
         hard_close(data)
         return None
@@ -213,5 +217,8 @@ def _use(
             with contextlib.suppress(OSError, ssl.SSLError, ValueError):
                 data = data.unwrap()
     else:
-        read_some(data, 1 << 30, deadline)
+        received = read_some(data, MAX_DATA, deadline)
+        broken = listing_anomaly(received) if verb in LISTINGS else None
+        if broken is not None:
+            s.ctl.anomalies.append(b"%s listing line: %r" % (verb.encode(), broken))
     return data

@@ -263,19 +263,33 @@ def passive_port(answer: Reply) -> int | None:
     return None
 
 
-def read_some(sock: socket.socket, limit: int, deadline: float) -> int:
-    """Read up to `limit` bytes or to EOF; the count read. Errors just end the reading."""
+def read_some(sock: socket.socket, limit: int, deadline: float) -> bytes:
+    """Read up to `limit` bytes (at most MAX_DATA) or to EOF. Errors just end the reading."""
+    chunks: list[bytes] = []
     total = 0
     while total < min(limit, MAX_DATA):
         try:
             sock.settimeout(remaining(deadline))
             chunk = sock.recv(65536)
         except (Stalled, OSError, ssl.SSLError):
-            return total
+            break
         if not chunk:
-            return total
+            break
+        chunks.append(chunk)
         total += len(chunk)
-    return total
+    return b"".join(chunks)[:limit]
+
+
+def listing_anomaly(listing: bytes) -> bytes | None:
+    """A listing line broken by a bare CR or LF (a file name's, unescaped), or None.
+
+    Listings are sent as lines ending in CRLF (RFC 959 §3.1.1.1); a name holding CR or LF
+    must not split a line, or a client reads a forged entry.
+    """
+    for line in listing.split(b"\r\n"):
+        if b"\r" in line or b"\n" in line:
+            return line[:200]
+    return None
 
 
 def send_some(sock: socket.socket, data: bytes, deadline: float) -> bool:

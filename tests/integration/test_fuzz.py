@@ -25,6 +25,7 @@ from tests.integration.fuzz_driver import (
     seed_from_env,
     traceback_excerpts,
 )
+from tests.integration.fuzz_wire import listing_anomaly
 
 FUZZ_SECONDS = 20
 FUZZ_SESSIONS = 300
@@ -97,3 +98,9 @@ def test_traceback_excerpts_keep_the_command_before_and_the_exception_line() -> 
 
 def test_a_clean_log_has_no_traceback_excerpt() -> None:
     assert traceback_excerpts(LOG.replace("Traceback", "Trace")) == []
+
+
+def test_a_listing_line_split_by_a_name_with_a_line_end_is_an_anomaly() -> None:
+    assert listing_anomaly(b"a\r\nb\r\n") is None
+    assert listing_anomaly(b"a\r\nline\nfeed\r\n") == b"line\nfeed"
+    assert listing_anomaly(b"carriage\rreturn\r\n") == b"carriage\rreturn"
