@@ -17,7 +17,8 @@ The verdict never depends on timing. After the run it checks, per instance:
 - a fresh client gets the 220 greeting, logs in, lists the home (and sees a file that no
   session may touch), and quits;
 - the process then stops cleanly on SIGTERM (exit status 0);
-- its log files hold no Python traceback;
+- its log files hold no Python traceback, nor does its standard error (the pytest test reads
+  it with capfd, the command line from a file);
 - no file the fuzzer named (fuzz_inputs.NAME_PREFIX) exists outside the user's home.
 Stalls (no answer within an action's deadline) and malformed reply lines are reported beside
 the verdict, for a person to look at; they do not fail it.
@@ -233,6 +234,14 @@ def traceback_excerpts(log: str, *, before: int = 6) -> list[str]:
     return excerpts
 
 
+def stderr_problems(text: str) -> list[str]:
+    """What the instances wrote to standard error that means a bug: tracebacks, and the
+    "Exception ignored" lines Python prints for errors it cannot raise (in __del__, say)."""
+    problems = traceback_excerpts(text, before=0)
+    problems += [line for line in text.splitlines() if line.startswith("Exception ignored")]
+    return problems
+
+
 def distinct_tracebacks(excerpts: tuple[str, ...] | list[str]) -> list[str]:
     """One excerpt per distinct exception (its last line and the frame that raised it)."""
     seen: dict[tuple[str, str], str] = {}
@@ -290,8 +299,14 @@ def main(argv: list[str] | None = None) -> int:
         started.append(srv)
         return srv
 
-    with tempfile.TemporaryDirectory(prefix="ftpsup-fuzz-") as tmp:
+    # The instances inherit standard error: send it to a file, to look for tracebacks in it.
+    saved_stderr = os.dup(2)
+    with (
+        tempfile.TemporaryDirectory(prefix="ftpsup-fuzz-") as tmp,
+        tempfile.TemporaryFile() as stderr_file,
+    ):
         base = Path(tmp)
+        os.dup2(stderr_file.fileno(), 2)
         try:
             verdict = fuzz(
                 start,
@@ -304,9 +319,16 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for srv in started:
                 srv.stop()
+            os.dup2(saved_stderr, 2)
+        stderr_file.seek(0)
+        stderr = stderr_file.read().decode("utf-8", "replace")
+    bad_stderr = stderr_problems(stderr)
     print(verdict.report())
-    print("PASS" if verdict.ok else "FAIL")
-    return 0 if verdict.ok else 1
+    for problem in bad_stderr:
+        print(f"PROBLEM on the instances' standard error:\n{problem}")
+    ok = verdict.ok and not bad_stderr
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -17,12 +17,15 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.integration import fuzz_inputs
 from tests.integration.conftest import Server
 from tests.integration.fuzz_driver import (
     distinct_tracebacks,
     fuzz,
     seed_from_env,
+    stderr_problems,
     traceback_excerpts,
 )
 from tests.integration.fuzz_wire import listing_anomaly
@@ -32,14 +35,17 @@ FUZZ_SESSIONS = 300
 
 
 def test_fuzzed_sessions_leave_no_traceback_and_the_instances_serving(
-    server_factory: Callable[..., Server], tmp_path: Path
+    server_factory: Callable[..., Server], tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     seed = seed_from_env()
     verdict = fuzz(
         server_factory, tmp_path, seed=seed, seconds=FUZZ_SECONDS, max_sessions=FUZZ_SESSIONS
     )
+    # The instances write to the test's standard error (captured at the descriptor).
+    stderr = capfd.readouterr().err
     print(verdict.report(transcript=0))
     assert verdict.ok, verdict.report()
+    assert stderr_problems(stderr) == [], f"seed {seed}: instances' standard error:\n{stderr}"
     # The run got past the login and moved data, so it reached the commands behind them.
     assert verdict.stats.logins > 0, verdict.report()
     assert verdict.stats.completed > 0, verdict.report()
@@ -104,3 +110,12 @@ def test_a_listing_line_split_by_a_name_with_a_line_end_is_an_anomaly() -> None:
     assert listing_anomaly(b"a\r\nb\r\n") is None
     assert listing_anomaly(b"a\r\nline\nfeed\r\n") == b"line\nfeed"
     assert listing_anomaly(b"carriage\rreturn\r\n") == b"carriage\rreturn"
+
+
+def test_standard_error_problems_are_tracebacks_and_ignored_exceptions() -> None:
+    assert stderr_problems("ftpsup: user 'alice' added\n") == []
+    text = "Exception ignored in: <socket>\nResourceWarning: unclosed\n" + LOG
+    found = stderr_problems(text)
+    assert found[0].startswith("Traceback")
+    assert found[0].endswith("'²'")
+    assert found[1] == "Exception ignored in: <socket>"
