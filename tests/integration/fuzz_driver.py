@@ -20,8 +20,10 @@ The verdict never depends on timing. After the run it checks, per instance:
 - its log files hold no Python traceback, nor does its standard error (the pytest test reads
   it with capfd, the command line from a file);
 - no file the fuzzer named (fuzz_inputs.NAME_PREFIX) exists outside the user's home.
-Stalls (no answer within an action's deadline) and malformed reply lines are reported beside
-the verdict, for a person to look at; they do not fail it.
+- every reply line was well formed, every listing line whole (no bare CR or LF in it), and
+  every session got its greeting.
+Stalls (no answer within an action's deadline) are reported beside the verdict, for a person
+to look at; they do not fail it, as they depend on timing.
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ class Verdict:
 
     @property
     def ok(self) -> bool:
-        return not self.problems and not self.tracebacks
+        return not self.problems and not self.tracebacks and not self.stats.anomalies
 
     def report(self, *, transcript: int = 80) -> str:
         s = self.stats
@@ -135,7 +137,8 @@ class Verdict:
         for excerpt in distinct_tracebacks(self.tracebacks):
             out += ["TRACEBACK in the instance log (with the log lines before it):", excerpt]
         out += [f"stall: {x}" for x in s.stalls[:20]]
-        out += [f"anomaly: {x}" for x in sorted(set(s.anomalies))[:20]]
+        for anomaly, sessions in sorted(s.anomalies.items()):
+            out.append(f"ANOMALY: {anomaly} (sessions {sessions[:5]}, {len(sessions)} in all)")
         if not self.ok and transcript:
             out += ["last actions:", *list(s.transcript)[-transcript:]]
         return "\n".join(out)

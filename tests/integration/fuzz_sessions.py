@@ -60,7 +60,8 @@ class Stats:
     # Seconds spent in each kind of action (waits for the server included).
     seconds: dict[str, float] = attrs.Factory(lambda: collections.defaultdict(float))
     stalls: list[str] = attrs.Factory(list)
-    anomalies: list[str] = attrs.Factory(list)
+    # Each distinct anomaly (broken framing, a missing greeting) and the sessions that met it.
+    anomalies: dict[str, list[int]] = attrs.Factory(dict)
     transcript: collections.deque[str] = attrs.Factory(
         lambda: collections.deque(maxlen=TRANSCRIPT_LINES)
     )
@@ -114,7 +115,7 @@ class Fuzzer:
                 return
             greeting = ctl.reply(deadline)
             if greeting.code != 220:
-                self.stats.anomalies.append(f"session {number}: greeting {greeting.lines!r}")
+                ctl.anomalies.append(f"greeting {greeting.lines!r}")
                 return
             for _ in range(self.rng.randrange(1, MAX_STEPS)):
                 if time.monotonic() >= end or self._step(s):
@@ -131,7 +132,8 @@ class Fuzzer:
             # A socket call outside fuzz_wire's wrappers (shutdown, unwrap) met a closed peer.
             self._note(s, f"connection error: {exc!r}")
         finally:
-            self.stats.anomalies += [f"session {number}: reply {a!r}" for a in ctl.anomalies]
+            for anomaly in ctl.anomalies:
+                self.stats.anomalies.setdefault(anomaly, []).append(number)
             ctl.anomalies.clear()
             if not keep:
                 ctl.close()

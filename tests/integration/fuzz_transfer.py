@@ -28,8 +28,8 @@ from tests.integration.fuzz_wire import (
     MAX_DATA,
     Reply,
     Session,
+    broken_listing_lines,
     hard_close,
-    listing_anomaly,
     passive_port,
     read_some,
     remaining,
@@ -218,7 +218,6 @@ def _use(
                 data = data.unwrap()
     else:
         received = read_some(data, MAX_DATA, deadline)
-        broken = listing_anomaly(received) if verb in LISTINGS else None
-        if broken is not None:
-            s.ctl.anomalies.append(b"%s listing line: %r" % (verb.encode(), broken))
+        if verb in LISTINGS:
+            s.ctl.anomalies += [f"{verb} line {b!r}" for b in broken_listing_lines(received)]
     return data

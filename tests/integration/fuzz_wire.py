@@ -13,6 +13,7 @@ Rules:
 - Every loop is bounded by count and bytes as well as by the deadline.
 - A reply line that is not "DDD text" or "DDD-text" (or a continuation inside a multi-line
   reply) is kept as an anomaly: it means something unescaped reached the control connection.
+  So is a listing line split by a bare CR or LF.
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ class Control:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buffer = b""
-        self.anomalies: list[bytes] = []
+        # Broken framing seen on this connection (or its data connections), described.
+        self.anomalies: list[str] = []
         self.nonce = 0
 
     @classmethod
@@ -184,7 +186,7 @@ class Control:
         first = self._line(deadline)
         match = _REPLY_LINE.match(first)
         if match is None:
-            self.anomalies.append(first)
+            self.anomalies.append(f"reply line {first[:200]!r}")
             return Reply(0, (first,))
         code = int(match.group(1))
         lines = [first]
@@ -280,16 +282,13 @@ def read_some(sock: socket.socket, limit: int, deadline: float) -> bytes:
     return b"".join(chunks)[:limit]
 
 
-def listing_anomaly(listing: bytes) -> bytes | None:
-    """A listing line broken by a bare CR or LF (a file name's, unescaped), or None.
+def broken_listing_lines(listing: bytes) -> list[bytes]:
+    """Listing lines broken by a bare CR or LF (a file name's, unescaped).
 
     Listings are sent as lines ending in CRLF (RFC 959 §3.1.1.1); a name holding CR or LF
     must not split a line, or a client reads a forged entry.
     """
-    for line in listing.split(b"\r\n"):
-        if b"\r" in line or b"\n" in line:
-            return line[:200]
-    return None
+    return [line[:200] for line in listing.split(b"\r\n") if b"\r" in line or b"\n" in line]
 
 
 def send_some(sock: socket.socket, data: bytes, deadline: float) -> bool:

@@ -2,9 +2,10 @@
 
 Rules:
 - Randomised sessions (hostile arguments to real verbs, raw bytes, TLS upgrades cut short,
-  broken data connections; see fuzz_sessions.py) leave no traceback in the instance logs, the
-  instance running, a fresh client served (greeting, login, LIST, QUIT), a clean stop, and
-  every file the fuzzer named inside the user's home.
+  broken data connections; see fuzz_sessions.py) leave no traceback in the instance logs or
+  on their standard error, the instance running, a fresh client served (greeting, login,
+  LIST, QUIT), a clean stop, every reply and listing line well framed, and every file the
+  fuzzer named inside the user's home.
 - The run is bounded by time and by a session count, whichever comes first. The seed is fixed
   so a failure replays; FTPSUP_FUZZ_SEED picks another (a number, or "random"), and the
   failure message names the seed. A long run of the same driver is a release check (see
@@ -28,7 +29,7 @@ from tests.integration.fuzz_driver import (
     stderr_problems,
     traceback_excerpts,
 )
-from tests.integration.fuzz_wire import listing_anomaly
+from tests.integration.fuzz_wire import broken_listing_lines
 
 FUZZ_SECONDS = 20
 FUZZ_SESSIONS = 300
@@ -107,9 +108,9 @@ def test_a_clean_log_has_no_traceback_excerpt() -> None:
 
 
 def test_a_listing_line_split_by_a_name_with_a_line_end_is_an_anomaly() -> None:
-    assert listing_anomaly(b"a\r\nb\r\n") is None
-    assert listing_anomaly(b"a\r\nline\nfeed\r\n") == b"line\nfeed"
-    assert listing_anomaly(b"carriage\rreturn\r\n") == b"carriage\rreturn"
+    assert broken_listing_lines(b"a\r\nb\r\n") == []
+    listing = b"a\r\nline\nfeed\r\ncarriage\rreturn\r\n"
+    assert broken_listing_lines(listing) == [b"line\nfeed", b"carriage\rreturn"]
 
 
 def test_standard_error_problems_are_tracebacks_and_ignored_exceptions() -> None:
