@@ -49,7 +49,7 @@ from tests.integration.conftest import (
     write_cert_pair,
 )
 from tests.integration.fuzz_inputs import LINK_NAMES, NAME_PREFIX, OUT_LINK, home_names
-from tests.integration.fuzz_sessions import Fuzzer, Stats
+from tests.integration.fuzz_sessions import Stats, run_workers
 from tests.integration.fuzz_wire import Target
 
 DEFAULT_SEED = 959
@@ -116,6 +116,7 @@ class Verdict:
 
     seed: int
     seconds: float
+    workers: int
     stats: Stats
     problems: tuple[str, ...]
     tracebacks: tuple[str, ...]
@@ -131,7 +132,8 @@ class Verdict:
             f"{s.completed} completed transfers; actions {dict(sorted(s.actions.items()))}",
             f"seconds per kind of action: {_rounded(s.seconds)}",
             f"replay: python -m tests.integration.fuzz_driver --seconds {self.seconds:g} "
-            f"--seed {self.seed}   (or {SEED_ENV}={self.seed} for the pytest test)",
+            f"--seed {self.seed} --workers {self.workers}"
+            f"   (or {SEED_ENV}={self.seed} for the pytest test, with one worker)",
         ]
         out += [f"PROBLEM: {p}" for p in self.problems]
         for excerpt in distinct_tracebacks(self.tracebacks):
@@ -156,8 +158,9 @@ def fuzz(
     seconds: float,
     max_sessions: int,
     step_seconds: float = 10,
+    workers: int = 1,
 ) -> Verdict:
-    """Start the two instances with `start(host, **settings)`, fuzz them, and judge them."""
+    """Start the instances with `start(host, **settings)`, fuzz them, and judge them."""
     pair = write_cert_pair(workdir)
     targets: list[Target] = []
     servers: list[Server] = []
@@ -173,9 +176,17 @@ def fuzz(
     pairs = list(zip(servers, targets, strict=True))
     problems = [p for srv, target in pairs for p in check_serving(srv, target)]
     if problems:
-        return Verdict(seed, seconds, Stats(seed), tuple(f"before: {p}" for p in problems), ())
-    stats = Fuzzer(targets, seed, known=known, step_seconds=step_seconds).run(
-        seconds=seconds, max_sessions=max_sessions
+        return Verdict(
+            seed, seconds, workers, Stats(seed), tuple(f"before: {p}" for p in problems), ()
+        )
+    stats = run_workers(
+        targets,
+        seed,
+        known=known,
+        step_seconds=step_seconds,
+        seconds=seconds,
+        max_sessions=max_sessions,
+        workers=workers,
     )
     tracebacks: list[str] = []
     for srv, target in pairs:
@@ -189,7 +200,7 @@ def fuzz(
     for srv in servers:
         tracebacks += traceback_excerpts(srv.log_text())
     problems += [f"file outside the home: {p}" for p in stray_files(workdir, servers)]
-    return Verdict(seed, seconds, stats, tuple(problems), tuple(tracebacks))
+    return Verdict(seed, seconds, workers, stats, tuple(problems), tuple(tracebacks))
 
 
 def check_serving(srv: Server, target: Target) -> list[str]:
@@ -292,9 +303,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="default: a fresh random seed")
     parser.add_argument("--sessions", type=int, default=1_000_000, help="at most this many")
     parser.add_argument("--step-seconds", type=float, default=10)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="fuzzers side by side (1 replays exactly)"
+    )
     args = parser.parse_args(argv)
     seed = secrets.randbelow(1 << 31) if args.seed is None else args.seed
-    print(f"fuzzing for {args.seconds:g} s with seed {seed}", flush=True)
+    print(f"fuzzing for {args.seconds:g} s with seed {seed}, {args.workers} worker(s)", flush=True)
     started: list[Server] = []
 
     def start(host: str, **settings: Any) -> Server:
@@ -318,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                 seconds=args.seconds,
                 max_sessions=args.sessions,
                 step_seconds=args.step_seconds,
+                workers=args.workers,
             )
         finally:
             for srv in started:

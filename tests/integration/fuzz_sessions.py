@@ -7,7 +7,8 @@ bytes, a TLS upgrade (completed, cut off mid-handshake, or answered with garbage
 transfer in any of the four modes, done properly or broken (closed early, reset, never
 connected, aborted, garbage, plain text on a protected channel). A session then ends by QUIT,
 a close, a TCP reset, or by being parked: left open while the next sessions run, so the server
-always has a few half-finished sessions on its hands.
+always has a few half-finished sessions on its hands. `run_workers` runs several fuzzers in
+threads, so that live sessions also overlap (renames during transfers, and so on).
 
 Rules:
 - Each action gets its own deadline (`step_seconds`); a server that does not answer in time
@@ -23,6 +24,7 @@ import collections
 import random
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable
 
@@ -61,17 +63,85 @@ class Stats:
     seconds: dict[str, float] = attrs.Factory(lambda: collections.defaultdict(float))
     stalls: list[str] = attrs.Factory(list)
     # Each distinct anomaly (broken framing, a missing greeting) and the sessions that met it.
-    anomalies: dict[str, list[int]] = attrs.Factory(dict)
+    anomalies: dict[str, list[str]] = attrs.Factory(dict)
     transcript: collections.deque[str] = attrs.Factory(
         lambda: collections.deque(maxlen=TRANSCRIPT_LINES)
     )
 
+    def add(self, other: Stats) -> None:
+        """Count `other`'s run in this one (the transcript keeps the latest lines)."""
+        self.sessions += other.sessions
+        self.logins += other.logins
+        self.completed += other.completed
+        self.actions.update(other.actions)
+        for name, seconds in other.seconds.items():
+            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+        self.stalls += other.stalls
+        for anomaly, sessions in other.anomalies.items():
+            self.anomalies.setdefault(anomaly, []).extend(sessions)
+        self.transcript.extend(other.transcript)
+
+
+def run_workers(
+    targets: list[Target],
+    seed: int,
+    *,
+    known: list[str],
+    step_seconds: float,
+    seconds: float,
+    max_sessions: int,
+    workers: int,
+) -> Stats:
+    """`workers` fuzzers side by side in threads, so sessions overlap in the server.
+
+    Worker 0 uses `seed` itself, so one worker replays a single fuzzer's run exactly; the
+    others derive theirs from it. Each worker runs at most its share of `max_sessions`.
+    """
+    fuzzers = [
+        Fuzzer(
+            targets,
+            seed + i * 1_000_003,
+            known=known,
+            step_seconds=step_seconds,
+            label=f"w{i}." if workers > 1 else "",
+        )
+        for i in range(workers)
+    ]
+    share = max(1, max_sessions // workers)
+    errors: list[BaseException] = []
+
+    def work(fuzzer: Fuzzer) -> None:
+        try:
+            fuzzer.run(seconds=seconds, max_sessions=share)
+        except BaseException as exc:  # handed to the caller below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(f,)) for f in fuzzers[1:]]
+    for thread in threads:
+        thread.start()
+    work(fuzzers[0])
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    total = Stats(seed)
+    for fuzzer in fuzzers:
+        total.add(fuzzer.stats)
+    return total
+
 
 class Fuzzer:
     def __init__(
-        self, targets: list[Target], seed: int, *, known: list[str], step_seconds: float = 10
+        self,
+        targets: list[Target],
+        seed: int,
+        *,
+        known: list[str],
+        step_seconds: float = 10,
+        label: str = "",
     ) -> None:
         self.targets = targets
+        self.label = label
         self.rng = random.Random(seed)
         self.stats = Stats(seed)
         self.known = known
@@ -105,7 +175,7 @@ class Fuzzer:
         try:
             ctl = Control.open(target.host, target.port, deadline)
         except (OSError, Stalled) as exc:
-            self.stats.stalls.append(f"session {number}: connect to {target.host}: {exc}")
+            self.stats.stalls.append(f"session {self.label}{number}: connect: {exc}")
             return
         s = Session(target, ctl, number)
         self._note(s, f"open {target.host} tls_required={target.tls_required} {target.implicit=}")
@@ -124,7 +194,7 @@ class Fuzzer:
         except _Parked:
             keep = True
         except Stalled as exc:
-            self.stats.stalls.append(f"session {number} ({target.host}): {exc}")
+            self.stats.stalls.append(f"session {self.label}{number} ({target.host}): {exc}")
             self._note(s, f"STALL {exc}")
         except Closed as exc:
             self._note(s, f"closed by the server: {exc}")
@@ -133,7 +203,7 @@ class Fuzzer:
             self._note(s, f"connection error: {exc!r}")
         finally:
             for anomaly in ctl.anomalies:
-                self.stats.anomalies.setdefault(anomaly, []).append(number)
+                self.stats.anomalies.setdefault(anomaly, []).append(f"{self.label}{number}")
             ctl.anomalies.clear()
             if not keep:
                 ctl.close()
@@ -340,7 +410,7 @@ class Fuzzer:
         return time.monotonic() + self.step_seconds
 
     def _note(self, s: Session, text: str) -> None:
-        self.stats.transcript.append(f"[{s.number} {s.target.host}] {text}")
+        self.stats.transcript.append(f"[{self.label}{s.number} {s.target.host}] {text}")
 
     def _send_lines(self, s: Session, lines: list[bytes]) -> list[Reply]:
         deadline = self._deadline()
