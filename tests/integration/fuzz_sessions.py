@@ -146,7 +146,8 @@ class Fuzzer:
         self.stats = Stats(seed)
         self.known = known
         self.step_seconds = step_seconds
-        self.tls = client_context()
+        # TLS 1.3 mostly; TLS 1.2 has other session resumption (IDs and tickets) and records.
+        self.tls_choices = [client_context()] * 3 + [client_context(ssl.TLSVersion.TLSv1_2)]
         # Sessions (and data connections) left open on purpose while later sessions run.
         self.parked: list[Control | socket.socket] = []
         # Where hostile PORT/EPRT lines point: a listener of ours, drained after each session.
@@ -177,7 +178,7 @@ class Fuzzer:
         except (OSError, Stalled) as exc:
             self.stats.stalls.append(f"session {self.label}{number}: connect: {exc}")
             return
-        s = Session(target, ctl, number)
+        s = Session(target, ctl, number, self.rng.choice(self.tls_choices))
         self._note(s, f"open {target.host} tls_required={target.tls_required} {target.implicit=}")
         keep = False
         try:
@@ -351,9 +352,9 @@ class Fuzzer:
         """
         self._note(s, f"handshake: {how}")
         if how == "full":
-            s.ctl.start_tls(self.tls, deadline)
+            s.ctl.start_tls(s.tls, deadline)
             return False
-        hello = client_hello(self.tls)
+        hello = client_hello(s.tls)
         if how == "partial":
             s.ctl.send(hello[: self.rng.randrange(1, len(hello))], deadline)
         elif how == "garbage":
@@ -389,7 +390,7 @@ class Fuzzer:
 
     def transfer(self, s: Session) -> bool:
         replies, held = transfer(
-            s, self.rng, self.tls, self._deadline(), lambda text: self._note(s, text), self.known
+            s, self.rng, s.tls, self._deadline(), lambda text: self._note(s, text), self.known
         )
         self._absorb(s, replies)
         if held is not None:

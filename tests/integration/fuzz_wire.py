@@ -74,15 +74,18 @@ class Session:
     target: Target
     ctl: Control
     number: int
+    # The client's TLS settings for this session (TLS 1.3, or TLS 1.2 at most).
+    tls: ssl.SSLContext
     logged_in: bool = False
     prot_p: bool = False
 
 
-def client_context() -> ssl.SSLContext:
+def client_context(maximum: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.maximum_version = maximum
     return ctx
 
 
