@@ -3,14 +3,14 @@
 Run by tests/integration/test_fuzz.py for a bounded time, and by hand for a long run before a
 release:
 
-    python -m tests.integration.fuzz_driver --seconds 600 --seed 1
+    python -m tests.integration.fuzz_driver --seconds 600 --seed 1 --workers 4
 
-Theory of operation: three real instances are started (as the integration tests start them):
-one on 127.0.0.1 where FTPS is offered but not forced, one on ::1 where logins and data must
-be encrypted, and one with implicit FTPS on 127.0.0.1, all with short timeouts so broken data
-connections and handshakes end quickly.
-The homes get files with awkward names (line ends, invalid UTF-8, a leading dash). The
-sessions of fuzz_sessions.Fuzzer then run until the time or session budget is spent.
+Theory of operation: three real instances are started (as the integration tests start them): one
+on 127.0.0.1 where FTPS is offered but not forced (and anonymous users may upload), one on ::1
+where logins and data must be encrypted, and one with implicit FTPS on 127.0.0.1, all with short
+timeouts so broken data connections and handshakes end quickly. The homes get files with awkward
+names (line ends, invalid UTF-8, a leading dash). The sessions of fuzz_sessions.Fuzzer then run
+until the time or session budget is spent.
 
 The verdict never depends on timing. After the run it checks, per instance:
 - the process is still running;
@@ -19,7 +19,7 @@ The verdict never depends on timing. After the run it checks, per instance:
 - the process then stops cleanly on SIGTERM (exit status 0);
 - its log files hold no Python traceback, nor does its standard error (the pytest test reads
   it with capfd, the command line from a file);
-- no file the fuzzer named (fuzz_inputs.NAME_PREFIX) exists outside the user's home.
+- no file the fuzzer named (fuzz_inputs.NAME_PREFIX) exists outside the user's home;
 - every reply line was well formed, every listing line whole (no bare CR or LF in it), and
   every session got its greeting.
 Stalls (no answer within an action's deadline) are reported beside the verdict, for a person
@@ -61,7 +61,16 @@ SENTINEL = "sentinel.txt"
 
 StartServer = Callable[..., Server]
 # (address, FTPS forced for logins and data, implicit FTPS) of each instance fuzzed.
+# The first also lets anonymous users in, to a root of their own where they may write.
 INSTANCES = [("127.0.0.1", False, False), ("::1", True, False), ("127.0.0.1", True, True)]
+
+
+ANONYMOUS = {
+    "anonymous_enable": True,
+    "anon_upload_enable": True,
+    "anon_mkdir_write_enable": True,
+    "anon_other_write_enable": True,
+}
 
 
 def seed_from_env() -> int:
@@ -164,15 +173,21 @@ def fuzz(
     pair = write_cert_pair(workdir)
     targets: list[Target] = []
     servers: list[Server] = []
-    for host, tls_required, implicit in INSTANCES:
-        srv = start(host, **instance_settings(pair, tls_required=tls_required, implicit=implicit))
+    anon_root = workdir / "anon"
+    for i, (host, tls_required, implicit) in enumerate(INSTANCES):
+        settings = instance_settings(pair, tls_required=tls_required, implicit=implicit)
+        if i == 0:
+            settings.update(ANONYMOUS, anon_root=str(anon_root))
+        srv = start(host, **settings)
         servers.append(srv)
-        targets.append(Target(host, srv.port, srv.user, srv.password, tls_required, implicit))
+        targets.append(
+            Target(host, srv.port, srv.user, srv.password, tls_required, implicit, i == 0)
+        )
     known: list[str] = []
     outside = workdir / "outside"
     outside.mkdir()
-    for srv in servers:
-        known = populate_home(srv.home, outside)
+    for home in [anon_root, *(srv.home for srv in servers)]:
+        known = populate_home(home, outside)
     pairs = list(zip(servers, targets, strict=True))
     problems = [p for srv, target in pairs for p in check_serving(srv, target)]
     if problems:
@@ -199,7 +214,8 @@ def fuzz(
             problems.append(f"{srv.host}: no clean stop (status {srv.process.returncode})")
     for srv in servers:
         tracebacks += traceback_excerpts(srv.log_text())
-    problems += [f"file outside the home: {p}" for p in stray_files(workdir, servers)]
+    homes = [anon_root, *(srv.home for srv in servers)]
+    problems += [f"file outside the home: {p}" for p in stray_files(workdir, homes)]
     return Verdict(seed, seconds, workers, stats, tuple(problems), tuple(tracebacks))
 
 
@@ -267,9 +283,9 @@ def distinct_tracebacks(excerpts: tuple[str, ...] | list[str]) -> list[str]:
     return list(seen.values())
 
 
-def stray_files(workdir: Path, servers: list[Server]) -> list[Path]:
+def stray_files(workdir: Path, roots: list[Path]) -> list[Path]:
     """Files named by the fuzzer outside every home: under `workdir`, and beside each home."""
-    homes = [srv.home.resolve() for srv in servers]
+    homes = [root.resolve() for root in roots]
     found: list[Path] = []
     places: list[Path] = [h for home in homes for h in home.parents]
     for path in _walk(workdir.resolve()):

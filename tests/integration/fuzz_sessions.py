@@ -273,6 +273,8 @@ class Fuzzer:
             self._upgrade(s, "full")
         password = s.target.password if self.rng.random() < 0.9 else "wrong"
         lines = [f"USER {s.target.user}".encode(), f"PASS {password}".encode()]
+        if s.target.anonymous and self.rng.random() < 0.3:
+            lines = [b"USER anonymous", b"PASS " + self.rng.choice([b"a@b.c", b"", b"%n\xff"])]
         if s.ctl.is_tls and self.rng.random() < 0.7:
             lines += [b"PBSZ 0", b"PROT P"]
         self._send_lines(s, lines)

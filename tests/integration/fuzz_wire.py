@@ -43,6 +43,8 @@ class Target:
     tls_required: bool
     # Implicit FTPS: TLS from the first byte, before the greeting.
     implicit: bool = False
+    # Anonymous logins are allowed (over plain FTP only, as vsftpd's allow_anon_ssl=NO).
+    anonymous: bool = False
 
     @property
     def v6(self) -> bool:
