@@ -29,12 +29,12 @@ to look at; they do not fail it, as they depend on timing.
 from __future__ import annotations
 
 import argparse
-import ftplib
 import os
 import secrets
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,21 +43,25 @@ import attrs
 from tests.integration.conftest import (
     CertPair,
     Server,
-    connect_tls,
     start_server,
     tls_settings,
     write_cert_pair,
 )
+from tests.integration.fuzz_checks import (
+    SENTINEL,
+    check_serving,
+    distinct_tracebacks,
+    stderr_problems,
+    stray_files,
+    traceback_excerpts,
+)
 from tests.integration.fuzz_inputs import LINK_NAMES, NAME_PREFIX, OUT_LINK, home_names
-from tests.integration.fuzz_sessions import Stats, run_workers
+from tests.integration.fuzz_sessions import Fuzzer
+from tests.integration.fuzz_stats import Stats
 from tests.integration.fuzz_wire import Target
 
 DEFAULT_SEED = 959
 SEED_ENV = "FTPSUP_FUZZ_SEED"
-TRACEBACK = "Traceback (most recent call last):"
-CHECK_TIMEOUT = 20
-MAX_WALK = 100_000
-SENTINEL = "sentinel.txt"
 
 StartServer = Callable[..., Server]
 # (address, FTPS forced for logins and data, implicit FTPS) of each instance fuzzed.
@@ -155,6 +159,54 @@ class Verdict:
         return "\n".join(out)
 
 
+def run_workers(
+    targets: list[Target],
+    seed: int,
+    *,
+    known: list[str],
+    step_seconds: float,
+    seconds: float,
+    max_sessions: int,
+    workers: int,
+) -> Stats:
+    """`workers` fuzzers side by side in threads, so sessions overlap in the server.
+
+    Worker 0 uses `seed` itself, so one worker replays a single fuzzer's run exactly; the
+    others derive theirs from it. Each worker runs at most its share of `max_sessions`.
+    """
+    fuzzers = [
+        Fuzzer(
+            targets,
+            seed + i * 1_000_003,
+            known=known,
+            step_seconds=step_seconds,
+            label=f"w{i}." if workers > 1 else "",
+        )
+        for i in range(workers)
+    ]
+    share = max(1, max_sessions // workers)
+    errors: list[BaseException] = []
+
+    def work(fuzzer: Fuzzer) -> None:
+        try:
+            fuzzer.run(seconds=seconds, max_sessions=share)
+        except BaseException as exc:  # handed to the caller below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(f,)) for f in fuzzers[1:]]
+    for thread in threads:
+        thread.start()
+    work(fuzzers[0])
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    total = Stats(seed)
+    for fuzzer in fuzzers:
+        total.add(fuzzer.stats)
+    return total
+
+
 def _rounded(seconds: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 1) for k, v in sorted(seconds.items())}
 
@@ -217,97 +269,6 @@ def fuzz(
     homes = [anon_root, *(srv.home for srv in servers)]
     problems += [f"file outside the home: {p}" for p in stray_files(workdir, homes)]
     return Verdict(seed, seconds, workers, stats, tuple(problems), tuple(tracebacks))
-
-
-def check_serving(srv: Server, target: Target) -> list[str]:
-    """Problems of a fresh client: greeting, login, LIST of the home, QUIT."""
-    where = f"{srv.host}{' (implicit FTPS)' if target.implicit else ''}"
-    try:
-        if target.tls_required or target.implicit:
-            ftp: ftplib.FTP = connect_tls(srv, implicit=target.implicit, timeout=CHECK_TIMEOUT)
-        else:
-            ftp = srv.connect(timeout=CHECK_TIMEOUT)
-        try:
-            welcome = ftp.getwelcome()
-            # The home holds names that are not UTF-8; every byte decodes as Latin-1.
-            ftp.encoding = "latin-1"
-            listing: list[str] = []
-            ftp.retrlines("LIST", listing.append)
-            goodbye = ftp.quit()
-        finally:
-            ftp.close()
-    except (OSError, EOFError, ValueError, ftplib.Error) as exc:
-        return [f"{where}: a fresh session failed: {exc!r}"]
-    problems = []
-    if not welcome.startswith("220"):
-        problems.append(f"{where}: greeting {welcome!r}")
-    if not any(line.endswith(f" {SENTINEL}") for line in listing):
-        problems.append(f"{where}: LIST of the home lacks {SENTINEL}: {listing[:5]!r}")
-    if not goodbye.startswith("221"):
-        problems.append(f"{where}: QUIT answered {goodbye!r}")
-    return problems
-
-
-def traceback_excerpts(log: str, *, before: int = 6) -> list[str]:
-    """Each traceback in `log` with the `before` log lines ahead of it, up to its exception."""
-    lines = log.splitlines()
-    excerpts = []
-    for i, line in enumerate(lines):
-        if line != TRACEBACK:
-            continue
-        end = i + 1
-        while end < len(lines) and (
-            lines[end].startswith(" ") or lines[end] == TRACEBACK or not lines[end].strip()
-        ):
-            end += 1
-        excerpts.append("\n".join(lines[max(0, i - before) : end + 1]))
-    return excerpts
-
-
-def stderr_problems(text: str) -> list[str]:
-    """What the instances wrote to standard error that means a bug: tracebacks, and the
-    "Exception ignored" lines Python prints for errors it cannot raise (in __del__, say)."""
-    problems = traceback_excerpts(text, before=0)
-    problems += [line for line in text.splitlines() if line.startswith("Exception ignored")]
-    return problems
-
-
-def distinct_tracebacks(excerpts: tuple[str, ...] | list[str]) -> list[str]:
-    """One excerpt per distinct exception (its last line and the frame that raised it)."""
-    seen: dict[tuple[str, str], str] = {}
-    for excerpt in excerpts:
-        lines = excerpt.splitlines()
-        frames = [ln for ln in lines if ln.startswith('  File "')]
-        key = (frames[-1] if frames else "", lines[-1].split(":", 1)[0])
-        seen.setdefault(key, excerpt)
-    return list(seen.values())
-
-
-def stray_files(workdir: Path, roots: list[Path]) -> list[Path]:
-    """Files named by the fuzzer outside every home: under `workdir`, and beside each home."""
-    homes = [root.resolve() for root in roots]
-    found: list[Path] = []
-    places: list[Path] = [h for home in homes for h in home.parents]
-    for path in _walk(workdir.resolve()):
-        if not any(path == h or h in path.parents for h in homes):
-            places.append(path)
-    for place in dict.fromkeys(places):
-        found += [place / n for n in _names(place) if n.startswith(NAME_PREFIX)]
-    return [p for p in found if not any(p == h or h in p.parents for h in homes)]
-
-
-def _walk(root: Path) -> Iterator[Path]:
-    for count, (dirpath, _, _) in enumerate(os.walk(root)):
-        if count >= MAX_WALK:
-            return
-        yield Path(dirpath)
-
-
-def _names(place: Path) -> list[str]:
-    try:
-        return os.listdir(place)
-    except OSError:
-        return []
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,8 +7,8 @@ bytes, a TLS upgrade (completed, cut off mid-handshake, or answered with garbage
 transfer in any of the four modes, done properly or broken (closed early, reset, never
 connected, aborted, garbage, plain text on a protected channel). A session then ends by QUIT,
 a close, a TCP reset, or by being parked: left open while the next sessions run, so the server
-always has a few half-finished sessions on its hands. `run_workers` runs several fuzzers in
-threads, so that live sessions also overlap (renames during transfers, and so on).
+always has a few half-finished sessions on its hands. fuzz_driver.run_workers runs several
+fuzzers in threads, so that live sessions also overlap (renames during transfers, and so on).
 
 Rules:
 - Each action gets its own deadline (`step_seconds`); a server that does not answer in time
@@ -20,17 +20,14 @@ Rules:
 
 from __future__ import annotations
 
-import collections
 import random
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable
 
-import attrs
-
 from tests.integration import fuzz_inputs as inputs
+from tests.integration.fuzz_stats import Stats
 from tests.integration.fuzz_transfer import transfer
 from tests.integration.fuzz_wire import (
     Closed,
@@ -47,87 +44,6 @@ from tests.integration.fuzz_wire import (
 
 MAX_PARKED = 8
 MAX_STEPS = 25
-TRANSCRIPT_LINES = 400
-
-
-@attrs.define
-class Stats:
-    """What a run did, for the report; `transcript` keeps the latest lines only."""
-
-    seed: int
-    sessions: int = 0
-    logins: int = 0
-    completed: int = 0
-    actions: collections.Counter[str] = attrs.Factory(collections.Counter)
-    # Seconds spent in each kind of action (waits for the server included).
-    seconds: dict[str, float] = attrs.Factory(lambda: collections.defaultdict(float))
-    stalls: list[str] = attrs.Factory(list)
-    # Each distinct anomaly (broken framing, a missing greeting) and the sessions that met it.
-    anomalies: dict[str, list[str]] = attrs.Factory(dict)
-    transcript: collections.deque[str] = attrs.Factory(
-        lambda: collections.deque(maxlen=TRANSCRIPT_LINES)
-    )
-
-    def add(self, other: Stats) -> None:
-        """Count `other`'s run in this one (the transcript keeps the latest lines)."""
-        self.sessions += other.sessions
-        self.logins += other.logins
-        self.completed += other.completed
-        self.actions.update(other.actions)
-        for name, seconds in other.seconds.items():
-            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
-        self.stalls += other.stalls
-        for anomaly, sessions in other.anomalies.items():
-            self.anomalies.setdefault(anomaly, []).extend(sessions)
-        self.transcript.extend(other.transcript)
-
-
-def run_workers(
-    targets: list[Target],
-    seed: int,
-    *,
-    known: list[str],
-    step_seconds: float,
-    seconds: float,
-    max_sessions: int,
-    workers: int,
-) -> Stats:
-    """`workers` fuzzers side by side in threads, so sessions overlap in the server.
-
-    Worker 0 uses `seed` itself, so one worker replays a single fuzzer's run exactly; the
-    others derive theirs from it. Each worker runs at most its share of `max_sessions`.
-    """
-    fuzzers = [
-        Fuzzer(
-            targets,
-            seed + i * 1_000_003,
-            known=known,
-            step_seconds=step_seconds,
-            label=f"w{i}." if workers > 1 else "",
-        )
-        for i in range(workers)
-    ]
-    share = max(1, max_sessions // workers)
-    errors: list[BaseException] = []
-
-    def work(fuzzer: Fuzzer) -> None:
-        try:
-            fuzzer.run(seconds=seconds, max_sessions=share)
-        except BaseException as exc:  # handed to the caller below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(f,)) for f in fuzzers[1:]]
-    for thread in threads:
-        thread.start()
-    work(fuzzers[0])
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    total = Stats(seed)
-    for fuzzer in fuzzers:
-        total.add(fuzzer.stats)
-    return total
 
 
 class Fuzzer:

@@ -22,13 +22,8 @@ import pytest
 
 from tests.integration import fuzz_inputs
 from tests.integration.conftest import Server
-from tests.integration.fuzz_driver import (
-    distinct_tracebacks,
-    fuzz,
-    seed_from_env,
-    stderr_problems,
-    traceback_excerpts,
-)
+from tests.integration.fuzz_checks import distinct_tracebacks, stderr_problems, traceback_excerpts
+from tests.integration.fuzz_driver import fuzz, seed_from_env
 from tests.integration.fuzz_wire import broken_listing_lines
 
 FUZZ_SECONDS = 20
