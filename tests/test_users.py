@@ -549,7 +549,9 @@ def test_cli_add_home_defaults_under_srv_ftp(
 ) -> None:
     monkeypatch.setattr(user_commands, "DEFAULT_HOME_ROOT", tmp_path / "srv")
     store = tmp_path / "users.toml"
-    status, _, _ = cli(monkeypatch, store, ["user", "add", "bob", "--password-stdin"], "pw of bob\n")
+    status, _, _ = cli(
+        monkeypatch, store, ["user", "add", "bob", "--password-stdin"], "pw of bob\n"
+    )
     assert status == 0
     assert load_users(store)["bob"].home == tmp_path / "srv" / "bob"
     assert (tmp_path / "srv" / "bob").is_dir()
@@ -597,7 +599,10 @@ def test_cli_passwd_del_disable_enable_and_list(
 ) -> None:
     store = tmp_path / "users.toml"
     save_users(store, {"alice": record("alice", "/srv/a"), "bob": record("bob", "/srv/b")})
-    assert cli(monkeypatch, store, ["user", "passwd", "alice", "--password-stdin"], "new words\n")[0] == 0
+    assert (
+        cli(monkeypatch, store, ["user", "passwd", "alice", "--password-stdin"], "new words\n")[0]
+        == 0
+    )
     assert verify_password("new words", load_users(store)["alice"].password_hash)
     assert cli(monkeypatch, store, ["user", "disable", "bob"])[0] == 0
     status, out, _ = cli(monkeypatch, store, ["user", "list"])

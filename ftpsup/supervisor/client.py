@@ -91,9 +91,10 @@ def _ask(config_dir: Path, request: ctl.Request) -> ctl.Response | None:
             continue
         except PermissionError:
             owner = _owner(_socket(config_dir))
+            who = owner if owner == "root" else f"{owner} or root"
             raise Unreachable(
                 f"{_socket(config_dir)}: permission denied: the supervisor runs as {owner}; "
-                f"run this command as {owner} (or root)"
+                f"run this command as {who}"
             ) from None
         except TimeoutError:
             raise Unreachable(
