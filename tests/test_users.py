@@ -652,3 +652,27 @@ def test_cli_without_any_store_path_fails(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr("sys.stderr", err)
     assert user_commands.run(args) == 1
     assert "no user store" in err.getvalue()
+
+
+@pytest.mark.parametrize("command", ["add", "passwd"])
+def test_cli_refuses_a_password_under_8_characters_unless_allowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    store = tmp_path / "users.toml"
+    save_users(store, {"alice": record("alice", "/srv/a")})
+    argv = ["user", command, "bob" if command == "add" else "alice", "--password-stdin"]
+    if command == "add":
+        argv += ["--home", str(tmp_path / "b")]
+    before = store.read_bytes()
+    status, _, err = cli(monkeypatch, store, argv, "1234567\n")
+    assert status == 1
+    assert "shorter than 8 characters (--allow-weak accepts it)" in err
+    assert store.read_bytes() == before
+    assert cli(monkeypatch, store, argv, "12345678\n")[0] == 0
+    assert (
+        cli(monkeypatch, store, [*argv, "--replace"] if command == "add" else argv, "x\n")[0] == 1
+    )
+    weak = [*argv, "--allow-weak"] + (["--replace"] if command == "add" else [])
+    assert cli(monkeypatch, store, weak, "x\n")[0] == 0
+    name = argv[2]
+    assert verify_password("x", load_users(store)[name].password_hash)
