@@ -257,7 +257,10 @@ def _accept_config_dir_anywhere(parser: argparse.ArgumentParser) -> None:
                 _accept_config_dir_anywhere(command)
             else:
                 command.add_argument(
-                    "--config-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS
+                    "--config-dir",
+                    type=Path,
+                    default=argparse.SUPPRESS,
+                    help="configuration directory (also taken before the command)",
                 )
 
 

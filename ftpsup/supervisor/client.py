@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ftpsup import accounts
-from ftpsup.config import InstanceConfig, state_dir_path
+from ftpsup.config import SHARED_FILE, InstanceConfig, state_dir_path
 from ftpsup.supervisor import ctl, main, rundir, spawn
 from ftpsup.supervisor.status import draining_lines, format_status, troubled_instances
 
@@ -196,9 +196,10 @@ def _problems(configs: list[InstanceConfig], preflight: Preflight) -> list[str]:
     if configs:
         log = configs[0].log_dir / main.LOG_NAME
         if not _can_append(log):
-            problems.append(
-                f"{configs[0].source}: log_dir: {log} cannot be written by uid {os.geteuid()}"
-            )
+            # log_dir is one setting for all: it belongs in _shared.toml.
+            shared = configs[0].config_dir / SHARED_FILE
+            where = shared if shared.exists() else configs[0].source
+            problems.append(f"{where}: log_dir: {log} cannot be written by uid {os.geteuid()}")
     return list(dict.fromkeys(problems))
 
 

@@ -248,6 +248,26 @@ def test_another_account_after_a_root_run_gets_problem_lines(site: Sup, other_ac
     assert f"cannot be written by uid {uid}" in start.stderr
 
 
+def test_another_account_is_told_of_roots_supervisor_log(site: Sup, other_account: str) -> None:
+    started = site.ftpsup("start", "all")
+    assert started.returncode == 0, started.stderr
+    stopped = site.ftpsup("stop", "all")
+    assert stopped.returncode == 0, stopped.stderr
+    # Everything open to all but root's supervisor.log (0640), which the start appends to.
+    log = site.base / "log" / "supervisor.log"
+    for path in [site.base, *site.base.rglob("*")]:
+        if path != log:
+            path.chmod(0o777 if path.is_dir() else 0o666)
+    result = _as_account(other_account, site, "start", "all")
+    no_traceback(result)
+    assert result.returncode == 2
+    uid = pwd.getpwnam(other_account).pw_uid
+    assert result.stderr == (
+        f"ftpsup: {site.etc / '_shared.toml'}: log_dir: {log} cannot be written by uid {uid}\n"
+    )
+    assert result.stdout == ""
+
+
 # -- a refused start -----------------------------------------------------------------------
 
 
