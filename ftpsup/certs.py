@@ -43,10 +43,22 @@ def _write_private(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+# A certificate valid for 0 days is expired when written; past 100 years, dates near X.509's
+# year 9999 (GeneralizedTime) stop being representable for no benefit.
+MIN_DAYS = 1
+MAX_DAYS = 36500
+
+
 def write_self_signed(
     cert_file: Path, key_file: Path, names: Iterable[str], *, days: int = 825
 ) -> None:
-    """Write a self-signed RSA 2048 certificate for `names` and its key (0600)."""
+    """Write a self-signed RSA 2048 certificate for `names` and its key (0600).
+
+    Raises:
+        ValueError: `days` is outside MIN_DAYS..MAX_DAYS.
+    """
+    if not MIN_DAYS <= days <= MAX_DAYS:
+        raise ValueError(f"days: {days} is out of range {MIN_DAYS}..{MAX_DAYS}")
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     names = list(names)
     alt: list[x509.GeneralName] = []

@@ -19,6 +19,7 @@ from ftpsup.errors import ConfigError, ConfigProblem
 from ftpsup.supervisor import client
 
 SYSTEM_CONFIG_DIR = Path("/etc/ftpsup")
+EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
 
@@ -104,7 +105,7 @@ def _config_dir(args: argparse.Namespace) -> Path:
 def _preflight(config: InstanceConfig) -> list[str]:
     from ftpsup.server.instance import preflight
 
-    return preflight(config)[1]
+    return preflight(config, create=False)[1]
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -249,10 +250,69 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _accept_config_dir_anywhere(parser: argparse.ArgumentParser) -> None:
+    """Let every command take --config-dir after its name too: `ftpsup check --config-dir X`.
+
+    SUPPRESS as the default: a command that was not given it keeps the value given before the
+    command's name (or None).
+    """
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for name, command in action.choices.items():
+            if name == "serve":
+                continue  # serves one file, whatever directory it is in
+            if any(isinstance(a, argparse._SubParsersAction) for a in command._actions):
+                _accept_config_dir_anywhere(command)
+            else:
+                command.add_argument(
+                    "--config-dir",
+                    type=Path,
+                    default=argparse.SUPPRESS,
+                    help="configuration directory (also taken before the command)",
+                )
+
+
+def _config_dir_problem(args: argparse.Namespace) -> str | None:
+    """Why the configuration directory this command needs is not there, or None."""
+    if args.command == "serve" or (args.command == "check" and args.paths):
+        return None
+    if args.config_dir is not None:
+        if Path(args.config_dir).is_dir():
+            return None
+        what = "not a directory" if Path(args.config_dir).exists() else "no such directory"
+        return f"--config-dir {args.config_dir}: {what}"
+    if args.command == "user" and args.user_db is not None:
+        return None
+    found = default_config_dir()
+    if found.is_dir():
+        return None
+    return (
+        f"no configuration directory: neither {SYSTEM_CONFIG_DIR} nor {found} exists; "
+        f"name one with --config-dir"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Results go to stdout; every error and problem goes to stderr."""
     parser = build_parser()
+    _accept_config_dir_anywhere(parser)
     args = parser.parse_args(argv)
-    result: int = args.func(args)
+    problem = _config_dir_problem(args)
+    if problem is not None:
+        print(f"ftpsup: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        result: int = args.func(args)
+    except client.Unreachable as exc:
+        print(f"ftpsup: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except OSError as exc:
+        # The environment, not a bug: a file of another account (a root run before this one),
+        # a full disk. One line naming the file, never a traceback.
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(f"ftpsup: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
     sys.stdout.flush()
     return result
 

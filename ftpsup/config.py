@@ -24,6 +24,7 @@ import json
 import os
 import pwd
 import re
+import stat
 import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -638,11 +639,17 @@ def _can_bind_below_1024(port: int) -> bool:
 def _writable(path: Path) -> bool:
     """Whether this process could write `path`, or create it in its nearest existing parent."""
     probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            return False
-        probe = probe.parent
-    if probe == path and not path.is_dir():
+    while True:
+        try:
+            st = probe.stat()
+            break
+        except FileNotFoundError:
+            if probe.parent == probe:
+                return False
+            probe = probe.parent
+        except OSError:
+            return False  # a directory on the way we may not search: another account's
+    if probe == path and not stat.S_ISDIR(st.st_mode):
         return os.access(path, os.W_OK)
     return os.access(probe, os.W_OK | os.X_OK)
 

@@ -12,7 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ftpsup.accounts import grant_read, grant_search, shared_account
-from ftpsup.certs import EXPIRY_WARNING_DAYS, host_names, write_self_signed
+from ftpsup.certs import (
+    EXPIRY_WARNING_DAYS,
+    MAX_DAYS,
+    MIN_DAYS,
+    host_names,
+    write_self_signed,
+)
 from ftpsup.config import SHARED_FILE, InstanceConfig, instance_paths, load_instance
 from ftpsup.errors import ConfigError, ConfigProblem
 
@@ -80,12 +86,27 @@ def cmd_cert(args: argparse.Namespace, config_dir: Path) -> int:
     return 0
 
 
+def validity_days(text: str) -> int:
+    """`--days`: ASCII digits, MIN_DAYS..MAX_DAYS (argparse reports the error and exits 2)."""
+    days = int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
+    if days is None or not MIN_DAYS <= days <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of days in {MIN_DAYS}..{MAX_DAYS}"
+        )
+    return days
+
+
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cert = commands.add_parser(
         "cert", help="write a self-signed certificate and key for the TLS instances"
     )
     cert.add_argument("--force", action="store_true", help="replace existing files")
-    cert.add_argument("--days", type=int, default=825, help="validity in days (825)")
+    cert.add_argument(
+        "--days",
+        type=validity_days,
+        default=825,
+        help=f"validity in days, {MIN_DAYS}..{MAX_DAYS} (825)",
+    )
     cert.add_argument(
         "--name", action="append", help="a host name or address (default: this host's)"
     )

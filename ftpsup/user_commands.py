@@ -5,6 +5,9 @@ Rules:
   piped. Exit status 0 on success, 1 on any error.
 - A password is read with getpass (twice, compared) or, with --password-stdin, as one line of
   standard input. It is never echoed, logged or listed; `user list` never shows a hash.
+- A password shorter than MIN_PASSWORD_LENGTH characters is refused unless --allow-weak is
+  given (a demo account, a test): FTP sends it in clear text unless TLS is used, and a short
+  one is guessed online, however slow scrypt makes each try.
 - The store path is `args.user_db` when given, else `args.default_user_db`, which the main CLI
   resolves from the configuration directory.
 - `user add` creates a missing home directory (mode 0755, and 0755 for each missing parent,
@@ -32,6 +35,7 @@ from ftpsup.users import (
 )
 
 DEFAULT_HOME_ROOT = Path("/srv/ftp")
+MIN_PASSWORD_LENGTH = 8
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -61,13 +65,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add.add_argument("--home", type=Path, metavar="DIR", help="home directory (/srv/ftp/NAME)")
     add.add_argument("--read-only", action="store_true", help="the user may not write")
     add.add_argument("--replace", action="store_true", help="replace an existing user")
-    add.add_argument(
-        "--password-stdin", action="store_true", help="read the password from standard input"
-    )
     passwd = command("passwd", "set a user's password")
-    passwd.add_argument(
-        "--password-stdin", action="store_true", help="read the password from standard input"
-    )
+    for parser in (add, passwd):
+        parser.add_argument(
+            "--password-stdin", action="store_true", help="read the password from standard input"
+        )
+        parser.add_argument(
+            "--allow-weak",
+            action="store_true",
+            help=f"accept a password shorter than {MIN_PASSWORD_LENGTH} characters",
+        )
     command("del", "delete a user (the home directory is kept)")
     command("disable", "refuse a user's logins, keeping the account")
     command("enable", "allow a disabled user to log in again")
@@ -86,7 +93,7 @@ def _store_path(args: argparse.Namespace) -> Path:
     return Path(path)
 
 
-def _read_password(from_stdin: bool) -> str:
+def _read_password(from_stdin: bool, *, allow_weak: bool) -> str:
     if from_stdin:
         line = sys.stdin.readline()
         password = line.removesuffix("\n").removesuffix("\r")
@@ -100,6 +107,11 @@ def _read_password(from_stdin: bool) -> str:
             raise UserStoreError("passwords do not match")
     if not password:
         raise UserStoreError("empty password refused")
+    if len(password) < MIN_PASSWORD_LENGTH and not allow_weak:
+        raise UserStoreError(
+            f"password refused: shorter than {MIN_PASSWORD_LENGTH} characters "
+            f"(--allow-weak accepts it)"
+        )
     return password
 
 
@@ -125,7 +137,7 @@ def _add(args: argparse.Namespace, store: Path) -> int:
     # Check before prompting, so the admin does not type a password for nothing.
     if name in load_users(store) and not args.replace:
         return _error(f"user {name!r} already exists (use --replace to overwrite it)")
-    password = _read_password(args.password_stdin)
+    password = _read_password(args.password_stdin, allow_weak=args.allow_weak)
     add_user(store, name, password, home, may_write=not args.read_only, replace=args.replace)
     try:
         _make_home(home, getattr(args, "instance_account", None))
@@ -139,7 +151,7 @@ def _add(args: argparse.Namespace, store: Path) -> int:
 def _passwd(args: argparse.Namespace, store: Path) -> int:
     if args.name not in load_users(store):
         return _error(f"{store}: no user {args.name!r}")
-    set_password(store, args.name, _read_password(args.password_stdin))
+    set_password(store, args.name, _read_password(args.password_stdin, allow_weak=args.allow_weak))
     print(f"ftpsup: password of {args.name!r} changed", file=sys.stderr)
     return 0
 

@@ -7,6 +7,7 @@ the CLI runs as a real `python -m ftpsup` subprocess with a timeout.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import ipaddress
 import os
@@ -24,6 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from ftpsup.certs import EXPIRY_WARNING_DAYS, check_pair, write_self_signed
 from ftpsup.config import InstanceConfig
+from ftpsup.tls_commands import validity_days
 from ftpsup.tls_config import tls_problems
 
 TIMEOUT = 60
@@ -432,3 +434,25 @@ def test_shipped_configuration_needs_only_ftpsup_cert_to_serve_ftps(tmp_path: Pa
         # ...and root needs the instances' account, which `ftpsup setup` creates.
         remaining = [line for line in after.stdout.splitlines() if "nopriv_user" not in line]
         assert remaining == ["ok"] or not remaining, after.stdout
+
+
+@pytest.mark.parametrize("days", [-5, 0, 36501, 3650000])
+def test_write_self_signed_refuses_days_out_of_range(tmp_path: Path, days: int) -> None:
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    with pytest.raises(ValueError, match=r"out of range 1\.\.36500"):
+        write_self_signed(cert_file, key_file, ["localhost"], days=days)
+    assert not cert_file.exists()
+    assert not key_file.exists()
+
+
+@pytest.mark.parametrize(("text", "days"), [("1", 1), ("825", 825), ("36500", 36500)])
+def test_validity_days_takes_ascii_digits_in_range(text: str, days: int) -> None:
+    assert validity_days(text) == days
+
+
+@pytest.mark.parametrize(
+    "text", ["-5", "0", "36501", "3650000", "", "+5", "1e3", "\u0663", "9" * 40]
+)
+def test_validity_days_refuses_the_rest(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=r"1\.\.36500"):
+        validity_days(text)

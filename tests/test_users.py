@@ -536,12 +536,12 @@ def cli(
 def test_cli_add_creates_user_and_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store, home = tmp_path / "users.toml", tmp_path / "homes" / "alice"
     argv = ["user", "add", "alice", "--home", str(home), "--read-only", "--password-stdin"]
-    status, _, err = cli(monkeypatch, store, argv, "s3cret\n")
+    status, _, err = cli(monkeypatch, store, argv, "s3cret pass\n")
     assert status == 0, err
     alice = load_users(store)["alice"]
     assert alice.home == home
     assert alice.may_write is False
-    assert verify_password("s3cret", alice.password_hash)
+    assert verify_password("s3cret pass", alice.password_hash)
     assert stat.S_IMODE(home.stat().st_mode) == 0o755
 
 
@@ -567,7 +567,9 @@ def test_cli_add_home_defaults_under_srv_ftp(
 ) -> None:
     monkeypatch.setattr(user_commands, "DEFAULT_HOME_ROOT", tmp_path / "srv")
     store = tmp_path / "users.toml"
-    status, _, _ = cli(monkeypatch, store, ["user", "add", "bob", "--password-stdin"], "pw\n")
+    status, _, _ = cli(
+        monkeypatch, store, ["user", "add", "bob", "--password-stdin"], "pw of bob\n"
+    )
     assert status == 0
     assert load_users(store)["bob"].home == tmp_path / "srv" / "bob"
     assert (tmp_path / "srv" / "bob").is_dir()
@@ -602,12 +604,12 @@ def test_cli_add_of_an_existing_user_fails_without_replace(
 ) -> None:
     store = tmp_path / "users.toml"
     argv = ["user", "add", "alice", "--home", str(tmp_path / "a"), "--password-stdin"]
-    assert cli(monkeypatch, store, argv, "one\n")[0] == 0
-    status, _, err = cli(monkeypatch, store, argv, "two\n")
+    assert cli(monkeypatch, store, argv, "first one\n")[0] == 0
+    status, _, err = cli(monkeypatch, store, argv, "second one\n")
     assert status == 1
     assert "already exists" in err
-    assert cli(monkeypatch, store, [*argv, "--replace"], "two\n")[0] == 0
-    assert verify_password("two", load_users(store)["alice"].password_hash)
+    assert cli(monkeypatch, store, [*argv, "--replace"], "second one\n")[0] == 0
+    assert verify_password("second one", load_users(store)["alice"].password_hash)
 
 
 def test_cli_passwd_del_disable_enable_and_list(
@@ -615,8 +617,11 @@ def test_cli_passwd_del_disable_enable_and_list(
 ) -> None:
     store = tmp_path / "users.toml"
     save_users(store, {"alice": record("alice", "/srv/a"), "bob": record("bob", "/srv/b")})
-    assert cli(monkeypatch, store, ["user", "passwd", "alice", "--password-stdin"], "n\n")[0] == 0
-    assert verify_password("n", load_users(store)["alice"].password_hash)
+    assert (
+        cli(monkeypatch, store, ["user", "passwd", "alice", "--password-stdin"], "new words\n")[0]
+        == 0
+    )
+    assert verify_password("new words", load_users(store)["alice"].password_hash)
     assert cli(monkeypatch, store, ["user", "disable", "bob"])[0] == 0
     status, out, _ = cli(monkeypatch, store, ["user", "list"])
     assert status == 0
@@ -665,3 +670,27 @@ def test_cli_without_any_store_path_fails(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr("sys.stderr", err)
     assert user_commands.run(args) == 1
     assert "no user store" in err.getvalue()
+
+
+@pytest.mark.parametrize("command", ["add", "passwd"])
+def test_cli_refuses_a_password_under_8_characters_unless_allowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    store = tmp_path / "users.toml"
+    save_users(store, {"alice": record("alice", "/srv/a")})
+    argv = ["user", command, "bob" if command == "add" else "alice", "--password-stdin"]
+    if command == "add":
+        argv += ["--home", str(tmp_path / "b")]
+    before = store.read_bytes()
+    status, _, err = cli(monkeypatch, store, argv, "1234567\n")
+    assert status == 1
+    assert "shorter than 8 characters (--allow-weak accepts it)" in err
+    assert store.read_bytes() == before
+    assert cli(monkeypatch, store, argv, "12345678\n")[0] == 0
+    assert (
+        cli(monkeypatch, store, [*argv, "--replace"] if command == "add" else argv, "x\n")[0] == 1
+    )
+    weak = [*argv, "--allow-weak"] + (["--replace"] if command == "add" else [])
+    assert cli(monkeypatch, store, weak, "x\n")[0] == 0
+    name = argv[2]
+    assert verify_password("x", load_users(store)[name].password_hash)

@@ -53,8 +53,12 @@ def resolve_pasv_address(host: str) -> str:
     return str(infos[0][4][0])
 
 
-def preflight(config: InstanceConfig) -> tuple[str, list[str]]:
+def preflight(config: InstanceConfig, *, create: bool = True) -> tuple[str, list[str]]:
     """Prepare what the instance writes to, before anything is bound.
+
+    Args:
+        create: make the missing directories; False only checks, changing nothing (`ftpsup
+            start` checks every instance before it prepares any).
 
     Returns:
         The PASV address to advertise, and problems as "key: problem" strings (empty = ready).
@@ -67,8 +71,11 @@ def preflight(config: InstanceConfig) -> tuple[str, list[str]]:
     ):
         if directory is None:
             continue
+        if not create and not os.path.lexists(directory):
+            continue  # check_paths judged whether it can be created
         try:
-            directory.mkdir(parents=True, exist_ok=True, mode=0o750 if "log" in key else 0o700)
+            if create:
+                directory.mkdir(parents=True, exist_ok=True, mode=0o750 if "log" in key else 0o700)
         except OSError as exc:
             problems.append(f"{key}: cannot create {directory}: {exc.strerror}")
             continue

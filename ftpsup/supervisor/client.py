@@ -10,15 +10,22 @@ Rules:
 3. Every other command is one request on the control socket, with a bounded wait. When the
    socket file is gone (a removed state_dir), the request goes to the supervisor's abstract
    socket instead (ctl.py).
-4. Exit status: 0 success, 1 failure, 2 configuration problem, 3 (status) not running.
+4. Exit status: 0 success, 1 failure, 2 configuration problem, 3 not running (status,
+   restart, reload, reopen-logs). `status` exits 1 while an instance is FATAL or BACKOFF,
+   and 4 when the supervisor cannot be asked (its socket is another account's, or it does
+   not answer), so a monitoring script needs only the exit status.
 5. `stop` never reports a stop that did not happen: when no socket answers but a process
-   still holds the pid file's lock, it fails and names that pid.
+   still holds the pid file's lock, it fails and names that pid. While instances drain it
+   prints their progress (stderr) every PROGRESS_SECONDS.
+6. Results go to stdout; errors, problems and progress go to stderr.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
+import pwd
 import select
 import subprocess
 import sys
@@ -27,17 +34,28 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ftpsup import accounts
-from ftpsup.config import InstanceConfig, state_dir_path
+from ftpsup.config import SHARED_FILE, InstanceConfig, state_dir_path
 from ftpsup.supervisor import ctl, main, rundir, spawn
+from ftpsup.supervisor.status import draining_lines, format_status, troubled_instances
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_NOT_RUNNING = 3
+EXIT_UNREACHABLE = 4
 START_SECONDS = 180.0
 EXIT_WAIT_SECONDS = 30.0
+PROGRESS_SECONDS = 1.0
+# A drain line is repeated this often even when nothing changed, so the countdown shows.
+PROGRESS_REPEAT_SECONDS = 5.0
 
 Preflight = Callable[[InstanceConfig], list[str]]
+
+
+class Unreachable(Exception):
+    """The supervisor is there but cannot be asked; the message says why and what to do."""
+
+    exit_status = EXIT_UNREACHABLE
 
 
 def _socket(config_dir: Path) -> Path:
@@ -59,13 +77,42 @@ def _show(response: ctl.Response) -> int:
 
 
 def _ask(config_dir: Path, request: ctl.Request) -> ctl.Response | None:
+    """The supervisor's answer; None when none runs.
+
+    Raises:
+        Unreachable: the control socket is another account's, or no answer came in time.
+    """
     abstract = ctl.abstract_address(state_dir_path(config_dir))
+    timeout = _wait_limit(config_dir)
     for address in (_socket(config_dir), abstract):
         try:
-            return ctl.request(address, request, timeout=_wait_limit(config_dir))
+            return ctl.request(address, request, timeout=timeout)
         except ctl.NotRunning:
             continue
+        except PermissionError:
+            owner = _owner(_socket(config_dir))
+            who = owner if owner == "root" else f"{owner} or root"
+            raise Unreachable(
+                f"{_socket(config_dir)}: permission denied: the supervisor runs as {owner}; "
+                f"run this command as {who}"
+            ) from None
+        except TimeoutError:
+            raise Unreachable(
+                f"the supervisor did not answer {request.command} within {timeout:.0f} s "
+                f"on {address if isinstance(address, Path) else 'its abstract socket'}"
+            ) from None
     return None
+
+
+def _owner(path: Path) -> str:
+    try:
+        uid = path.stat().st_uid
+    except OSError:
+        return "another account"
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
 
 
 def _running(config_dir: Path) -> bool:
@@ -92,13 +139,11 @@ def start(
             return _show(response)
     configs, problems = main.load_all(config_dir)
     selected = [c for c in configs if names in ([], ["all"]) or c.name in names]
-    for config in selected if not problems else []:
-        found = preflight(config)
-        try:
-            found += accounts.prepare_paths(config, accounts.instance_account(config))
-        except accounts.AccountError as exc:
-            found.append(str(exc))
-        problems += [f"{config.source}: {problem}" for problem in found]
+    # Every check before any change: a refused start leaves the disk as it was.
+    if not problems:
+        problems = _problems(selected, preflight)
+    if not problems:
+        problems = _prepare(selected)
     if problems:
         for problem in problems:
             print(f"ftpsup: {problem}", file=sys.stderr)
@@ -106,14 +151,75 @@ def start(
     if notify_fd is not None:
         return _run_reporting_to(notify_fd, config_dir, names)
     if foreground:
-        return main.run(
-            config_dir,
-            names,
-            report=lambda line: print(line, flush=True),
-            started=lambda status: None,
-            log_to_stderr=True,
-        )
+        relay = _Relay()
+        try:
+            return main.run(
+                config_dir, names, report=relay.add, started=relay.flush, log_to_stderr=True
+            )
+        finally:
+            relay.flush(EXIT_FAILED)
     return _launch(config_dir, names, configs[0].log_dir)
+
+
+class _Relay:
+    """The start-up report for the admin: held until the outcome says where it belongs.
+
+    Lines come before the status: every instance's fate and then 0 (stdout, a result), or
+    problems and then a failure status or none at all (stderr).
+    """
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+    def flush(self, status: int) -> None:
+        stream = sys.stdout if status == EXIT_OK else sys.stderr
+        for line in self.lines:
+            print(line if status == EXIT_OK else f"ftpsup: {line}", file=stream, flush=True)
+        self.lines.clear()
+
+
+def _problems(configs: list[InstanceConfig], preflight: Preflight) -> list[str]:
+    """What stops these instances from starting; looks, changes nothing."""
+    problems: list[str] = []
+    for config in configs:
+        found = preflight(config)
+        try:
+            account = accounts.instance_account(config)
+        except accounts.AccountError as exc:
+            found.append(str(exc))
+        else:
+            found += accounts.reach_problems(config, account) if account is not None else []
+        problems += [f"{config.source}: {problem}" for problem in found]
+    if configs:
+        log = configs[0].log_dir / main.LOG_NAME
+        if not _can_append(log):
+            # log_dir is one setting for all: it belongs in _shared.toml.
+            shared = configs[0].config_dir / SHARED_FILE
+            where = shared if shared.exists() else configs[0].source
+            problems.append(f"{where}: log_dir: {log} cannot be written by uid {os.geteuid()}")
+    return list(dict.fromkeys(problems))
+
+
+def _can_append(path: Path) -> bool:
+    """Whether this process may append to `path`, or create it in an existing directory."""
+    if os.path.lexists(path):
+        return os.access(path, os.W_OK)
+    parent = path.parent
+    while not os.path.lexists(parent) and parent != parent.parent:
+        parent = parent.parent
+    return os.access(parent, os.W_OK | os.X_OK)
+
+
+def _prepare(configs: list[InstanceConfig]) -> list[str]:
+    """Create the lease and log directories and hand them to each instance's account."""
+    problems: list[str] = []
+    for config in configs:
+        found = accounts.prepare_paths(config, accounts.instance_account(config))
+        problems += [f"{config.source}: {problem}" for problem in found]
+    return list(dict.fromkeys(problems))
 
 
 def _run_reporting_to(fd: int, config_dir: Path, names: list[str]) -> int:
@@ -159,6 +265,7 @@ def _launch(config_dir: Path, names: list[str], log_dir: Path) -> int:
         )
     os.close(write_end)
     status: int | None = None
+    relay = _Relay()
     with os.fdopen(read_end, "rb") as pipe:
         buffer = b""
         deadline = time.monotonic() + START_SECONDS
@@ -174,9 +281,10 @@ def _launch(config_dir: Path, names: list[str], log_dir: Path) -> int:
                 line, buffer = buffer.split(b"\n", 1)
                 message = json.loads(line)
                 if "message" in message:
-                    print(message["message"], flush=True)
+                    relay.add(str(message["message"]))
                 elif "started" in message:
                     status = int(message["started"])
+    relay.flush(EXIT_FAILED if status is None else status)
     if status is not None:
         return status
     try:
@@ -213,7 +321,8 @@ def _is_zombie(pid: int) -> bool:
 def stop(config_dir: Path, names: list[str]) -> int:
     """`ftpsup stop all|NAME...`: drain and stop instances; `all` ends the supervisor too."""
     everything = names in ([], ["all"])
-    response = _ask(config_dir, ctl.Request("shutdown" if everything else "stop", tuple(names)))
+    request = ctl.Request("shutdown" if everything else "stop", tuple(names))
+    response = _ask_showing_drain(config_dir, request)
     if response is None:
         state_dir = state_dir_path(config_dir)
         holder = rundir.pid_file_holder(state_dir)
@@ -235,6 +344,31 @@ def stop(config_dir: Path, names: list[str]) -> int:
     return code
 
 
+def _ask_showing_drain(config_dir: Path, request: ctl.Request) -> ctl.Response | None:
+    """`_ask`, printing which instances drain, their sessions and time left, until answered."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        answer = pool.submit(_ask, config_dir, request)
+        # Per process: the sessions last shown and when; a line when they change, or to
+        # count down every PROGRESS_REPEAT_SECONDS.
+        shown: dict[str, tuple[object, float]] = {}
+        while True:
+            try:
+                return answer.result(timeout=PROGRESS_SECONDS)
+            except concurrent.futures.TimeoutError:
+                pass
+            try:
+                data = _ask(config_dir, ctl.Request("status"))
+            except Unreachable:
+                continue
+            now = time.monotonic()
+            drains = draining_lines(data.data if data is not None else {})
+            for key, (sessions, line) in drains.items():
+                last = shown.get(key)
+                if last is None or last[0] != sessions or now - last[1] >= PROGRESS_REPEAT_SECONDS:
+                    print(f"ftpsup: {line}", file=sys.stderr, flush=True)
+                    shown[key] = (sessions, now)
+
+
 def simple(config_dir: Path, command: str, names: list[str]) -> int:
     """`restart`, `reload`, `reopen-logs`: one request, its messages printed."""
     response = _ask(config_dir, ctl.Request(command, tuple(names)))
@@ -246,8 +380,6 @@ def simple(config_dir: Path, command: str, names: list[str]) -> int:
 
 def status(config_dir: Path, *, as_json: bool) -> int:
     """`ftpsup status [--json]`."""
-    from ftpsup.supervisor.status import format_status
-
     response = _ask(config_dir, ctl.Request("status"))
     if response is None:
         _not_running(config_dir)
@@ -256,4 +388,7 @@ def status(config_dir: Path, *, as_json: bool) -> int:
         print(json.dumps(response.data, indent=2))
     else:
         print(format_status(response.data))
-    return EXIT_OK if response.ok else EXIT_FAILED
+    troubled = troubled_instances(response.data)
+    if troubled:
+        print(f"ftpsup: not serving: {', '.join(troubled)}", file=sys.stderr)
+    return EXIT_OK if response.ok and not troubled else EXIT_FAILED

@@ -155,7 +155,8 @@ async def _supervise(
     log.info("supervisor pid %d starting, config %s", os.getpid(), config_dir)
 
     async def handle(request: ctl.Request) -> ctl.Response:
-        log.info("command: %s %s", request.command, " ".join(request.names))
+        if request.command != "status":  # monitoring polls status: it changes nothing
+            log.info("command: %s %s", request.command, " ".join(request.names))
         if request.command == "start":
             return await sup.start(request.names)
         if request.command == "stop":

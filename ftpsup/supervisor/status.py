@@ -5,7 +5,11 @@ Rules:
    so status shows what every process really holds, including a draining one, never a copy.
 2. The JSON form (`status --json`) is the data the text table is printed from; the table adds
    nothing the JSON lacks.
-3. Formatting is pure: `format_status` takes the JSON data and returns text.
+3. Formatting is pure: `format_status` takes the JSON data and returns text; so are
+   `troubled_instances` (what makes `ftpsup status` exit 1) and `draining_lines` (what
+   `ftpsup stop` prints while instances drain).
+4. `stop_in` is the seconds left of a draining process's stopwaitsecs: when the instance ends
+   the sessions still open (the supervisor kills it kill_grace later).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import attrs
 from ftpsup.config import InstanceConfig
 from ftpsup.ports import PortAllocator
 from ftpsup.proto.numbers import parse_uint
-from ftpsup.supervisor.lifecycle import Lifecycle
+from ftpsup.supervisor.lifecycle import InstanceState, Lifecycle
 
 _MAX_PID = 2**22  # Linux's pid_max ceiling
 _MAX_TIME = 2**63 - 1
@@ -75,6 +79,10 @@ def instance_status(
     retry_in = None
     if life.retry_at is not None:
         retry_in = max(0.0, life.retry_at - now)
+    grace = life.policy.kill_grace
+    stop_in = None
+    if life.state is InstanceState.STOPPING and life.stop_at is not None:
+        stop_in = max(0.0, life.stop_at - grace - now)
     return {
         "name": config.name,
         "state": life.state.value,
@@ -83,8 +91,14 @@ def instance_status(
         "listen": {"address": config.listen_address, "port": config.listen_port},
         "sessions": _sessions(answers.get(life.pid)) if life.pid is not None else None,
         "replacement": life.replacement,
+        "stop_in": stop_in,
         "draining": [
-            {"pid": r.pid, "sessions": _sessions(answers.get(r.pid))} for r in life.retiring
+            {
+                "pid": r.pid,
+                "sessions": _sessions(answers.get(r.pid)),
+                "stop_in": max(0.0, r.kill_at - grace - now),
+            }
+            for r in life.retiring
         ],
         "pasv": {
             "min": config.pasv_min_port,
@@ -165,3 +179,44 @@ def format_status(data: Mapping[str, object]) -> str:
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
     return "\n".join(lines + notes)
+
+
+TROUBLED_STATES = frozenset({InstanceState.FATAL.value, InstanceState.BACKOFF.value})
+
+
+def _entries(data: Mapping[str, object]) -> list[object]:
+    entries = data.get("instances")
+    return entries if isinstance(entries, list) else []
+
+
+def troubled_instances(data: Mapping[str, object]) -> list[str]:
+    """The instances that should serve and cannot (FATAL or BACKOFF), as "name (STATE)"."""
+    found = []
+    for entry in _entries(data):
+        state = _get(entry, "state")
+        if state in TROUBLED_STATES:
+            found.append(f"{_get(entry, 'name')} ({state})")
+    return found
+
+
+def _drain_line(name: str, what: str, process: object) -> str:
+    sessions = _get(process, "sessions")
+    left = "sessions unknown" if sessions is None else f"{sessions} session(s) left"
+    stop_in = _get(process, "stop_in")
+    when = f", {stop_in:.0f} s to stopwaitsecs" if isinstance(stop_in, int | float) else ""
+    return f"{name}: {what} pid {_get(process, 'pid')}: {left}{when}"
+
+
+def draining_lines(data: Mapping[str, object]) -> dict[str, tuple[object, str]]:
+    """Each draining process (stopping, or replaced): "name:pid" -> (its sessions, a line)."""
+    lines: dict[str, tuple[object, str]] = {}
+    for entry in _entries(data):
+        name = str(_get(entry, "name"))
+        if _get(entry, "state") == InstanceState.STOPPING.value and _get(entry, "pid"):
+            line = _drain_line(name, "stopping", entry)
+            lines[f"{name}:{_get(entry, 'pid')}"] = (_get(entry, "sessions"), line)
+        draining = _get(entry, "draining")
+        for old in draining if isinstance(draining, list) else []:
+            line = _drain_line(name, "draining", old)
+            lines[f"{name}:{_get(old, 'pid')}"] = (_get(old, "sessions"), line)
+    return lines

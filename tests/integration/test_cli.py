@@ -335,11 +335,11 @@ def test_user_list_shows_read_only_and_disabled(config_dir: Path, tmp_path: Path
 
 def test_user_add_twice_is_refused_without_replace(config_dir: Path, tmp_path: Path) -> None:
     args = ("add", "dave", "--home", str(tmp_path / "dave"), "--password-stdin")
-    assert user(config_dir, *args, stdin="one\n").returncode == 0
-    again = user(config_dir, *args, stdin="two\n")
+    assert user(config_dir, *args, stdin="first one\n").returncode == 0
+    again = user(config_dir, *args, stdin="second one\n")
     assert again.returncode == 1
     assert "already exists" in again.stderr
-    assert verify_password("one", load_users(config_dir / "users.toml")["dave"].password_hash)
+    assert verify_password("first one", load_users(config_dir / "users.toml")["dave"].password_hash)
 
 
 def test_user_passwd_of_an_unknown_user_fails(config_dir: Path) -> None:

@@ -116,7 +116,8 @@ def test_quick_start_as_root_from_a_checkout_in_a_closed_directory() -> None:
             assert checkout.parent.stat().st_mode & 0o777 == 0o700
             add = ftpsup(
                 etc,
-                *("user", "add", "demo", "--home", str(home), "--password-stdin", "--replace"),
+                *("user", "add", "demo", "--home", str(home), "--password-stdin", "--allow-weak"),
+                "--replace",
                 stdin="demo\n",
                 cwd=checkout,
             )
@@ -146,13 +147,13 @@ def test_quick_start_as_root_from_a_checkout_in_a_closed_directory() -> None:
                 assert (home / "up.txt").stat().st_uid == account.pw_uid
             # The running instances re-read the store behind the closed directory.
             passwd = ftpsup(
-                etc, "user", "passwd", "demo", "--password-stdin", stdin="n3w\n", cwd=checkout
+                etc, "user", "passwd", "demo", "--password-stdin", stdin="n3w pass\n", cwd=checkout
             )
             assert passwd.returncode == 0, passwd.stderr
             for host in ("127.0.0.1", "::1"):
                 with pytest.raises(ftplib.error_perm, match="^530"):
                     login(host, port, "demo")
-                login(host, port, "n3w").quit()
+                login(host, port, "n3w pass").quit()
             stop = ftpsup(etc, "stop", "all", cwd=checkout)
             assert stop.returncode == 0, stop.stdout + stop.stderr
         finally:

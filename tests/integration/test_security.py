@@ -620,13 +620,13 @@ def test_write_enable_false_refuses_every_write_and_changes_nothing(
 
 def test_read_only_user_gets_550_for_writes(server: Server) -> None:
     home = server.home.parent / "bob"
-    add_user(server.config_dir, "bob", "bob pw", home, "--read-only", "--replace")
+    add_user(server.config_dir, "bob", "bob password", home, "--read-only", "--replace")
     data = _fill(home)
     before = snapshot(home)
     ftp = ftplib.FTP(timeout=TIMEOUT)
     with ftp:
         ftp.connect(server.host, server.port)
-        ftp.login("bob", "bob pw")
+        ftp.login("bob", "bob password")
         assert _refusals(ftp) == {}
         assert retr(ftp, "RETR file.txt") == ("226 Transfer complete.", data)
     assert snapshot(home) == before

@@ -6,8 +6,15 @@ from pathlib import Path
 
 from ftpsup.config import InstanceConfig
 from ftpsup.ports import PortAllocator
-from ftpsup.supervisor.lifecycle import Lifecycle, Retiring
-from ftpsup.supervisor.status import Lease, format_status, instance_status, read_leases
+from ftpsup.supervisor.lifecycle import InstanceState, Lifecycle, Policy, Retiring
+from ftpsup.supervisor.status import (
+    Lease,
+    draining_lines,
+    format_status,
+    instance_status,
+    read_leases,
+    troubled_instances,
+)
 
 
 def config(tmp_path: Path, name: str, address: str) -> InstanceConfig:
@@ -50,7 +57,7 @@ def test_instance_status_counts_only_its_own_leases_and_lists_draining_pids(
     )
     assert entry["pasv"] == {"min": 40000, "max": 40004, "size": 5, "leased": 1, "ports": [40001]}
     assert (entry["sessions"], entry["uptime"], entry["restarts"]) == (3, 60.0, 2)
-    assert entry["draining"] == [{"pid": 11, "sessions": None}]
+    assert entry["draining"] == [{"pid": 11, "sessions": None, "stop_in": 24.0}]
 
 
 def test_format_status_prints_a_row_per_instance_and_notes_below(tmp_path: Path) -> None:
@@ -106,3 +113,39 @@ def test_read_leases_takes_only_ascii_digits_from_a_holder_line(tmp_path: Path) 
         assert read_leases(tmp_path, [(40000, 40000)]) == [Lease(40000, "ipv4", 123, 1700000000)]
     finally:
         lease.release()
+
+
+def test_troubled_instances_are_the_fatal_and_backoff_ones(tmp_path: Path) -> None:
+    states = {
+        "a": InstanceState.RUNNING,
+        "b": InstanceState.FATAL,
+        "c": InstanceState.STOPPED,
+        "d": InstanceState.BACKOFF,
+        "e": InstanceState.STARTING,
+    }
+    entries = [
+        instance_status(config(tmp_path, name, "127.0.0.1"), Lifecycle(state=state), 0.0, {}, [])
+        for name, state in states.items()
+    ]
+    assert troubled_instances({"instances": entries}) == ["b (FATAL)", "d (BACKOFF)"]
+    assert troubled_instances({"instances": entries[:1] + entries[2:3]}) == []
+
+
+def test_draining_lines_name_instance_sessions_and_seconds_to_stopwaitsecs(
+    tmp_path: Path,
+) -> None:
+    policy = Policy(stopwaitsecs=30.0, kill_grace=5.0)
+    stopping = Lifecycle(policy, InstanceState.STOPPING, pid=12, stop_at=135.0)
+    replaced = Lifecycle(policy, InstanceState.RUNNING, pid=21, retiring=(Retiring(20, 110.0),))
+    entries = [
+        instance_status(
+            config(tmp_path, "ipv4", "127.0.0.1"), stopping, 110.0, {12: {"sessions": 2}}, []
+        ),
+        instance_status(config(tmp_path, "ipv6", "::1"), replaced, 100.0, {20: None}, []),
+        instance_status(config(tmp_path, "idle", "127.0.0.1"), Lifecycle(), 100.0, {}, []),
+    ]
+    assert entries[0]["stop_in"] == 20.0
+    assert draining_lines({"instances": entries}) == {
+        "ipv4:12": (2, "ipv4: stopping pid 12: 2 session(s) left, 20 s to stopwaitsecs"),
+        "ipv6:20": (None, "ipv6: draining pid 20: sessions unknown, 5 s to stopwaitsecs"),
+    }
