@@ -553,7 +553,7 @@ def test_cli_add_makes_the_homes_missing_parents_passable_whatever_the_umask(
     argv = ["user", "add", "demo", "--home", str(home), "--password-stdin"]
     old_umask = os.umask(0o077)
     try:
-        status, _, err = cli(monkeypatch, store, argv, "demo\n")
+        status, _, err = cli(monkeypatch, store, argv, "demo pass\n")
     finally:
         os.umask(old_umask)
     assert status == 0, err
