@@ -26,8 +26,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ftpsup import accounts
-from ftpsup.config import InstanceConfig, state_dir_path
+from ftpsup import accounts, config_check
+from ftpsup.config import InstanceConfig, shared_setting, state_dir_path
 from ftpsup.supervisor import ctl, main, rundir, spawn
 
 EXIT_OK = 0
@@ -46,8 +46,10 @@ def _socket(config_dir: Path) -> Path:
 
 def _wait_limit(config_dir: Path) -> float:
     """How long a command may take: the longest drain plus the start and kill margins."""
-    configs, _ = main.load_all(config_dir)
-    longest = max((c.stopwaitsecs for c in configs), default=300)
+    # stopwaitsecs is shared-only: _shared.toml's value is every instance's.
+    longest = shared_setting(config_dir, "stopwaitsecs")
+    if not isinstance(longest, int) or isinstance(longest, bool) or longest < 0:
+        longest = 300
     return float(longest) + 120.0
 
 
@@ -90,18 +92,20 @@ def start(
         response = _ask(config_dir, ctl.Request("start", tuple(names)))
         if response is not None:
             return _show(response)
-    configs, problems = main.load_all(config_dir)
+    # The same judge as `ftpsup check`, so the two never disagree (config_check.py).
+    checked = config_check.check([config_dir])
+    configs, problems = checked.configs, list(checked.problems)
     selected = [c for c in configs if names in ([], ["all"]) or c.name in names]
-    for config in selected if not problems else []:
+    for config in selected if not checked.errors else []:
         found = preflight(config)
         try:
             found += accounts.prepare_paths(config, accounts.instance_account(config))
         except accounts.AccountError as exc:
             found.append(str(exc))
-        problems += [f"{config.source}: {problem}" for problem in found]
-    if problems:
-        for problem in problems:
-            print(f"ftpsup: {problem}", file=sys.stderr)
+        problems += config_check.from_lines(config, found)
+    for problem in dict.fromkeys(problems):
+        print(f"ftpsup: {problem}", file=sys.stderr)
+    if any(not problem.warning for problem in problems):
         return EXIT_CONFIG
     if notify_fd is not None:
         return _run_reporting_to(notify_fd, config_dir, names)
