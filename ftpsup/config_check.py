@@ -90,15 +90,20 @@ def load(targets: Sequence[str | Path]) -> list[InstanceConfig]:
 
 
 def origin(config: InstanceConfig, key: str) -> str:
-    """The file that sets `key` for `config`: its own file, else _shared.toml, else its own."""
-    for path in (config.source, config.config_dir / SHARED_FILE):
+    """The file that sets `key` for `config`: its own file, else _shared.toml.
+
+    A key set in neither has its default, which every instance shares: _shared.toml (when
+    there is one) is where it would be changed, and one problem there is reported once.
+    """
+    shared = config.config_dir / SHARED_FILE
+    for path in (config.source, shared):
         try:
             with path.open("rb") as f:
                 if key in tomllib.load(f):
                     return str(path)
         except (OSError, tomllib.TOMLDecodeError):
             continue
-    return str(config.source)
+    return str(shared if shared.exists() else config.source)
 
 
 def from_lines(
@@ -162,7 +167,8 @@ def _reach(configs: Iterable[InstanceConfig]) -> list[ConfigProblem]:
 def store_problems(config: InstanceConfig) -> list[ConfigProblem]:
     """What keeps the user store from serving logins: missing, unreadable or invalid."""
     path = config.user_db_file
-    where = origin(config, "user_db_file")
+    # Shared-only: set in _shared.toml or nowhere, and one store is one problem either way.
+    where = str(config.config_dir / SHARED_FILE)
     if not config.local_enable:
         return []
     if not path.exists():

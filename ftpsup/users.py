@@ -254,7 +254,15 @@ def _record_from_table(path: Path, name: str, table: object) -> UserRecord:
     try:
         _parse_hash(table["password"])
     except ValueError as exc:
-        raise UserStoreError(f"{where}: password is not a usable hash ({exc})") from None
+        reason = str(exc)
+        scheme = re.match(r"\$(\w+)\$", table["password"])
+        if scheme and scheme.group(1) != "scrypt":
+            # A hash carried over from /etc/shadow or a PAM database ($6$: SHA-512 crypt).
+            reason = (
+                f"${scheme.group(1)}$ is a crypt(3) hash, not scrypt: set the password again "
+                f"with `ftpsup user passwd {name}`"
+            )
+        raise UserStoreError(f"{where}: password is not a usable hash ({reason})") from None
     home = Path(table["home"])
     problem = _check_home(home)
     if problem is not None:

@@ -276,7 +276,7 @@ def test_a_missing_account_starts_nothing_and_says_how_to_create_it(site: Site) 
     assert 'nopriv_user: no account "ftpsupnosuchacct" on this host' in result.stderr
     assert "`ftpsup setup`" in result.stderr
     check = ftpsup_run("check", str(site.etc))
-    assert f'{shared}: nopriv_user: no account "ftpsupnosuchacct"' in check.stdout
+    assert f'{shared}: nopriv_user: no account "ftpsupnosuchacct"' in check.stderr
 
 
 @needs_root
@@ -286,8 +286,8 @@ def test_check_reports_a_store_the_account_cannot_read_and_setup_shares_it(site:
     store.chmod(0o600)
     check = ftpsup_run("check", str(site.etc))
     assert check.returncode == 1
-    assert f"user_db_file: nopriv_user {site.account.pw_name} cannot read {store}" in check.stdout
-    assert "run `ftpsup setup`" in check.stdout
+    assert f"user_db_file: nopriv_user {site.account.pw_name} cannot read {store}" in check.stderr
+    assert "run `ftpsup setup`" in check.stderr
     setup = ftpsup_run("--config-dir", str(site.etc), "setup")
     assert setup.returncode == 0, setup.stderr
     assert (store.stat().st_mode & 0o777, store.stat().st_gid) == (0o640, site.account.pw_gid)
