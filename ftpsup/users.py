@@ -10,8 +10,9 @@ The IPv4 and IPv6 instances are separate processes that read the same file, and 
     enabled = true     # false refuses the login but keeps the account
 
 `password` and `home` are required; `write` and `enabled` default to true. Any other key is an
-error, so a typo never passes silently. A missing file is a store with no users (the first
-`ftpsup user add` creates it).
+error, so a typo never passes silently. Here a missing file is a store with no users (the
+first `ftpsup user add` creates it); `ftpsup check` and `start` refuse it (config_check.py), as
+no local user could log in.
 
 Empty is not the same as cut short. ftpsup always writes the `[users]` table, so deleting the
 last user leaves a valid store with no users: that locks everyone out because the admin said
