@@ -135,7 +135,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
     errors, warnings = len(checked.errors), len(checked.warnings)
     if errors:
-        print(f"{errors} problem(s) found", file=sys.stderr)
+        also = f", {warnings} warning(s)" if warnings else ""
+        print(f"{errors} problem(s) found{also}", file=sys.stderr)
         return 1
     if warnings:
         print(f"{warnings} warning(s)", file=sys.stderr)

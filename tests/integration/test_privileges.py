@@ -362,6 +362,8 @@ def test_shipped_configuration_started_as_root_never_runs_an_instance_as_root() 
             text = text.replace("pasv_min_port = 10080", f"pasv_min_port = {pasv}")
             file.write_text(text.replace("pasv_max_port = 10100", f"pasv_max_port = {pasv + 4}"))
         assert ftpsup_run("--config-dir", str(etc), "cert").returncode == 0
+        # A store with no users, as `ftpsup setup` writes one: start refuses a missing store.
+        (etc / "users.toml").write_text("[users]\n")
         result = subprocess.run(
             [sys.executable, "-m", "ftpsup", "--config-dir", str(etc), "start", "all"],
             capture_output=True,
