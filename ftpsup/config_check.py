@@ -34,6 +34,7 @@ from ftpsup import accounts
 from ftpsup.certs import EXPIRY_WARNING_DAYS
 from ftpsup.config import (
     SHARED_FILE,
+    USER_DB_NAME,
     InstanceConfig,
     check_paths,
     instance_paths,
@@ -166,11 +167,13 @@ def _reach(configs: Iterable[InstanceConfig]) -> list[ConfigProblem]:
 
 def store_problems(config: InstanceConfig) -> list[ConfigProblem]:
     """What keeps the user store from serving logins: missing, unreadable or invalid."""
-    path = config.user_db_file
-    # Shared-only: set in _shared.toml or nowhere, and one store is one problem either way.
-    where = str(config.config_dir / SHARED_FILE)
     if not config.local_enable:
         return []
+    # Shared-only: set in _shared.toml or nowhere, and one store is one problem either way.
+    return _store_file_problems(config.user_db_file, str(config.config_dir / SHARED_FILE))
+
+
+def _store_file_problems(path: Path, where: str) -> list[ConfigProblem]:
     if not path.exists():
         text = (
             f"{path} does not exist, so no local user can log in: create it with "
@@ -188,6 +191,22 @@ def store_problems(config: InstanceConfig) -> list[ConfigProblem]:
             return [ConfigProblem(str(path), None, text.removeprefix(prefix))]
         return [ConfigProblem(where, "user_db_file", text)]
     return []
+
+
+def _user_stores(targets: list[Path]) -> tuple[list[Path], list[ConfigProblem]]:
+    """Given files that are user stores (`ftpsup check users.toml`) checked as stores.
+
+    Returns the other targets, and the stores' problems.
+    """
+    others: list[Path] = []
+    problems: list[ConfigProblem] = []
+    for target in targets:
+        store = target.name == USER_DB_NAME or target.absolute() == user_db_path(target.parent)
+        if store and not target.is_dir():
+            problems += _store_file_problems(target, str(target.parent / SHARED_FILE))
+        else:
+            others.append(target)
+    return others, problems
 
 
 def _stores(configs: Iterable[InstanceConfig]) -> list[ConfigProblem]:
@@ -219,9 +238,9 @@ def check(targets: Sequence[str | Path], *, warn_days: int = EXPIRY_WARNING_DAYS
     Returns:
         The instances that loaded, and every problem (see the module docstring).
     """
-    paths = [Path(t) for t in targets]
+    paths, problems = _user_stores([Path(t) for t in targets])
     configs = load(paths)
-    problems = check_paths(paths) + _skipped(paths)
+    problems += check_paths(paths) + _skipped(paths)
     problems += _tls(configs, warn_days) + _reach(configs) + _stores(configs) + _weak(configs)
     unique = dict.fromkeys(problems)
     return Checked(configs, sorted(unique, key=lambda problem: problem.file))

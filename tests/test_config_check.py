@@ -96,6 +96,16 @@ def test_an_unusable_user_store_is_an_error(
     assert not problem.warning
 
 
+def test_a_user_store_given_to_check_is_checked_as_a_store(etc: Path) -> None:
+    # `ftpsup check users.toml` read it as an instance: "users: unknown key".
+    store = etc / "users.toml"
+    assert config_check.check([store]).problems == []
+    store.write_text('[users.al]\npassword = "$6$aa$bbbbbbbb"\nhome = "/srv/al"\n')
+    [problem] = config_check.check([store]).problems
+    assert (problem.file, problem.key) == (str(store), None)
+    assert problem.problem.startswith("users.al: password is not a usable hash ($6$ is")
+
+
 def test_a_valid_store_and_an_anonymous_only_instance_pass(etc: Path) -> None:
     save_users(etc / "users.toml", {})
     (etc / "users.toml").unlink()
