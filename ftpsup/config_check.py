@@ -242,5 +242,23 @@ def check(targets: Sequence[str | Path], *, warn_days: int = EXPIRY_WARNING_DAYS
     configs = load(paths)
     problems += check_paths(paths) + _skipped(paths)
     problems += _tls(configs, warn_days) + _reach(configs) + _stores(configs) + _weak(configs)
-    unique = dict.fromkeys(problems)
+    unique = dict.fromkeys(_as_given(problems, paths))
     return Checked(configs, sorted(unique, key=lambda problem: problem.file))
+
+
+def _as_given(problems: list[ConfigProblem], targets: list[Path]) -> list[ConfigProblem]:
+    """Name every file of a target's directory as the admin wrote it (relative stays relative).
+
+    config.check_paths names files as given; instances know their absolute source.
+    """
+    given = {
+        (t if t.is_dir() else t.parent).absolute(): t if t.is_dir() else t.parent for t in targets
+    }
+    out = []
+    for problem in problems:
+        file = Path(problem.file)
+        directory = given.get(file.parent) if file.is_absolute() else None
+        if directory is not None:
+            problem = attrs.evolve(problem, file=str(directory / file.name))
+        out.append(problem)
+    return out

@@ -195,3 +195,18 @@ def _store_the_account_cannot_read(base: Path) -> None:
             f"{etc / 'users.toml'}): run `ftpsup setup`, or see docs/supervisor.md",
         )
     ]
+
+
+def test_a_relative_directory_names_every_file_as_given(
+    etc: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Certificate and store problems named the absolute path, the others the relative one.
+    add_shared(etc, 'ssl_enable = true\nrsa_cert_file = "c.pem"\n')
+    (etc / "users.toml").unlink()
+    instance(etc, "a", "idle_sesion_timeout = 5\n")
+    instance(etc, "bb")
+    monkeypatch.chdir(etc.parent)
+
+    problems = config_check.check([Path("etc")]).problems
+
+    assert sorted({p.file for p in problems}) == ["etc/_shared.toml", "etc/a.toml"]
