@@ -20,6 +20,9 @@ Rules:
 3. A warning stops nothing; any other problem stops check (exit 1), start and reload.
 4. Read-only: nothing here creates, chowns or binds. `start` then prepares the directories
    (accounts.prepare_paths) and reports what that finds the same way (`from_lines`).
+5. Files are named as the admin gave them: `ftpsup check instances.d` says
+   `instances.d/_shared.toml` for every problem there, whichever step found it. A user store
+   given by name (`ftpsup check users.toml`) is checked as a store, never as an instance.
 """
 
 from __future__ import annotations
