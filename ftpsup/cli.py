@@ -13,9 +13,9 @@ import os
 import sys
 from pathlib import Path
 
-from ftpsup import __version__, accounts, tls_commands, user_commands
-from ftpsup.config import InstanceConfig, check_paths, load_instance, user_db_path
-from ftpsup.errors import ConfigError, ConfigProblem
+from ftpsup import __version__, accounts, config_check, tls_commands, user_commands
+from ftpsup.config import InstanceConfig, load_instance, user_db_path
+from ftpsup.errors import ConfigError
 from ftpsup.supervisor import client
 
 SYSTEM_CONFIG_DIR = Path("/etc/ftpsup")
@@ -140,30 +140,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     targets = args.paths or [args.config_dir or default_config_dir()]
-    paths = [Path(t) for t in targets]
-    problems = check_paths(targets) + tls_commands.check_problems(paths)
-    problems += _account_problems(paths)
-    for problem in problems:
-        print(problem)
-    if problems:
-        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+    checked = config_check.check(targets)
+    for problem in checked.problems:
+        print(problem, file=sys.stderr)
+    errors, warnings = len(checked.errors), len(checked.warnings)
+    if errors:
+        also = f", {warnings} warning(s)" if warnings else ""
+        print(f"{errors} problem(s) found{also}", file=sys.stderr)
         return 1
+    if warnings:
+        print(f"{warnings} warning(s)", file=sys.stderr)
     print("ok")
     return 0
-
-
-def _account_problems(paths: list[Path]) -> list[ConfigProblem]:
-    """As root: what nopriv_user could not reach once an instance has dropped to it."""
-    problems: list[ConfigProblem] = []
-    for config in tls_commands.instances(paths):
-        try:
-            account = accounts.instance_account(config)
-        except accounts.AccountError:
-            continue  # check_paths reports it
-        for text in accounts.reach_problems(config, account) if account is not None else []:
-            key, _, problem = text.partition(": ")
-            problems.append(ConfigProblem(tls_commands.origin(config, key), key, problem))
-    return list(dict.fromkeys(problems))
 
 
 def cmd_cert(args: argparse.Namespace) -> int:

@@ -2,7 +2,8 @@
 
 A config directory holds one TOML file per instance (the instance name is the file stem) and an
 optional `_shared.toml` whose keys are defaults for every instance; an instance file overrides
-them. Files whose names start with `_` or `.` are not instances.
+them. Which files are instances (`instance_paths`): every `<name>.toml` except `users.toml`, the
+configured user store, and names starting with `_` or `.`.
 
 Rules:
 1. Every problem is collected, never only the first: `load_instance` raises one ConfigError
@@ -358,9 +359,13 @@ def _coerce(key: str, raw: object, base: Path) -> object:
         return Path(os.path.normpath(base / raw))
     if key == "listen_address":
         try:
-            ipaddress.ip_address(raw)
+            address = ipaddress.ip_address(raw)
         except ValueError:
             raise _Invalid(f"{_show(raw)} is not a numeric ipv4 or ipv6 address") from None
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            # An ipv6 socket on a mapped address accepts nothing (Linux refuses the bind).
+            mapped = str(address.ipv4_mapped)
+            raise _Invalid(f'{_show(raw)} is an ipv4-mapped ipv6 address; use "{mapped}"')
     if key == "message_file" and ("/" in raw or raw in ("", ".", "..")):
         raise _Invalid(f"{_show(raw)} must be a file name, not a path")
     if key == "nopriv_user" and not raw:
@@ -393,7 +398,23 @@ def _toml_hint(text: str, message: str) -> str:
     return ""
 
 
-def _read_toml(path: Path) -> dict[str, object]:
+def _octal_literal(key: str, raw: object, text: str) -> None:
+    """Refuse an octal key written as a decimal TOML integer: `local_umask = 22` is not 022.
+
+    TOML reads both 0o022 and 18 as the integer 18, so the source text tells them apart.
+    """
+    if not isinstance(raw, int) or isinstance(raw, bool) or 0 <= raw <= 7:
+        return  # not an integer, or one whose decimal and octal readings agree
+    quoted = rf"(?:{key}|\"{key}\"|'{key}')"
+    found = re.search(rf"^[ \t]*{quoted}[ \t]*=[ \t]*([0-9A-Za-z_+-]+)", text, re.MULTILINE)
+    if found is not None and found.group(1).startswith("0o"):
+        return
+    if raw > 0 and set(str(raw)) <= set("01234567"):
+        raise _Invalid(f'{raw} is decimal, not octal; did you mean "0{raw}"?')
+    raise _Invalid(f'TOML reads this as {raw} (decimal), not octal; write it as "022" or 0o022')
+
+
+def _read_toml_text(path: Path) -> tuple[dict[str, object], str]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -407,7 +428,7 @@ def _read_toml(path: Path) -> dict[str, object]:
     except UnicodeDecodeError as exc:
         raise _Invalid(f"not valid utf-8 (byte {exc.start})") from None
     try:
-        return tomllib.loads(text)
+        return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         hint = _toml_hint(text, message)
@@ -417,7 +438,7 @@ def _read_toml(path: Path) -> dict[str, object]:
 def _read_layer(path: Path, *, shared: bool) -> _Layer:
     file = str(path)
     try:
-        data = _read_toml(path)
+        data, text = _read_toml_text(path)
     except _Invalid as exc:
         return _Layer(file, {}, [ConfigProblem(file, None, str(exc))], readable=False)
     base = path.parent.absolute()
@@ -428,6 +449,8 @@ def _read_layer(path: Path, *, shared: bool) -> _Layer:
             if key not in KEY_KINDS:
                 raise _Invalid(_unknown(key))
             value = _coerce(key, raw, base)
+            if key in _OCTAL_KEYS:
+                _octal_literal(key, raw, text)
             if key in _SHARED_ONLY and not shared:
                 raise _Invalid(f"only allowed in {SHARED_FILE}, as one setting for all instances")
             values[key] = value
@@ -705,6 +728,25 @@ def _host_problems(loaded: Iterable[_Loaded]) -> list[ConfigProblem]:
     return problems
 
 
+# Never an instance file, even when the store is configured elsewhere (a leftover default).
+USER_DB_NAME = "users.toml"
+
+
+def not_instance_reason(path: Path) -> str | None:
+    """Why a `*.toml` of a config directory is not an instance file, or None when it is one."""
+    if path.name.startswith("."):
+        return "names starting with . are hidden files"
+    if path.name.startswith("_"):
+        return f"names starting with _ are not instances (only {SHARED_FILE} is read)"
+    if path.name == USER_DB_NAME:
+        return f"{USER_DB_NAME} is the user store's name, never an instance"
+    if path.absolute() == user_db_path(path.parent):
+        return "it is the user store (user_db_file)"
+    if path.is_dir():
+        return "it is a directory"
+    return None
+
+
 def instance_paths(config_dir: str | Path) -> list[Path]:
     """List the instance files of a config directory.
 
@@ -712,16 +754,12 @@ def instance_paths(config_dir: str | Path) -> list[Path]:
         config_dir: The directory, e.g. ``instances.d``.
 
     Returns:
-        Every ``*.toml`` in it whose name starts with neither ``_`` nor ``.``, sorted; an empty
+        Every ``*.toml`` in it for which `not_instance_reason` has no reason (not users.toml,
+        not the configured user store, not starting with ``_`` or ``.``), sorted; an empty
         list when the directory does not exist.
     """
-    directory = Path(config_dir)
-    # The user store may sit beside the instance files (users.toml); it is not an instance.
-    store = user_db_path(directory)
-    found = directory.glob("*.toml")
-    return sorted(
-        p for p in found if p.name[0] not in "_." and not p.is_dir() and p.absolute() != store
-    )
+    found = Path(config_dir).glob("*.toml")
+    return sorted(p for p in found if not_instance_reason(p) is None)
 
 
 def user_db_path(config_dir: str | Path) -> Path:

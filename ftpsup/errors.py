@@ -15,16 +15,22 @@ class FtpsupError(Exception):
 
 @attrs.frozen
 class ConfigProblem:
-    """One thing wrong in one configuration file."""
+    """One thing wrong in one configuration file.
+
+    A warning (`warning` true) is worth the admin's attention but stops nothing; every other
+    problem stops `check`, `start` and `reload`.
+    """
 
     file: str
     key: str | None
     problem: str
+    warning: bool = attrs.field(default=False, kw_only=True)
 
     def __str__(self) -> str:
+        text = f"warning: {self.problem}" if self.warning else self.problem
         if self.key:
-            return f"{self.file}: {self.key}: {self.problem}"
-        return f"{self.file}: {self.problem}"
+            return f"{self.file}: {self.key}: {text}"
+        return f"{self.file}: {text}"
 
 
 class ConfigError(FtpsupError):

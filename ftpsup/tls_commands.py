@@ -1,4 +1,4 @@
-"""`ftpsup cert`, and the certificate checks `ftpsup check` adds for TLS instances.
+"""`ftpsup cert`: a self-signed certificate and key for the TLS instances (config_check.load).
 
 Rules: messages go to stderr; exit status 0 on success, 1 on any problem.
 """
@@ -7,64 +7,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
-from collections.abc import Sequence
 from pathlib import Path
 
 from ftpsup.accounts import grant_read, grant_search, shared_account
-from ftpsup.certs import (
-    EXPIRY_WARNING_DAYS,
-    MAX_DAYS,
-    MIN_DAYS,
-    host_names,
-    write_self_signed,
-)
-from ftpsup.config import SHARED_FILE, InstanceConfig, instance_paths, load_instance
-from ftpsup.errors import ConfigError, ConfigProblem
-
-
-def instances(targets: Sequence[Path]) -> list[InstanceConfig]:
-    """The instances that load cleanly (problems are reported by config.check_paths)."""
-    files: list[Path] = []
-    for target in targets:
-        files += instance_paths(target) if target.is_dir() else [target]
-    configs = []
-    for file in files:
-        try:
-            configs.append(load_instance(file))
-        except ConfigError:
-            continue
-    return configs
-
-
-def check_problems(targets: Sequence[Path]) -> list[ConfigProblem]:
-    """Certificate and TLS-setting problems of every TLS instance among `targets`."""
-    from ftpsup.tls_config import tls_problems
-
-    problems: list[ConfigProblem] = []
-    for config in instances(targets):
-        for text in tls_problems(config, warn_days=EXPIRY_WARNING_DAYS):
-            key, _, problem = text.partition(": ")
-            problems.append(ConfigProblem(origin(config, key.split(",")[0]), key, problem))
-    # A certificate set in _shared.toml is one problem, however many instances inherit it.
-    return list(dict.fromkeys(problems))
-
-
-def origin(config: InstanceConfig, key: str) -> str:
-    """The file that sets `key` for `config`: its own file, else _shared.toml, else its own."""
-    for path in (config.source, config.config_dir / SHARED_FILE):
-        try:
-            with path.open("rb") as f:
-                if key in tomllib.load(f):
-                    return str(path)
-        except (OSError, tomllib.TOMLDecodeError):
-            continue
-    return str(config.source)
+from ftpsup.certs import MAX_DAYS, MIN_DAYS, host_names, write_self_signed
+from ftpsup.config_check import load
 
 
 def cmd_cert(args: argparse.Namespace, config_dir: Path) -> int:
     """Write a self-signed certificate and key wherever a TLS instance expects one."""
-    configs = [c for c in instances([config_dir]) if c.ssl_enable or args.all]
+    configs = [c for c in load([config_dir]) if c.ssl_enable or args.all]
     if not configs:
         print(f"ftpsup: no instance in {config_dir} has ssl_enable = true", file=sys.stderr)
         return 1

@@ -10,8 +10,9 @@ The IPv4 and IPv6 instances are separate processes that read the same file, and 
     enabled = true     # false refuses the login but keeps the account
 
 `password` and `home` are required; `write` and `enabled` default to true. Any other key is an
-error, so a typo never passes silently. A missing file is a store with no users (the first
-`ftpsup user add` creates it).
+error, so a typo never passes silently. Here a missing file is a store with no users (the
+first `ftpsup user add` creates it); `ftpsup check` and `start` refuse it (config_check.py), as
+no local user could log in.
 
 Empty is not the same as cut short. ftpsup always writes the `[users]` table, so deleting the
 last user leaves a valid store with no users: that locks everyone out because the admin said
@@ -254,7 +255,15 @@ def _record_from_table(path: Path, name: str, table: object) -> UserRecord:
     try:
         _parse_hash(table["password"])
     except ValueError as exc:
-        raise UserStoreError(f"{where}: password is not a usable hash ({exc})") from None
+        reason = str(exc)
+        scheme = re.match(r"\$(\w+)\$", table["password"])
+        if scheme and scheme.group(1) != "scrypt":
+            # A hash carried over from /etc/shadow or a PAM database ($6$: SHA-512 crypt).
+            reason = (
+                f"${scheme.group(1)}$ is a crypt(3) hash, not scrypt: set the password again "
+                f"with `ftpsup user passwd {name}`"
+            )
+        raise UserStoreError(f"{where}: password is not a usable hash ({reason})") from None
     home = Path(table["home"])
     problem = _check_home(home)
     if problem is not None:

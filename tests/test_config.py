@@ -736,6 +736,57 @@ def test_instance_paths_lists_sorted_instances_only(tmp_path: Path) -> None:
     assert instance_paths(tmp_path) == [tmp_path / "a.toml", tmp_path / "b.toml"]
 
 
+def test_instance_paths_never_lists_users_toml_even_with_the_store_elsewhere(
+    tmp_path: Path,
+) -> None:
+    # A leftover default store beside the instances was read as an instance named "users".
+    write(tmp_path, "_shared.toml", 'user_db_file = "/var/lib/ftpsup/users.toml"\n')
+    write(tmp_path, "users.toml", "[users]\n")
+    write(tmp_path, "a.toml", "")
+    assert instance_paths(tmp_path) == [tmp_path / "a.toml"]
+
+
+def test_listen_address_refuses_an_ipv4_mapped_ipv6_address(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.toml", 'listen_address = "::ffff:192.0.2.1"\n')
+    assert problems_of(path) == [
+        ConfigProblem(
+            str(path),
+            "listen_address",
+            '"::ffff:192.0.2.1" is an ipv4-mapped ipv6 address; use "192.0.2.1"',
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("local_umask = 22", '22 is decimal, not octal; did you mean "022"?'),
+        ("local_umask = 77", '77 is decimal, not octal; did you mean "077"?'),
+        (
+            "local_umask = 18",
+            'TOML reads this as 18 (decimal), not octal; write it as "022" or 0o022',
+        ),
+        (
+            "local_umask = 0x12",
+            'TOML reads this as 18 (decimal), not octal; write it as "022" or 0o022',
+        ),
+    ],
+)
+def test_octal_key_written_as_a_decimal_integer_is_refused(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    path = write(tmp_path, "a.toml", text + "\n")
+    assert problems_of(path) == [ConfigProblem(str(path), "local_umask", problem)]
+
+
+@pytest.mark.parametrize("text", ["local_umask = 0", "local_umask = 7", "local_umask = 0o022"])
+def test_octal_key_accepts_integers_whose_readings_agree_and_toml_octal(
+    tmp_path: Path, text: str
+) -> None:
+    value = int(text.split("= ")[1], 0)
+    assert load_instance(write(tmp_path, "a.toml", text + "\n")).local_umask == value
+
+
 # --- type checks over many values -------------------------------------------------------------
 
 BOOL_KEYS = sorted(k for k, kind in KEY_KINDS.items() if kind == "bool")
@@ -775,12 +826,25 @@ def test_int_keys_reject_booleans_and_strings(key: str, value: object) -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(st.sampled_from(OCTAL_KEYS), st.integers(0, 0o777), st.booleans())
-def test_octal_keys_read_integers_and_vsftpd_strings_alike(
+def test_octal_keys_read_toml_octal_and_vsftpd_strings_alike(
     key: str, mode: int, as_string: bool
 ) -> None:
-    config = load_one(key, f"{mode:03o}" if as_string else mode)
-    assert isinstance(config, InstanceConfig)
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "ftp.toml"
+        path.write_text(f'{key} = "{mode:03o}"\n' if as_string else f"{key} = 0o{mode:o}\n")
+        config = load_instance(path)
     assert getattr(config, key) == mode
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(OCTAL_KEYS), st.integers(8, 0o777))
+def test_octal_keys_refuse_a_decimal_integer_above_7(key: str, value: int) -> None:
+    # tomli_w writes decimal: `local_umask = 22` must never become the umask 0o026.
+    result = load_one(key, value)
+    assert isinstance(result, list)
+    [(problem_key, problem)] = result
+    assert problem_key == key
+    assert "not octal" in problem
 
 
 @settings(max_examples=60, deadline=None)

@@ -18,9 +18,8 @@ from pathlib import Path
 import attrs
 import trio
 
-from ftpsup import listeners
-from ftpsup.config import InstanceConfig, check_paths, instance_paths, load_instance
-from ftpsup.errors import ConfigError
+from ftpsup import config_check, listeners
+from ftpsup.config import InstanceConfig
 from ftpsup.supervisor.ctl import Response
 from ftpsup.supervisor.lifecycle import InstanceState, Lifecycle
 from ftpsup.supervisor.manager import (
@@ -33,7 +32,6 @@ from ftpsup.supervisor.manager import (
     settled,
     stopped,
 )
-from ftpsup.tls_config import tls_problems
 
 
 async def restart(sup: Supervisor, names: Iterable[str]) -> Response:
@@ -67,21 +65,13 @@ async def reload(sup: Supervisor) -> Response:
 
 def _load_all(config_dir: Path) -> tuple[dict[str, InstanceConfig], list[str]]:
     """Every instance of the directory, or the problems that forbid using them (blocking)."""
-    problems = [str(p) for p in check_paths([config_dir])]
-    configs: dict[str, InstanceConfig] = {}
-    if problems:
-        return configs, problems
-    try:
-        for path in instance_paths(config_dir):
-            config = load_instance(path)
-            configs[config.name] = config
-    except ConfigError as exc:
-        return {}, [str(p) for p in exc.problems]
-    # A certificate that cannot serve would only show when the new process starts, after
-    # other instances were already replaced: check it now, so a reload stays all or nothing.
-    for config in configs.values():
-        problems += [f"{config.source}: {text}" for text in tls_problems(config)]
-    return configs, problems
+    # The same judge as `ftpsup check` and `start`. It includes the certificates: one that
+    # cannot serve would only show when the new process starts, after other instances were
+    # already replaced; checked now, a reload stays all or nothing.
+    checked = config_check.check([config_dir])
+    if checked.errors:
+        return {}, [str(p) for p in checked.errors]
+    return {config.name: config for config in checked.configs}, []
 
 
 async def _read_configs(sup: Supervisor, command: str) -> dict[str, InstanceConfig] | Response:

@@ -33,8 +33,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ftpsup import accounts
-from ftpsup.config import SHARED_FILE, InstanceConfig, state_dir_path
+from ftpsup import accounts, config_check
+from ftpsup.config import SHARED_FILE, InstanceConfig, shared_setting, state_dir_path
+from ftpsup.errors import ConfigProblem
 from ftpsup.supervisor import ctl, main, rundir, spawn
 from ftpsup.supervisor.status import draining_lines, format_status, troubled_instances
 
@@ -64,8 +65,10 @@ def _socket(config_dir: Path) -> Path:
 
 def _wait_limit(config_dir: Path) -> float:
     """How long a command may take: the longest drain plus the start and kill margins."""
-    configs, _ = main.load_all(config_dir)
-    longest = max((c.stopwaitsecs for c in configs), default=300)
+    # stopwaitsecs is shared-only: _shared.toml's value is every instance's.
+    longest = shared_setting(config_dir, "stopwaitsecs")
+    if not isinstance(longest, int) or isinstance(longest, bool) or longest < 0:
+        longest = 300
     return float(longest) + 120.0
 
 
@@ -137,16 +140,19 @@ def start(
         response = _ask(config_dir, ctl.Request("start", tuple(names)))
         if response is not None:
             return _show(response)
-    configs, problems = main.load_all(config_dir)
+    # The same judge as `ftpsup check`, so the two never disagree (config_check.py).
+    checked = config_check.check([config_dir])
+    configs, problems = checked.configs, list(checked.problems)
     selected = [c for c in configs if names in ([], ["all"]) or c.name in names]
     # Every check before any change: a refused start leaves the disk as it was.
-    if not problems:
-        problems = _problems(selected, preflight)
-    if not problems:
-        problems = _prepare(selected)
-    if problems:
-        for problem in problems:
-            print(f"ftpsup: {problem}", file=sys.stderr)
+    if not checked.errors:
+        problems += _problems(selected, preflight)
+    if not any(not problem.warning for problem in problems):
+        problems += _prepare(selected)
+    problems = list(dict.fromkeys(problems))
+    for problem in problems:
+        print(f"ftpsup: {problem}", file=sys.stderr)
+    if any(not problem.warning for problem in problems):
         return EXIT_CONFIG
     if notify_fd is not None:
         return _run_reporting_to(notify_fd, config_dir, names)
@@ -181,9 +187,9 @@ class _Relay:
         self.lines.clear()
 
 
-def _problems(configs: list[InstanceConfig], preflight: Preflight) -> list[str]:
+def _problems(configs: list[InstanceConfig], preflight: Preflight) -> list[ConfigProblem]:
     """What stops these instances from starting; looks, changes nothing."""
-    problems: list[str] = []
+    problems: list[ConfigProblem] = []
     for config in configs:
         found = preflight(config)
         try:
@@ -192,14 +198,18 @@ def _problems(configs: list[InstanceConfig], preflight: Preflight) -> list[str]:
             found.append(str(exc))
         else:
             found += accounts.reach_problems(config, account) if account is not None else []
-        problems += [f"{config.source}: {problem}" for problem in found]
+        problems += config_check.from_lines(config, found)
     if configs:
         log = configs[0].log_dir / main.LOG_NAME
         if not _can_append(log):
             # log_dir is one setting for all: it belongs in _shared.toml.
             shared = configs[0].config_dir / SHARED_FILE
             where = shared if shared.exists() else configs[0].source
-            problems.append(f"{where}: log_dir: {log} cannot be written by uid {os.geteuid()}")
+            problems.append(
+                ConfigProblem(
+                    str(where), "log_dir", f"{log} cannot be written by uid {os.geteuid()}"
+                )
+            )
     return list(dict.fromkeys(problems))
 
 
@@ -213,12 +223,12 @@ def _can_append(path: Path) -> bool:
     return os.access(parent, os.W_OK | os.X_OK)
 
 
-def _prepare(configs: list[InstanceConfig]) -> list[str]:
+def _prepare(configs: list[InstanceConfig]) -> list[ConfigProblem]:
     """Create the lease and log directories and hand them to each instance's account."""
-    problems: list[str] = []
+    problems: list[ConfigProblem] = []
     for config in configs:
         found = accounts.prepare_paths(config, accounts.instance_account(config))
-        problems += [f"{config.source}: {problem}" for problem in found]
+        problems += config_check.from_lines(config, found)
     return list(dict.fromkeys(problems))
 
 

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import trio
 
+from ftpsup import config_check
 from ftpsup import listeners as listening
 from ftpsup.accounts import Account, AccountError, instance_account
-from ftpsup.config import InstanceConfig, check_paths, instance_paths, load_instance
-from ftpsup.errors import ConfigError
+from ftpsup.config import InstanceConfig
 from ftpsup.logs import reopen_logs, setup_instance_logging, shutdown_logging
 from ftpsup.supervisor import changes, ctl, spawn
 from ftpsup.supervisor.manager import Supervisor
@@ -48,17 +48,10 @@ Started = Callable[[int], None]
 
 
 def load_all(config_dir: Path) -> tuple[list[InstanceConfig], list[str]]:
-    """Every instance of `config_dir`, or the problems that stop a start."""
-    problems = [str(p) for p in check_paths([config_dir])]
-    if problems:
-        return [], problems
-    configs: list[InstanceConfig] = []
-    for path in instance_paths(config_dir):
-        try:
-            configs.append(load_instance(path))
-        except ConfigError as exc:
-            problems += [str(p) for p in exc.problems]
-    return configs, problems
+    """Every instance of `config_dir`, or the errors that stop a start (as `ftpsup check`)."""
+    checked = config_check.check([config_dir])
+    errors = [str(p) for p in checked.errors]
+    return ([] if errors else checked.configs), errors
 
 
 def _account(config: InstanceConfig) -> Account | None:

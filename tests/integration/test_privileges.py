@@ -277,7 +277,7 @@ def test_a_missing_account_starts_nothing_and_says_how_to_create_it(site: Site) 
     assert 'nopriv_user: no account "ftpsupnosuchacct" on this host' in result.stderr
     assert "`ftpsup setup`" in result.stderr
     check = ftpsup_run("check", str(site.etc))
-    assert f'{shared}: nopriv_user: no account "ftpsupnosuchacct"' in check.stdout
+    assert f'{shared}: nopriv_user: no account "ftpsupnosuchacct"' in check.stderr
 
 
 @needs_root
@@ -287,8 +287,8 @@ def test_check_reports_a_store_the_account_cannot_read_and_setup_shares_it(site:
     store.chmod(0o600)
     check = ftpsup_run("check", str(site.etc))
     assert check.returncode == 1
-    assert f"user_db_file: nopriv_user {site.account.pw_name} cannot read {store}" in check.stdout
-    assert "run `ftpsup setup`" in check.stdout
+    assert f"user_db_file: nopriv_user {site.account.pw_name} cannot read {store}" in check.stderr
+    assert "run `ftpsup setup`" in check.stderr
     setup = ftpsup_run("--config-dir", str(site.etc), "setup")
     assert setup.returncode == 0, setup.stderr
     assert (store.stat().st_mode & 0o777, store.stat().st_gid) == (0o640, site.account.pw_gid)
@@ -356,6 +356,8 @@ def test_shipped_configuration_started_as_root_never_runs_an_instance_as_root() 
         etc = base / "instances.d"
         copy_shipped_config(etc)
         assert ftpsup_run("--config-dir", str(etc), "cert").returncode == 0
+        # A store with no users, as `ftpsup setup` writes one: start refuses a missing store.
+        (etc / "users.toml").write_text("[users]\n")
         result = subprocess.run(
             [sys.executable, "-m", "ftpsup", "--config-dir", str(etc), "start", "all"],
             capture_output=True,
