@@ -392,7 +392,7 @@ def test_shipped_configuration_runs_its_instances_with_no_capability(
             assert result.returncode == 0, result.stdout + result.stderr
             status = ftpsup_run("--config-dir", str(etc), "status", "--json")
             pids = [entry["pid"] for entry in json.loads(status.stdout)["instances"]]
-            assert len(pids) == 3
+            assert len(pids) == 4
             assert all(pids)
             for pid in pids:
                 assert_dropped_to(pid, account, caps=0)
