@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ftpsup import address_slots
 from ftpsup.address_slots import AddressSlot, AddressSlots, slot_file_stem
 from ftpsup.proto.limits import address_key
 
@@ -175,7 +174,8 @@ def test_a_slot_released_between_a_takers_open_and_lock_has_one_holder_only(
             holder.release()
         return fd
 
-    monkeypatch.setattr(address_slots.os, "open", open_then_holder_releases)
+    # address_slots calls os.open through the os module itself, so patch it there.
+    monkeypatch.setattr(os, "open", open_then_holder_releases)
     taker = slots.take(KEY, 1)
     monkeypatch.undo()
     assert taker is not None, "the slot is free once the holder let go"

@@ -47,7 +47,12 @@ def test_second_login_skips_scrypt(store: Path, monkeypatch: pytest.MonkeyPatch)
     assert directory.authenticate("alice", "secret") is not None
     calls: list[str] = []
     real = users.verify_password
-    monkeypatch.setattr(users, "verify_password", lambda p, h: calls.append(p) or real(p, h))
+
+    def counting_verify(password: str, stored: str) -> bool:
+        calls.append(password)
+        return real(password, stored)
+
+    monkeypatch.setattr(users, "verify_password", counting_verify)
 
     assert directory.authenticate("alice", "secret") is not None
     assert calls == []
