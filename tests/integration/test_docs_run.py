@@ -8,9 +8,8 @@ its path when the page reaches it.
 
 The throwaway host is a set of Linux namespaces (unshare): its own network with only loopback,
 so port 21 and 990 are free and nothing leaves the machine; its own process ids, so everything
-a page started dies with it; and its own mounts: /etc, /var, /srv, /home, /opt and /run are
-overlays whose changes vanish at the end (useradd, /etc/ftpsup, /var/log/ftpsup...), and /tmp
-is empty. `ftpsup` on PATH is the one under test.
+a page started dies with it; and its own mounts: /etc, /var, /srv, /home, /opt, /run and /tmp
+are overlays whose changes vanish at the end (useradd, /etc/ftpsup, /var/log/ftpsup...). `ftpsup` on PATH is the one under test.
 
 What the sandbox cannot do is listed below, explicitly, so drift is easy to fix:
 - SUBSTITUTIONS: text of a runnable block replaced before it runs (each must still be found);
@@ -84,13 +83,14 @@ ip link set lo up
 mount -t tmpfs -o mode=0755 tmpfs /mnt
 mkdir /mnt/ws /mnt/up /mnt/wk
 mount --bind "$ws" /mnt/ws
-for d in etc var srv home opt run; do
+# /tmp too, as an overlay rather than a fresh tmpfs: the checkout and the interpreter under
+# test (CI's venvs) may live there.
+for d in etc var srv home opt run tmp; do
     mkdir -p "/mnt/up/$d" "/mnt/wk/$d"
     mount -t overlay overlay -o "lowerdir=/$d,upperdir=/mnt/up/$d,workdir=/mnt/wk/$d" "/$d"
 done
-mount -t tmpfs -o mode=1777 tmpfs /tmp
-export HOME=/tmp/home PATH="/mnt/ws/bin:$PATH"
-mkdir "$HOME"
+export HOME=/tmp/ftpsup-docs-home PATH="/mnt/ws/bin:$PATH"
+mkdir -p "$HOME"
 cd /mnt/ws/checkout
 exec bash /mnt/ws/page.sh </dev/null
 """
