@@ -28,6 +28,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -280,10 +281,16 @@ class PortAllocator:
         found: list[tuple[int, str]] = []
         for port in range(self._min, self._max + 1):
             try:
-                fd = os.open(self._path(port), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-            except FileNotFoundError:
-                continue
+                # O_NONBLOCK: the directory is the instances' account's, and a FIFO planted in
+                # it would block a plain O_RDONLY open (the supervisor's probe) for ever.
+                fd = os.open(
+                    self._path(port), os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+                )
+            except OSError:
+                continue  # missing, or not a file we would open (a planted symlink: ELOOP)
             try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    continue  # not a lock file of ours: nothing to read (pread on a FIFO fails)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
                 except BlockingIOError:

@@ -461,3 +461,54 @@ def test_a_first_look_that_finds_the_range_full_is_not_counted_as_refused(
     assert allocator.lease_excluding(()) is None
     assert allocator.statistics().refused == 1
     held.release()
+
+
+def test_leases_in_use_skips_a_fifo_planted_in_the_lease_directory(
+    lease_dir: Path, allocator: PortAllocator
+) -> None:
+    # The lease directory belongs to the instances' account; the supervisor (root) probes it
+    # for `ftpsup status`. A FIFO there must not block the probe's open for ever (starving
+    # the supervisor's worker threads), nor make it fail while someone holds it locked.
+    lease = allocator.lease()
+    assert lease is not None
+    free = MAX_PORT
+    assert lease.port not in (MAX_PORT, MIN_PORT + 1)
+    fifo = lease_dir / f"{free}.lock"
+    fifo.unlink(missing_ok=True)
+    os.mkfifo(fifo, 0o600)
+    # And a symlink, which the probe's O_NOFOLLOW refuses (ELOOP): skipped, not an error.
+    (lease_dir / f"{MIN_PORT + 1}.lock").unlink(missing_ok=True)
+    (lease_dir / f"{MIN_PORT + 1}.lock").symlink_to(lease_dir / f"{lease.port}.lock")
+    holder: int | None = None
+    result: list[object] = []
+
+    def probe() -> None:
+        try:
+            result.append(allocator.leases_in_use())
+        except BaseException as exc:
+            result.append(exc)
+
+    try:
+        # First with nobody at the other end (a plain open would wait for a writer), then
+        # with the FIFO open and locked by its planter.
+        for locked in (False, True):
+            if locked:
+                holder = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+                fcntl.flock(holder, fcntl.LOCK_EX)
+            result.clear()
+            thread = threading.Thread(target=probe, daemon=True)
+            thread.start()
+            # A deadline, not pacing: the probe returns at once when it does not block.
+            thread.join(10.0)
+            if thread.is_alive():
+                # Let the stuck open return (a writer appears), then fail.
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+                thread.join(CHILD_TIMEOUT)
+                pytest.fail("leases_in_use blocked on a FIFO in the lease directory")
+            assert len(result) == 1
+            assert isinstance(result[0], list), result[0]
+            assert [port for port, _ in result[0]] == [lease.port]
+    finally:
+        if holder is not None:
+            os.close(holder)
+        lease.release()

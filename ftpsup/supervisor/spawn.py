@@ -174,6 +174,11 @@ class Child:
                 break
             buffer += data
             *lines, buffer = buffer.split(b"\n")
+            # The instance runs as nopriv_user: output that never ends a line is logged in
+            # pieces of MAX_MESSAGE bytes, not buffered without bound by the supervisor.
+            while len(buffer) > MAX_MESSAGE:
+                lines.append(buffer[:MAX_MESSAGE])
+                buffer = buffer[MAX_MESSAGE:]
             for raw in lines:
                 line = raw.decode("utf-8", "replace").rstrip()
                 self.output_tail.append(line)

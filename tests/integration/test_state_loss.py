@@ -8,8 +8,10 @@ stop every process or fail: it never reports a stop that did not happen.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import ftplib
+import json
 import os
 import shutil
 import subprocess
@@ -207,3 +209,28 @@ def test_passive_mode_without_a_usable_lease_directory_is_a_clean_425(
     logs = wait_for_log(srv, "cannot open a passive port for 127.0.0.1")
     assert "WARNING: cannot open a passive port for 127.0.0.1" in logs
     assert "Traceback" not in logs
+
+
+def test_status_answers_with_a_fifo_planted_in_the_lease_directory(running: Sup) -> None:
+    # The lease directory is the instances' (nopriv_user's); the supervisor reads it for
+    # status. What an instance leaves there must not hang the supervisor's probe.
+    fifo = running.run_dir / "ports" / f"{running.pasv[0]}.lock"
+    fifo.unlink(missing_ok=True)
+    os.mkfifo(fifo, 0o600)
+    try:
+        try:
+            result = running.ftpsup("status", "--json")
+        except subprocess.TimeoutExpired:
+            result = None
+        second = running.ftpsup("status", "--json") if result is not None else None
+    finally:
+        # Frees a probe stuck in open() (a writer appears), so the supervisor can stop.
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        fifo.unlink(missing_ok=True)
+
+    assert result is not None, "ftpsup status did not return"
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [i["state"] for i in json.loads(result.stdout)["instances"]] == ["RUNNING"] * 2
+    assert second is not None
+    assert second.returncode == 0, second.stdout + second.stderr

@@ -3,16 +3,19 @@ environment, accounts."""
 
 from __future__ import annotations
 
+import math
 import os
 import pwd
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
 
 from ftpsup import accounts, listeners
 from ftpsup.config import InstanceConfig
@@ -192,3 +195,30 @@ def test_prepare_paths_passes_closed_parents_but_not_a_closed_config_directory(
     assert (tmp_path.stat().st_gid, tmp_path.stat().st_mode & 0o777) == (nobody.pw_gid, 0o710)
     assert not accounts.grant_search(tmp_path, account)
     assert accounts.prepare_paths(c, account) == []
+
+
+def test_instance_output_without_line_ends_is_cut_into_bounded_lines() -> None:
+    # An instance runs as nopriv_user; the supervisor (root) reads its output. A process that
+    # writes without ever ending a line must not make the supervisor buffer it all.
+    total = 8 * spawn.MAX_MESSAGE
+    script = f"import sys; sys.stdout.write('x' * {total}); sys.stdout.write('\\nend\\n')"
+
+    async def main() -> list[str]:
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-I", "-c", script], stdout=subprocess.PIPE
+        )
+        a, b = socket.socketpair()
+        b.close()
+        child = spawn.Child(process, trio.SocketStream(trio.socket.from_stdlib_socket(a)))
+        send, receive = trio.open_memory_channel[str](math.inf)
+        with trio.fail_after(60):
+            async with send:
+                await child.serve_output(send)
+            await process.wait()
+        await child.channel.aclose()
+        return [line async for line in receive]
+
+    lines = trio.run(main)
+    assert max(len(line) for line in lines) <= spawn.MAX_MESSAGE
+    assert sum(len(line) for line in lines[:-1]) == total
+    assert lines[-1] == "end"
