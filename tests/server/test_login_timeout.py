@@ -7,6 +7,7 @@ past its deadline.
 
 from __future__ import annotations
 
+import logging
 import select
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -40,8 +41,16 @@ def ctx(tmp_path: Path) -> Iterator[InstanceContext]:
         login_timeout=LOGIN_TIMEOUT,
         idle_session_timeout=IDLE_TIMEOUT,
     )
-    yield make_context(config)
-    shutdown_logging()
+    # make_context points the shared "ftpsup.users" logger at the instance's log, as a server
+    # process wants; put it back afterwards so later tests' caplog still sees its records.
+    users_log = logging.getLogger("ftpsup.users")
+    handlers, propagate = list(users_log.handlers), users_log.propagate
+    try:
+        yield make_context(config)
+    finally:
+        shutdown_logging()
+        users_log.handlers[:] = handlers
+        users_log.propagate = propagate
 
 
 @attrs.define
