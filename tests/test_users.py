@@ -37,6 +37,16 @@ SALT = "c2FsdHNhbHRzYWx0c2FsdA"  # 16 bytes
 DIGEST = "ZGlnZXN0ZGlnZXN0ZGlnZXN0ZGlnZXN0ZGlnZXN0MTI"  # 32 bytes
 
 
+@pytest.fixture(autouse=True)
+def _store_log_reaches_caplog(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A server started in this process (make_context) sends "ftpsup.users" to the instance's
+    # log only; these tests read the store's messages through caplog, on the root logger.
+    log = logging.getLogger("ftpsup.users")
+    monkeypatch.setattr(log, "propagate", True)
+    monkeypatch.setattr(log, "handlers", [])
+    monkeypatch.setattr(log, "disabled", False)
+
+
 def record(name: str, home: str = "/srv/ftp/x", **kwargs: bool) -> UserRecord:
     return UserRecord(name, hash_password("pw-" + name, ln=FAST), Path(home), **kwargs)
 
