@@ -139,6 +139,7 @@ class InstanceConfig:
     require_cert: bool = False
     validate_cert: bool = False
     require_ssl_reuse: bool = True
+    ssl_reuse_scope: str = "user"
     strict_ssl_read_eof: bool = True
     strict_ssl_write_shutdown: bool = False
     tls_handshake_timeout: int = 30
@@ -196,6 +197,8 @@ _RANGES: dict[str, tuple[int, int]] = {
     "startretries": (0, 1000),
     "stopwaitsecs": (0, 86400),
 }
+# ssl_reuse_scope: whose TLS sessions a data connection may resume (server/tls_sessions.py).
+SSL_REUSE_SCOPES = ("user", "connection")
 # Account names as useradd(8) accepts them.
 _ACCOUNT_RE = re.compile(r"[a-z_][a-z0-9_-]{0,30}\$?")
 # Linux: CAP_NET_BIND_SERVICE, bit 10 of the capability sets in /proc/self/status.
@@ -352,6 +355,8 @@ def _coerce(key: str, raw: object, base: Path) -> object:
             ipaddress.ip_address(raw)
         except ValueError:
             raise _Invalid(f"{_show(raw)} is not a numeric ipv4 or ipv6 address") from None
+    if key == "ssl_reuse_scope" and raw not in SSL_REUSE_SCOPES:
+        raise _Invalid(f'{_show(raw)} is not "user" or "connection"')
     if key == "message_file" and ("/" in raw or raw in ("", ".", "..")):
         raise _Invalid(f"{_show(raw)} must be a file name, not a path")
     if key == "nopriv_user" and not raw:

@@ -17,6 +17,7 @@ import trio
 from ftpsup.config import InstanceConfig
 from ftpsup.logs import XferLog
 from ftpsup.ports import PortAllocator
+from ftpsup.server.tls_sessions import InstanceTls
 from ftpsup.users import UserDirectory
 
 
@@ -53,6 +54,8 @@ class InstanceContext:
     clock: Callable[[], float] = time.time
     sessions: int = 0
     sessions_per_ip: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    # The shared TLS context and which control connection each of its sessions belongs to.
+    tls: InstanceTls = attrs.field(factory=InstanceTls)
     # Replaced live when the admin reloads; sessions read it when they greet.
     banner: str = ""
     # The address PASV advertises when pasv_address is set: pasv_address itself, or with

@@ -19,8 +19,9 @@ import trio
 from ftpsup.proto.lines import LineBuffer
 from ftpsup.proto.replies import Reply, reply
 from ftpsup.server.session import Handler, Session
-from ftpsup.server.tls import SslSocketStream, stop_issuing_tickets
-from ftpsup.tls_config import TlsSetupError, make_context
+from ftpsup.server.tls import SslSocketStream
+from ftpsup.server.tls_sessions import session_id
+from ftpsup.tls_config import TlsSetupError
 
 AUTH_MECHANISMS = frozenset({"TLS", "SSL", "TLS-C", "TLS-P"})
 
@@ -29,7 +30,7 @@ async def start_tls(s: Session, *, implicit: bool) -> bool:
     """Make the control connection TLS. False when it failed (the session is then closing)."""
     cfg = s.ctx.config
     try:
-        ctx = await trio.to_thread.run_sync(make_context, cfg, limiter=s.ctx.fs_limiter)
+        ctx = await trio.to_thread.run_sync(s.ctx.tls.context, cfg, limiter=s.ctx.fs_limiter)
     except TlsSetupError as exc:
         s.log.error("TLS unavailable: %s", exc)
         if implicit:
@@ -54,17 +55,20 @@ async def start_tls(s: Session, *, implicit: bool) -> bool:
         s.log.warning("TLS handshake with %s failed: %s", s.peer_ip, exc)
         s.closing = True
         return False
-    stop_issuing_tickets(ctx)
     s.tls_context = ctx
+    tls_socket = s.stream.ssl_socket
+    registry = s.ctx.tls.registry
+    s.tls_owner = registry.new_owner(s.peer_ip)
+    registry.issued(s.tls_owner, session_id(tls_socket.session))
     # RFC 4217 §4: the reply to AUTH is the last plain-text exchange; anything queued behind
     # the AUTH line was not protected and is dropped (the STARTTLS injection class of bugs).
     s.lines = LineBuffer(cfg.max_command_length)
-    tls_socket = s.stream.ssl_socket
     s.log.info(
-        "TLS established with %s: %s %s",
+        "TLS established with %s: %s %s (control connection #%d)",
         s.peer_ip,
         tls_socket.version(),
         (tls_socket.cipher() or ("?",))[0],
+        s.tls_owner.serial,
     )
     return True
 

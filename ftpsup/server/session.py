@@ -30,6 +30,7 @@ from ftpsup.proto.replies import Reply, reply
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.data import PassiveEndpoint, accept_data, connect_data, open_passive
 from ftpsup.server.fs import JailedFs
+from ftpsup.server.tls_sessions import SessionOwner
 from ftpsup.server.transfer import Progress
 
 P = ParamSpec("P")
@@ -122,8 +123,10 @@ class Session:
     transfer: TransferState | None = None
     closing: bool = False
     lines: LineBuffer = attrs.field(factory=LineBuffer)
-    # TLS (RFC 4217): the control connection's own context, which its data connections use.
+    # TLS (RFC 4217): the context the control connection began with, which its data
+    # connections use, and its entry in the instance's session registry.
     tls_context: ssl.SSLContext | None = None
+    tls_owner: SessionOwner | None = None
     pbsz_set: bool = False
     prot_private: bool = False
 
@@ -333,6 +336,8 @@ class Session:
             self.fs.close()
             self.fs = None
         self.user = None
+        if self.tls_owner is not None:
+            self.tls_owner.user = None
         self.pending_user = None
         self.anonymous = False
         self.user_may_write = False
@@ -343,6 +348,8 @@ class Session:
             self.transfer.abort()
         self.close_data_endpoints()
         self.logout()
+        if self.tls_owner is not None:
+            self.ctx.tls.registry.forget(self.tls_owner)
 
 
 Handler = Callable[[Session, str], Awaitable[None]]

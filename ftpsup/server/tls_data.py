@@ -25,10 +25,13 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 from collections.abc import Callable
 from typing import cast
+
+from ftpsup.server.tls_sessions import wrap_issuing
 
 # Bytes moved between the socket and OpenSSL per system call: 16 TLS records, and small
 # enough to stay in a core's cache (larger buffers measured slower on loopback).
@@ -50,26 +53,44 @@ class TlsDataConnection:
         self._outgoing = ssl.MemoryBIO()
         self._wire = bytearray(WIRE_CHUNK)
         self._tls = ctx.wrap_bio(self._incoming, self._outgoing, server_side=True)
+        # The id of the session the client resumed, taken before any new ticket replaces it.
+        self.resumed_id: bytes | None = None
 
     @classmethod
-    def accept(cls, ctx: ssl.SSLContext, sock: socket.socket, timeout: float) -> TlsDataConnection:
-        """Run the server handshake on the connected `sock` (blocking).
+    def accept(
+        cls, ctx: ssl.SSLContext, sock: socket.socket, timeout: float, *, tickets: int = 0
+    ) -> TlsDataConnection:
+        """Run the server handshake on the connected `sock` (blocking), issuing `tickets`.
 
         Raises:
             ssl.SSLError, OSError, TimeoutError: the handshake failed or timed out.
         """
-        conn = cls(ctx, sock)
+        conn = wrap_issuing(ctx, tickets, lambda: cls(ctx, sock))
         sock.settimeout(timeout)
         try:
-            conn._until_done(conn._tls.do_handshake)
+            conn._until_done(conn._tls.do_handshake, conn._note_resumption)
         finally:
             sock.settimeout(None)
+        conn._note_resumption()
         return conn
+
+    def _note_resumption(self) -> None:
+        # Called while the server waits for the client's Finished: resumption is decided by
+        # then (and proven once the handshake completes), and a ticket this connection issues
+        # replaces the session only after that.
+        if self.resumed_id is None and self._tls.session_reused:
+            session = self._tls.session
+            self.resumed_id = session.id if session is not None else b""
 
     @property
     def session_reused(self) -> bool:
         """Whether the client resumed a session of this connection's context."""
         return self._tls.session_reused
+
+    @property
+    def session(self) -> ssl.SSLSession | None:
+        """The connection's current session: after a handshake that issued a ticket, its."""
+        return self._tls.session
 
     def _flush(self) -> None:
         data = self._outgoing.read()
@@ -83,11 +104,15 @@ class TlsDataConnection:
         else:
             self._incoming.write(memoryview(self._wire)[:count])
 
-    def _until_done(self, step: Callable[[], object]) -> None:
+    def _until_done(
+        self, step: Callable[[], object], waiting: Callable[[], None] | None = None
+    ) -> None:
         while True:
             try:
                 step()
             except ssl.SSLWantReadError:
+                if waiting is not None:
+                    waiting()
                 self._flush()
                 if self._incoming.eof:
                     raise ssl.SSLEOFError("connection closed during TLS exchange") from None
@@ -150,3 +175,14 @@ class TlsDataConnection:
     def unwrap(self) -> None:
         """Send close_notify and wait for the client's."""
         self._until_done(self._tls.unwrap)
+
+    def abandon(self) -> None:
+        """Mark the connection shut down without sending anything (refused or failed).
+
+        OpenSSL drops from the server's cache the session of a connection freed without
+        SSL_shutdown; with sessions kept on the server (tls_sessions.py) the client's control
+        connection could then resume no more data connections. One SSL_shutdown call marks
+        the connection shut down; its close_notify stays in memory.
+        """
+        with contextlib.suppress(ssl.SSLError, ValueError):
+            self._tls.unwrap()
