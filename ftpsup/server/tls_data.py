@@ -13,14 +13,15 @@ Rules:
 - The plain socket stays the one the session knows: ABOR shuts it down, and the next read
   here sees end of file (SSLEOFError) or the next write fails.
 - A clean close_notify from the client reads as 0 bytes; end of file without it raises
-  `ssl.SSLEOFError`, so the caller can tell a complete upload from a truncated one. This holds
-  whatever the context says: a context with `OP_IGNORE_UNEXPECTED_EOF` (set for
-  strict_ssl_read_eof = false, and by default on CPython 3.10 to 3.11.2) has OpenSSL report
-  end of file as a clean close, but only the socket's end of file makes this code feed EOF to
-  OpenSSL, and a real close_notify is always read before it. CPython up to 3.11.2 also raises
-  a plain `SSLError` (reason UNEXPECTED_EOF_WHILE_READING) where later versions raise
-  `SSLEOFError`. Whether a truncated upload is accepted is the caller's rule
-  (strict_ssl_read_eof in transfer.py), not the context's.
+  `ssl.SSLEOFError`, so the caller can tell a complete upload from a truncated one. The
+  socket's end of file is never fed to OpenSSL: this code raises SSLEOFError itself when
+  OpenSSL wants more bytes than will come. So whatever the context says about
+  `OP_IGNORE_UNEXPECTED_EOF` (set for strict_ssl_read_eof = false, and by default on CPython
+  3.10 to 3.11.2), OpenSSL reports 0 bytes only for a real close_notify; and it never meets an
+  unexpected end of file, which it treats as a fatal error that drops the TLS session from the
+  server's cache (the client's next data connection could then not resume it). Whether a
+  truncated upload is accepted is the caller's rule (strict_ssl_read_eof in transfer.py), not
+  the context's.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class TlsDataConnection:
         self._outgoing = ssl.MemoryBIO()
         self._wire = bytearray(WIRE_CHUNK)
         self._tls = ctx.wrap_bio(self._incoming, self._outgoing, server_side=True)
+        # The socket reached end of file (kept from OpenSSL: see the module docstring).
+        self._ended = False
         # The id of the session the client resumed, taken before any new ticket replaces it.
         self.resumed_id: bytes | None = None
 
@@ -100,7 +103,7 @@ class TlsDataConnection:
     def _fill(self) -> None:
         count = self.sock.recv_into(self._wire)
         if count == 0:
-            self._incoming.write_eof()
+            self._ended = True
         else:
             self._incoming.write(memoryview(self._wire)[:count])
 
@@ -114,7 +117,7 @@ class TlsDataConnection:
                 if waiting is not None:
                     waiting()
                 self._flush()
-                if self._incoming.eof:
+                if self._ended:
                     raise ssl.SSLEOFError("connection closed during TLS exchange") from None
                 self._fill()
                 continue
@@ -142,7 +145,7 @@ class TlsDataConnection:
                     return got
                 # Reading may have produced a reply (a key update); send it before waiting.
                 self._flush()
-                if self._incoming.eof:
+                if self._ended:
                     raise _truncated() from None
                 self._fill()
                 continue
@@ -151,10 +154,7 @@ class TlsDataConnection:
                     raise _truncated() from exc
                 raise
             if count == 0:
-                # OpenSSL saw our end of file before any close_notify, and its context
-                # ignores unexpected EOF: a truncation all the same.
-                if not got and self._incoming.eof:
-                    raise _truncated()
+                # close_notify: OpenSSL never sees the socket's end of file.
                 return got
             got += count
         return got

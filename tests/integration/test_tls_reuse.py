@@ -129,6 +129,38 @@ def test_resuming_client_is_accepted(versioned: tuple[Server, str], active: bool
     assert f" reuse_{mode}.bin".encode() in listing
 
 
+@pytest.mark.parametrize("verb", ["RETR", "STOR"])
+def test_a_transfer_the_client_cuts_short_leaves_the_session_resumable(
+    versioned: tuple[Server, str], verb: str
+) -> None:
+    # The server keeps sessions in its cache, and OpenSSL drops the session of a connection
+    # freed without a TLS shutdown: a failed transfer must not cost the next one its session.
+    srv, _ = versioned
+    data = tls_payload(4_000_000, seed=61)
+    srv.home.joinpath("cut.bin").write_bytes(data)
+    ftp = connect_tls(srv, timeout=TIMEOUT)
+    try:
+        name = "cut.bin" if verb == "RETR" else "cut_upload.bin"
+        conn, _ = open_data(ftp, passive_mode(srv), f"{verb} {name}")
+        tls = wrap_data(ftp, conn, session=control_session(ftp))
+        if verb == "RETR":
+            tls.recv(1000)
+        else:
+            tls.sendall(data[:100_000])
+        tls.close()  # no close_notify
+        cut = final_reply(ftp)
+        noop = ftp.voidcmd("NOOP")
+        got, again, resumed = tls_download(ftp, passive_mode(srv), "RETR cut.bin")
+    finally:
+        ftp.close()
+
+    assert cut.startswith("426"), cut
+    assert noop.startswith("200")
+    assert again.startswith("226"), again
+    assert resumed
+    assert sha256_hex(got) == sha256_hex(data)
+
+
 # -- refused ---------------------------------------------------------------------------------
 
 
