@@ -422,12 +422,14 @@ def test_curl_uploads_several_files_on_one_tls_1_2_control_connection(
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "TLS 1.3 tickets are single-use for OpenSSL clients that cache sessions (curl): the "
-        "first upload consumes the ticket issued at login, and ftpsup issues none on upload "
-        "data connections (an unread ticket makes the client's close an RST that can cut the "
-        "upload) and cannot send one on the control connection (the stdlib ssl module has no "
-        "SSL_new_session_ticket), so curl's second upload on the same control connection makes "
-        "a full handshake and gets 522 (curl/curl#4654)"
+        "measured: curl (OpenSSL) offers a TLS 1.3 ticket once and keeps only the newest; "
+        "the first upload uses the ticket issued at login, upload data connections issue "
+        "none (an unread ticket makes the client's close an RST that can cut the upload), "
+        "and a new ticket cannot be sent on the control connection: neither the stdlib ssl "
+        "module nor pyOpenSSL (through cryptography's bindings, which bind no "
+        "SSL_new_session_ticket) reach OpenSSL's SSL_new_session_ticket. So curl's second "
+        "upload makes a full handshake (the log says 'did not resume a TLS session') and gets "
+        "522 (curl/curl#4654); docs/tls.md gives the workarounds"
     ),
 )
 def test_curl_uploads_several_files_on_one_tls_1_3_control_connection(
