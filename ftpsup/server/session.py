@@ -337,7 +337,7 @@ class Session:
             self.fs = None
         self.user = None
         if self.tls_owner is not None:
-            self.tls_owner.user = None
+            self.ctx.tls.registry.logged_out(self.tls_owner)
         self.pending_user = None
         self.anonymous = False
         self.user_may_write = False
@@ -347,9 +347,10 @@ class Session:
         if self.transfer is not None:
             self.transfer.abort()
         self.close_data_endpoints()
-        self.logout()
         if self.tls_owner is not None:
-            self.ctx.tls.registry.forget(self.tls_owner)
+            # First: the sessions of a closed control connection keep its user.
+            self.ctx.tls.registry.closed(self.tls_owner)
+        self.logout()
 
 
 Handler = Callable[[Session, str], Awaitable[None]]

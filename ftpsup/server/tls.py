@@ -194,7 +194,7 @@ def data_handshake(
     plain.setblocking(True)
     tls = TlsDataConnection.accept(ctx, plain, timeout, tickets=1 if issue_ticket else 0)
     if reuse.required:
-        refusal = reuse.registry.check_reuse(reuse.owner, tls.resumed_id, reuse.scope)
+        refusal = reuse.registry.check_reuse(reuse.owner, tls.resumed_id, reuse.scope, wait=timeout)
         if refusal is not None:
             tls.abandon()
             raise SessionNotReused(refusal)

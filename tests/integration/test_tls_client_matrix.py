@@ -139,7 +139,8 @@ def test_rclone_copies_checks_and_purges_a_tree_with_reuse_required(
     downloaded = run_rclone(ftps, "copy", ":ftp:rclone_tree", str(tmp_path / "back"))
     purged = run_rclone(ftps, "purge", ":ftp:rclone_tree")
 
-    assert copied.returncode == 0, copied.stderr[-3000:]
+    refusals = [line for line in ftps.log_text().splitlines() if REFUSED in line]
+    assert copied.returncode == 0, (copied.stderr[-2000:], refusals[-5:])
     assert on_server == files
     assert checked.returncode == 0, checked.stderr[-3000:]
     assert downloaded.returncode == 0, downloaded.stderr[-3000:]
