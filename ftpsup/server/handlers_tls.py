@@ -59,7 +59,7 @@ async def start_tls(s: Session, *, implicit: bool) -> bool:
     tls_socket = s.stream.ssl_socket
     registry = s.ctx.tls.registry
     s.tls_owner = registry.new_owner(s.peer_ip)
-    registry.issued(s.tls_owner, session_id(tls_socket.session))
+    registry.issued(s.tls_owner, session_id(tls_socket.session), control=True)
     # RFC 4217 §4: the reply to AUTH is the last plain-text exchange; anything queued behind
     # the AUTH line was not protected and is dropped (the STARTTLS injection class of bugs).
     s.lines = LineBuffer(cfg.max_command_length)

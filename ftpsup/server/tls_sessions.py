@@ -112,15 +112,25 @@ class SessionRegistry:
     def new_owner(self, address: str) -> SessionOwner:
         return SessionOwner(next(self._serials), address)
 
-    def issued(self, owner: SessionOwner, session_id: bytes | None) -> None:
-        """Record that the session `session_id` was issued to `owner`'s client."""
+    def issued(
+        self, owner: SessionOwner, session_id: bytes | None, *, control: bool = False
+    ) -> None:
+        """Record that the session `session_id` was issued to `owner`'s client.
+
+        Args:
+            owner: The control connection.
+            session_id: The session's id.
+            control: The session is that of `owner`'s own handshake. A TLS 1.2 control
+                connection that resumed an earlier connection's session keeps its id, and
+                takes it over: its client holds the secret.
+        """
         if not session_id:
             return
         with self._lock:
             if owner.closed_at is not None:
                 return
-            # A TLS 1.2 session resumed keeps its id: it stays its first owner's.
-            if session_id in self._owners:
+            # A TLS 1.2 session a data connection resumed keeps its id: it stays its owner's.
+            if session_id in self._owners and not control:
                 return
             self._owners[session_id] = owner
             self._recorded.notify_all()

@@ -350,6 +350,53 @@ def test_session_issued_to_another_address_is_refused(
     assert b"".join(own) == b"for 127.0.0.1"
 
 
+class ControlResumingFTP_TLS(ReusingFTP_TLS):  # noqa: N801 (named after ftplib.FTP_TLS)
+    """Resumes `offered` on the control connection itself, as a client reconnecting does."""
+
+    offered: ssl.SSLSession | None = None
+
+    def auth(self) -> str:
+        answer = self.voidcmd("AUTH TLS")
+        self.sock = self.context.wrap_socket(
+            self.sock, server_hostname=self.host, session=self.offered
+        )
+        self.file = self.sock.makefile(mode="r", encoding=self.encoding)
+        return answer
+
+
+@pytest.mark.parametrize("scope", ["user", "connection"])
+def test_control_connection_resuming_an_earlier_session_keeps_its_data_connections(
+    server_factory: ServerFactory, tls_cert: CertPair, scope: str
+) -> None:
+    # Over TLS 1.2 a reconnecting client resumes its earlier session on the new control
+    # connection, which keeps that session's id; its data connections resume it in turn.
+    srv = server_factory(
+        "127.0.0.1", **tls_settings(tls_cert, ssl_tlsv1_3=False, ssl_reuse_scope=scope)
+    )
+    srv.home.joinpath("again.bin").write_bytes(b"after a reconnect")
+    ctx = client_context()
+    first = connect_tls(srv, context=ctx, timeout=TIMEOUT)
+    earlier = control_session(first)
+    first.quit()
+    ftp = ControlResumingFTP_TLS(context=ctx, timeout=TIMEOUT)
+    ftp.offered = earlier
+    try:
+        ftp.connect(srv.host, srv.port)
+        ftp.auth()
+        assert isinstance(ftp.sock, ssl.SSLSocket)
+        control_resumed = ftp.sock.session_reused
+        ftp.login(srv.user, srv.password)
+        ftp.prot_p()
+        got, reply, resumed = tls_download(ftp, "PASV", "RETR again.bin")
+    finally:
+        ftp.close()
+
+    assert control_resumed
+    assert reply.startswith("226"), reply
+    assert resumed
+    assert got == b"after a reconnect"
+
+
 def test_session_of_a_closed_control_connection_of_the_same_user_is_accepted(
     tls_server: Server,
 ) -> None:

@@ -213,6 +213,18 @@ def test_a_session_keeps_its_first_owner() -> None:
     assert registry.owner_of(b"A" * 32) is a
 
 
+def test_a_control_connection_that_resumed_an_earlier_session_takes_it_over() -> None:
+    # TLS 1.2: a control connection resuming an earlier connection's session keeps its id.
+    registry = SessionRegistry()
+    a = _owner(registry, "192.0.2.1", "alice", b"A" * 32)
+    registry.closed(a)
+    b = registry.new_owner("192.0.2.1")
+    registry.issued(b, b"A" * 32, control=True)
+    registry.logged_in(b, "alice")
+
+    assert registry.check_reuse(b, b"A" * 32, SCOPE_CONNECTION) is None
+
+
 @pytest.fixture
 def config(tmp_path: Path) -> InstanceConfig:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
