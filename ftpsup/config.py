@@ -145,6 +145,7 @@ class InstanceConfig:
     require_cert: bool = False
     validate_cert: bool = False
     require_ssl_reuse: bool = True
+    ssl_reuse_scope: str = "user"
     strict_ssl_read_eof: bool = True
     strict_ssl_write_shutdown: bool = False
     tls_handshake_timeout: int = 30
@@ -206,6 +207,8 @@ _RANGES: dict[str, tuple[int, int]] = {
     "startretries": (0, 1000),
     "stopwaitsecs": (0, 86400),
 }
+# ssl_reuse_scope: whose TLS sessions a data connection may resume (server/tls_sessions.py).
+SSL_REUSE_SCOPES = ("user", "connection")
 # Account names as useradd(8) accepts them.
 _ACCOUNT_RE = re.compile(r"[a-z_][a-z0-9_-]{0,30}\$?")
 # Linux: CAP_NET_BIND_SERVICE, bit 10 of the capability sets in /proc/self/status.
@@ -366,6 +369,8 @@ def _coerce(key: str, raw: object, base: Path) -> object:
             # An ipv6 socket on a mapped address accepts nothing (Linux refuses the bind).
             mapped = str(address.ipv4_mapped)
             raise _Invalid(f'{_show(raw)} is an ipv4-mapped ipv6 address; use "{mapped}"')
+    if key == "ssl_reuse_scope" and raw not in SSL_REUSE_SCOPES:
+        raise _Invalid(f'{_show(raw)} is not "user" or "connection"')
     if key == "message_file" and ("/" in raw or raw in ("", ".", "..")):
         raise _Invalid(f"{_show(raw)} must be a file name, not a path")
     if key == "nopriv_user" and not raw:

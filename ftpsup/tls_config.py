@@ -17,8 +17,9 @@ import ssl
 from ftpsup.certs import check_pair
 from ftpsup.config import InstanceConfig
 
-# Tickets a control connection's handshake issues, for its data connections to resume from.
-CONTROL_TICKETS = 2
+# Tickets a control connection's handshake issues, for its data connections to resume from:
+# one, so the session the control connection records is the only one its client holds.
+CONTROL_TICKETS = 1
 # Absent when the ssl module is built against OpenSSL 1.1.1, where end of file without
 # close_notify is always an error (SSLEOFError): then there is nothing to clear.
 IGNORE_UNEXPECTED_EOF: int = getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
@@ -75,6 +76,10 @@ def make_context(config: InstanceConfig) -> ssl.SSLContext:
             ) from exc
         ctx.verify_mode = ssl.CERT_REQUIRED if config.require_cert else ssl.CERT_OPTIONAL
     ctx.num_tickets = CONTROL_TICKETS
+    # Sessions stay on the server, so a resumed session carries the id OpenSSL chose when it
+    # issued it (server/tls_sessions.py): with stateless TLS 1.2 tickets it would carry an id
+    # the client chose, which cannot tell whose session it is.
+    ctx.options |= ssl.OP_NO_TICKET
     # Compression enables CRIME-style attacks; renegotiation is never needed by FTPS clients.
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
     set_read_eof_rule(ctx, strict=config.strict_ssl_read_eof)

@@ -315,6 +315,8 @@ KEY_PROBLEMS = [
         "listen_address",
         '"1.2.3.256" is not a numeric ipv4 or ipv6 address',
     ),
+    ('ssl_reuse_scope = "session"', "ssl_reuse_scope", '"session" is not "user" or "connection"'),
+    ("ssl_reuse_scope = true", "ssl_reuse_scope", "expected a string, not true"),
     ('local_umask = "089"', "local_umask", '"089" is not an octal number'),
     ('local_umask = "0o22"', "local_umask", '"0o22" is not an octal number'),
     ("local_umask = 0o1000", "local_umask", "1000 (octal) is out of range 000..777"),

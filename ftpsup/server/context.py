@@ -18,6 +18,7 @@ from ftpsup.config import InstanceConfig
 from ftpsup.logs import XferLog
 from ftpsup.ports import PortAllocator
 from ftpsup.proto.limits import KeyedCounter, RefusalLog, address_key
+from ftpsup.server.tls_sessions import InstanceTls
 from ftpsup.users import UserDirectory
 
 
@@ -70,6 +71,8 @@ class InstanceContext:
     # Passive ports per client address, counted across instances in the lease directory.
     pasv_slots: AddressSlots | None = None
     refusals: RefusalLog = attrs.field(factory=lambda: RefusalLog(REFUSAL_LOG_SECONDS))
+    # The shared TLS context and which control connection each of its sessions belongs to.
+    tls: InstanceTls = attrs.field(factory=InstanceTls)
     # Replaced live when the admin reloads; sessions read it when they greet.
     banner: str = ""
     # The address PASV advertises when pasv_address is set: pasv_address itself, or with

@@ -29,7 +29,7 @@ from ftpsup.server.data import OverAddressLimit
 from ftpsup.server.handlers_files import resolve_or_reply
 from ftpsup.server.handlers_tls import data_tls_refusal
 from ftpsup.server.session import Handler, Session, TransferState, os_error_reply
-from ftpsup.server.tls import SessionNotReused, data_handshake
+from ftpsup.server.tls import ReusePolicy, SessionNotReused, data_handshake
 from ftpsup.server.transfer import (
     DataSocket,
     LocalIoError,
@@ -298,9 +298,12 @@ async def _run_transfer(
                 error = exc
             if isinstance(error, SessionNotReused):
                 s.log.warning(
-                    "TLS data connection from %s did not resume its control connection's "
-                    "session; refused (require_ssl_reuse)",
+                    "TLS data connection from %s (control connection #%d, user %s) %s; "
+                    "refused (require_ssl_reuse)",
                     s.peer_ip,
+                    s.tls_owner.serial if s.tls_owner is not None else 0,
+                    s.log_user,
+                    error,
                 )
             elif isinstance(error, DataHandshakeError):
                 s.log.warning("TLS data handshake with %s failed: %s", s.peer_ip, error)
@@ -326,6 +329,8 @@ def _with_tls(s: Session, state: TransferState, copier: Copier) -> PlainCopier:
     ctx = s.tls_context
     cfg = s.ctx.config
     assert ctx is not None
+    assert s.tls_owner is not None
+    reuse = ReusePolicy(s.ctx.tls.registry, s.tls_owner, cfg.require_ssl_reuse, cfg.ssl_reuse_scope)
 
     def job(plain: socket.socket, progress: Progress) -> None:
         try:
@@ -333,13 +338,18 @@ def _with_tls(s: Session, state: TransferState, copier: Copier) -> PlainCopier:
                 ctx,
                 plain,
                 cfg.tls_handshake_timeout,
-                require_reuse=cfg.require_ssl_reuse,
+                reuse=reuse,
                 issue_ticket=state.verb not in UPLOAD_VERBS,
             )
         except (ssl.SSLError, OSError) as exc:
             raise DataHandshakeError(str(exc)) from exc
         # ABOR keeps shutting down the plain socket under the TLS: the copy then fails.
-        copier(tls, progress)
+        try:
+            copier(tls, progress)
+        except BaseException:
+            # The session stays resumable for the control connection's next transfer.
+            tls.abandon()
+            raise
         close_tls(tls, strict=cfg.strict_ssl_write_shutdown)
 
     return job

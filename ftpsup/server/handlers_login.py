@@ -126,6 +126,9 @@ async def _logged_in(
         return
     s.fs = opened
     s.user, s.pending_user = name, None
+    if s.tls_owner is not None:
+        # The sessions of this control connection now belong to this user (ssl_reuse_scope).
+        s.ctx.tls.registry.logged_in(s.tls_owner, name)
     s.anonymous = name == "anonymous"
     s.user_may_write = may_write
     s.umask = umask

@@ -19,8 +19,9 @@ import trio
 from ftpsup.proto.lines import LineBuffer
 from ftpsup.proto.replies import Reply, reply
 from ftpsup.server.session import Handler, Session
-from ftpsup.server.tls import HandshakeRefused, SslSocketStream, stop_issuing_tickets
-from ftpsup.tls_config import TlsSetupError, make_context
+from ftpsup.server.tls import HandshakeRefused, SslSocketStream
+from ftpsup.server.tls_sessions import session_id
+from ftpsup.tls_config import TlsSetupError
 
 AUTH_MECHANISMS = frozenset({"TLS", "SSL", "TLS-C", "TLS-P"})
 
@@ -32,7 +33,7 @@ async def start_tls(s: Session, *, implicit: bool) -> bool:
     # Left set when the login timeout cancels the handshake (control.py reads it).
     s.tls_handshaking = implicit
     try:
-        ctx = await trio.to_thread.run_sync(make_context, cfg, limiter=s.ctx.fs_limiter)
+        ctx = await trio.to_thread.run_sync(s.ctx.tls.context, cfg, limiter=s.ctx.fs_limiter)
     except TlsSetupError as exc:
         s.log.error("TLS unavailable: %s", exc)
         if implicit:
@@ -73,17 +74,20 @@ async def start_tls(s: Session, *, implicit: bool) -> bool:
         s.closing = True
         return False
     s.tls_handshaking = False
-    stop_issuing_tickets(ctx)
     s.tls_context = ctx
+    tls_socket = s.stream.ssl_socket
+    registry = s.ctx.tls.registry
+    s.tls_owner = registry.new_owner(s.peer_ip)
+    registry.issued(s.tls_owner, session_id(tls_socket.session), control=True)
     # RFC 4217 §4: the reply to AUTH is the last plain-text exchange; anything queued behind
     # the AUTH line was not protected and is dropped (the STARTTLS injection class of bugs).
     s.lines = LineBuffer(cfg.max_command_length)
-    tls_socket = s.stream.ssl_socket
     s.log.info(
-        "TLS established with %s: %s %s",
+        "TLS established with %s: %s %s (control connection #%d)",
         s.peer_ip,
         tls_socket.version(),
         (tls_socket.cipher() or ("?",))[0],
+        s.tls_owner.serial,
     )
     return True
 

@@ -36,6 +36,7 @@ from ftpsup.server.data import (
     open_passive,
 )
 from ftpsup.server.fs import JailedFs
+from ftpsup.server.tls_sessions import SessionOwner
 from ftpsup.server.transfer import Progress
 
 P = ParamSpec("P")
@@ -132,9 +133,11 @@ class Session:
     transfer: TransferState | None = None
     closing: bool = False
     lines: LineBuffer = attrs.field(factory=LineBuffer)
-    # TLS (RFC 4217): the control connection's own context, which its data connections use.
+    # TLS (RFC 4217): the context the control connection began with, which its data
+    # connections use, and its entry in the instance's session registry.
     tls_context: ssl.SSLContext | None = None
     tls_handshaking: bool = False
+    tls_owner: SessionOwner | None = None
     pbsz_set: bool = False
     prot_private: bool = False
 
@@ -371,6 +374,8 @@ class Session:
             self.fs.close()
             self.fs = None
         self.user = None
+        if self.tls_owner is not None:
+            self.ctx.tls.registry.logged_out(self.tls_owner)
         self.pending_user = None
         self.anonymous = False
         self.user_may_write = False
@@ -380,6 +385,9 @@ class Session:
         if self.transfer is not None:
             self.transfer.abort()
         self.close_data_endpoints()
+        if self.tls_owner is not None:
+            # First: the sessions of a closed control connection keep its user.
+            self.ctx.tls.registry.closed(self.tls_owner)
         self.logout()
 
 

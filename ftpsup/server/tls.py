@@ -1,10 +1,12 @@
-"""TLS for FTPS (RFC 4217): per-connection contexts, the control stream, and data sockets.
+"""TLS for FTPS (RFC 4217): the control stream, data sockets, and the reuse check.
 
-Theory of operation: every control connection gets its own `ssl.SSLContext`, built from the
-instance's certificate files in a worker thread. Ticket keys and the session cache belong to a
-context, so when a data connection's handshake reports `session_reused`, the session can only
-have come from *this* control connection: that is what `require_ssl_reuse` checks, for TLS
-1.2 and 1.3 alike, and what stops another client from stealing the data connection.
+Theory of operation: all control connections of an instance share one `ssl.SSLContext`
+(tls_sessions.InstanceTls, rebuilt when the certificate files change), which keeps sessions
+on the server. A data connection may resume any session of that context; whether the session
+it resumed is one it may use (its own control connection's, or with ssl_reuse_scope = "user"
+one of the same user from the same address) is what `require_ssl_reuse` checks, for TLS 1.2
+and 1.3 alike, through the session registry in tls_sessions.py. That is what stops another
+client, or another user behind the same address, from taking over a data connection.
 
 The control channel is a stdlib `SSLSocket` in non-blocking mode driven by trio's
 wait_readable/wait_writable (`SslSocketStream`); its handshake and every data-channel
@@ -14,11 +16,12 @@ over a blocking socket, used by the copy loops in transfer.py from worker thread
 
 Rules:
 - TLS 1.2 and 1.3 only; older versions are never enabled.
-- Data connections issue no TLS 1.3 session tickets: a client that closes a data connection
-  without reading tickets makes its kernel answer with RST, which can destroy the tail of an
-  upload. The control connection issues them, and data connections resume from them.
-- Certificates are read for each new control connection, so renewed files (certbot) take
-  effect for new sessions without a restart, and running sessions keep theirs.
+- Upload data connections issue no TLS 1.3 session tickets: a client that closes a data
+  connection without reading tickets makes its kernel answer with RST, which can destroy the
+  tail of an upload. The control connection issues one, and download connections one each.
+- Certificates are checked for each new control connection, and a changed file makes a new
+  context, so renewed files (certbot) take effect for new sessions without a restart, and
+  running sessions keep theirs.
 """
 
 from __future__ import annotations
@@ -27,17 +30,15 @@ import contextlib
 import socket
 import ssl
 
+import attrs
 import trio
 
 from ftpsup.proto.limits import KeyedCounter
 from ftpsup.server.tls_data import TlsDataConnection
+from ftpsup.server.tls_sessions import SessionOwner, SessionRegistry, session_id, wrap_issuing
+from ftpsup.tls_config import CONTROL_TICKETS
 
 RECEIVE_MAX = 65536
-
-
-def stop_issuing_tickets(ctx: ssl.SSLContext) -> None:
-    """Called once the control handshake is done: data connections get no new tickets."""
-    ctx.num_tickets = 0
 
 
 def _detach(stream: trio.SocketStream) -> socket.socket:
@@ -112,7 +113,11 @@ class SslSocketStream(trio.abc.Stream):
         limiter: trio.CapacityLimiter,
     ) -> ssl.SSLSocket:
         plain = _detach(stream)
-        tls = ctx.wrap_socket(plain, server_side=True, do_handshake_on_connect=False)
+        tls = wrap_issuing(
+            ctx,
+            CONTROL_TICKETS,
+            lambda: ctx.wrap_socket(plain, server_side=True, do_handshake_on_connect=False),
+        )
         try:
             await trio.to_thread.run_sync(
                 _handshake_blocking, tls, handshake_seconds, limiter=limiter
@@ -187,33 +192,46 @@ class SslSocketStream(trio.abc.Stream):
         await trio.lowlevel.checkpoint()
 
 
+@attrs.frozen
+class ReusePolicy:
+    """How a data connection's session is checked: require_ssl_reuse and ssl_reuse_scope."""
+
+    registry: SessionRegistry
+    owner: SessionOwner
+    required: bool
+    scope: str
+
+
 def data_handshake(
     ctx: ssl.SSLContext,
     plain: socket.socket,
     timeout: float,
     *,
-    require_reuse: bool,
+    reuse: ReusePolicy,
     issue_ticket: bool = False,
 ) -> TlsDataConnection:
     """Wrap a data connection in TLS (blocking; runs in a worker thread).
 
-    With `issue_ticket` (downloads only) the handshake sends one fresh TLS 1.3 session ticket:
-    clients that use each ticket once (curl) then have one for their next data connection.
-    A downloading client reads the ticket along with the data, so no unread bytes are left to
-    turn its close into an RST; an uploading client would not read it, so uploads get none.
+    With `issue_ticket` (downloads only) the handshake sends one fresh TLS 1.3 session ticket,
+    recorded as the control connection's: clients that use each ticket once (curl) then have
+    one for their next data connection. A downloading client reads the ticket along with the
+    data, so no unread bytes are left to turn its close into an RST; an uploading client would
+    not read it, so uploads get none.
 
     Raises:
-        SessionNotReused: require_reuse is set and the client did not resume the control
-            connection's TLS session.
+        SessionNotReused: reuse is required and the session resumed is not one this control
+            connection may use (the exception says why).
         ssl.SSLError, OSError, TimeoutError: the handshake failed.
     """
     plain.setblocking(True)
-    # num_tickets is copied into each new connection, and a session has one transfer at a
-    # time, so setting it here affects only this data connection.
-    ctx.num_tickets = 1 if issue_ticket else 0
-    tls = TlsDataConnection.accept(ctx, plain, timeout)
-    if require_reuse and not tls.session_reused:
-        raise SessionNotReused
+    tls = TlsDataConnection.accept(ctx, plain, timeout, tickets=1 if issue_ticket else 0)
+    if reuse.required:
+        refusal = reuse.registry.check_reuse(reuse.owner, tls.resumed_id, reuse.scope, wait=timeout)
+        if refusal is not None:
+            tls.abandon()
+            raise SessionNotReused(refusal)
+    if issue_ticket:
+        reuse.registry.issued(reuse.owner, session_id(tls.session))
     return tls
 
 
@@ -222,4 +240,4 @@ class HandshakeRefused(Exception):
 
 
 class SessionNotReused(Exception):
-    """A TLS data connection that did not resume its control connection's session."""
+    """A TLS data connection that did not resume a session its control connection may use."""

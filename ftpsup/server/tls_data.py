@@ -13,22 +13,26 @@ Rules:
 - The plain socket stays the one the session knows: ABOR shuts it down, and the next read
   here sees end of file (SSLEOFError) or the next write fails.
 - A clean close_notify from the client reads as 0 bytes; end of file without it raises
-  `ssl.SSLEOFError`, so the caller can tell a complete upload from a truncated one. This holds
-  whatever the context says: a context with `OP_IGNORE_UNEXPECTED_EOF` (set for
-  strict_ssl_read_eof = false, and by default on CPython 3.10 to 3.11.2) has OpenSSL report
-  end of file as a clean close, but only the socket's end of file makes this code feed EOF to
-  OpenSSL, and a real close_notify is always read before it. CPython up to 3.11.2 also raises
-  a plain `SSLError` (reason UNEXPECTED_EOF_WHILE_READING) where later versions raise
-  `SSLEOFError`. Whether a truncated upload is accepted is the caller's rule
-  (strict_ssl_read_eof in transfer.py), not the context's.
+  `ssl.SSLEOFError`, so the caller can tell a complete upload from a truncated one. The
+  socket's end of file is never fed to OpenSSL: this code raises SSLEOFError itself when
+  OpenSSL wants more bytes than will come. So whatever the context says about
+  `OP_IGNORE_UNEXPECTED_EOF` (set for strict_ssl_read_eof = false, and by default on CPython
+  3.10 to 3.11.2), OpenSSL reports 0 bytes only for a real close_notify; and it never meets an
+  unexpected end of file, which it treats as a fatal error that drops the TLS session from the
+  server's cache (the client's next data connection could then not resume it). Whether a
+  truncated upload is accepted is the caller's rule (strict_ssl_read_eof in transfer.py), not
+  the context's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 from collections.abc import Callable
 from typing import cast
+
+from ftpsup.server.tls_sessions import wrap_issuing
 
 # Bytes moved between the socket and OpenSSL per system call: 16 TLS records, and small
 # enough to stay in a core's cache (larger buffers measured slower on loopback).
@@ -50,26 +54,46 @@ class TlsDataConnection:
         self._outgoing = ssl.MemoryBIO()
         self._wire = bytearray(WIRE_CHUNK)
         self._tls = ctx.wrap_bio(self._incoming, self._outgoing, server_side=True)
+        # The socket reached end of file (kept from OpenSSL: see the module docstring).
+        self._ended = False
+        # The id of the session the client resumed, taken before any new ticket replaces it.
+        self.resumed_id: bytes | None = None
 
     @classmethod
-    def accept(cls, ctx: ssl.SSLContext, sock: socket.socket, timeout: float) -> TlsDataConnection:
-        """Run the server handshake on the connected `sock` (blocking).
+    def accept(
+        cls, ctx: ssl.SSLContext, sock: socket.socket, timeout: float, *, tickets: int = 0
+    ) -> TlsDataConnection:
+        """Run the server handshake on the connected `sock` (blocking), issuing `tickets`.
 
         Raises:
             ssl.SSLError, OSError, TimeoutError: the handshake failed or timed out.
         """
-        conn = cls(ctx, sock)
+        conn = wrap_issuing(ctx, tickets, lambda: cls(ctx, sock))
         sock.settimeout(timeout)
         try:
-            conn._until_done(conn._tls.do_handshake)
+            conn._until_done(conn._tls.do_handshake, conn._note_resumption)
         finally:
             sock.settimeout(None)
+        conn._note_resumption()
         return conn
+
+    def _note_resumption(self) -> None:
+        # Called while the server waits for the client's Finished: resumption is decided by
+        # then (and proven once the handshake completes), and a ticket this connection issues
+        # replaces the session only after that.
+        if self.resumed_id is None and self._tls.session_reused:
+            session = self._tls.session
+            self.resumed_id = session.id if session is not None else b""
 
     @property
     def session_reused(self) -> bool:
         """Whether the client resumed a session of this connection's context."""
         return self._tls.session_reused
+
+    @property
+    def session(self) -> ssl.SSLSession | None:
+        """The connection's current session: after a handshake that issued a ticket, its."""
+        return self._tls.session
 
     def _flush(self) -> None:
         data = self._outgoing.read()
@@ -79,17 +103,21 @@ class TlsDataConnection:
     def _fill(self) -> None:
         count = self.sock.recv_into(self._wire)
         if count == 0:
-            self._incoming.write_eof()
+            self._ended = True
         else:
             self._incoming.write(memoryview(self._wire)[:count])
 
-    def _until_done(self, step: Callable[[], object]) -> None:
+    def _until_done(
+        self, step: Callable[[], object], waiting: Callable[[], None] | None = None
+    ) -> None:
         while True:
             try:
                 step()
             except ssl.SSLWantReadError:
+                if waiting is not None:
+                    waiting()
                 self._flush()
-                if self._incoming.eof:
+                if self._ended:
                     raise ssl.SSLEOFError("connection closed during TLS exchange") from None
                 self._fill()
                 continue
@@ -117,7 +145,7 @@ class TlsDataConnection:
                     return got
                 # Reading may have produced a reply (a key update); send it before waiting.
                 self._flush()
-                if self._incoming.eof:
+                if self._ended:
                     raise _truncated() from None
                 self._fill()
                 continue
@@ -126,10 +154,7 @@ class TlsDataConnection:
                     raise _truncated() from exc
                 raise
             if count == 0:
-                # OpenSSL saw our end of file before any close_notify, and its context
-                # ignores unexpected EOF: a truncation all the same.
-                if not got and self._incoming.eof:
-                    raise _truncated()
+                # close_notify: OpenSSL never sees the socket's end of file.
                 return got
             got += count
         return got
@@ -150,3 +175,14 @@ class TlsDataConnection:
     def unwrap(self) -> None:
         """Send close_notify and wait for the client's."""
         self._until_done(self._tls.unwrap)
+
+    def abandon(self) -> None:
+        """Mark the connection shut down without sending anything (refused or failed).
+
+        OpenSSL drops from the server's cache the session of a connection freed without
+        SSL_shutdown; with sessions kept on the server (tls_sessions.py) the client's control
+        connection could then resume no more data connections. One SSL_shutdown call marks
+        the connection shut down; its close_notify stays in memory.
+        """
+        with contextlib.suppress(ssl.SSLError, ValueError):
+            self._tls.unwrap()

@@ -9,7 +9,8 @@ its path when the page reaches it.
 The throwaway host is a set of Linux namespaces (unshare): its own network with only loopback,
 so port 21 and 990 are free and nothing leaves the machine; its own process ids, so everything
 a page started dies with it; and its own mounts: /etc, /var, /srv, /home, /opt, /run and /tmp
-are overlays whose changes vanish at the end (useradd, /etc/ftpsup, /var/log/ftpsup...). `ftpsup` on PATH is the one under test.
+are overlays whose changes vanish at the end (useradd, /etc/ftpsup, /var/log/ftpsup...).
+`ftpsup` on PATH is the one under test.
 
 What the sandbox cannot do is listed below, explicitly, so drift is easy to fix:
 - SUBSTITUTIONS: text of a runnable block replaced before it runs (each must still be found);

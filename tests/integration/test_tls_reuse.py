@@ -1,10 +1,12 @@
 """require_ssl_reuse on a real instance, and TLS 1.3 uploads that must arrive complete.
 
 Rules:
-- A TLS data connection is accepted only when it resumes the TLS session of its *own* control
-  connection: the resuming client passes on TLS 1.2-only and TLS 1.3-only instances; a client
-  that does not resume, and one that presents another control connection's session, get 522
-  and a log line naming require_ssl_reuse.
+- A TLS data connection is accepted only when it resumes a session the instance issued to a
+  control connection of the same logged-in user from the same address (ssl_reuse_scope =
+  "user", the default), or to its own control connection (ssl_reuse_scope = "connection"):
+  the resuming client passes on TLS 1.2-only and TLS 1.3-only instances; a client that does
+  not resume, and one that presents another user's session or another address's, get 522
+  and a log line naming require_ssl_reuse and why.
 - Uploads are checked byte for byte on disk; an upload cut short must never be answered 226.
 """
 
@@ -22,7 +24,9 @@ import pytest
 from tests.integration.conftest import (
     HOSTS,
     CertPair,
+    ReusingFTP_TLS,
     Server,
+    add_user,
     client_context,
     connect_tls,
     control_session,
@@ -124,6 +128,38 @@ def test_resuming_client_is_accepted(versioned: tuple[Server, str], active: bool
     assert f" reuse_{mode}.bin".encode() in listing
 
 
+@pytest.mark.parametrize("verb", ["RETR", "STOR"])
+def test_a_transfer_the_client_cuts_short_leaves_the_session_resumable(
+    versioned: tuple[Server, str], verb: str
+) -> None:
+    # The server keeps sessions in its cache, and OpenSSL drops the session of a connection
+    # freed without a TLS shutdown: a failed transfer must not cost the next one its session.
+    srv, _ = versioned
+    data = tls_payload(4_000_000, seed=61)
+    srv.home.joinpath("cut.bin").write_bytes(data)
+    ftp = connect_tls(srv, timeout=TIMEOUT)
+    try:
+        name = "cut.bin" if verb == "RETR" else "cut_upload.bin"
+        conn, _ = open_data(ftp, passive_mode(srv), f"{verb} {name}")
+        tls = wrap_data(ftp, conn, session=control_session(ftp))
+        if verb == "RETR":
+            tls.recv(1000)
+        else:
+            tls.sendall(data[:100_000])
+        tls.close()  # no close_notify
+        cut = final_reply(ftp)
+        noop = ftp.voidcmd("NOOP")
+        got, again, resumed = tls_download(ftp, passive_mode(srv), "RETR cut.bin")
+    finally:
+        ftp.close()
+
+    assert cut.startswith("426"), cut
+    assert noop.startswith("200")
+    assert again.startswith("226"), again
+    assert resumed
+    assert sha256_hex(got) == sha256_hex(data)
+
+
 # -- refused ---------------------------------------------------------------------------------
 
 
@@ -156,57 +192,235 @@ def test_client_that_does_not_resume_gets_522_and_a_log_line(
         assert srv.home.joinpath("nonresumed.bin").stat().st_size == 0
 
 
-def test_session_of_another_control_connection_is_refused(versioned: tuple[Server, str]) -> None:
+def test_session_of_another_control_connection_of_the_same_user_is_accepted(
+    versioned: tuple[Server, str],
+) -> None:
+    # What rclone does: one client session cache for all its control connections, so a data
+    # connection offers the session another control connection of the same client received.
     srv, _ = versioned
-    srv.home.joinpath("mine.bin").write_bytes(b"belongs to A")
-    before = srv.log_text().count(REUSE_LOG)
+    srv.home.joinpath("shared.bin").write_bytes(b"alice's, from either connection")
     ctx = client_context()  # one client context: Python then lets B offer A's session
     a = connect_tls(srv, context=ctx, timeout=TIMEOUT)
     b = connect_tls(srv, context=ctx, timeout=TIMEOUT)
     try:
-        stolen, resumed = refused_transfer(
-            b, passive_mode(srv), "RETR mine.bin", control_session(a)
-        )
-        own, own_reply, own_resumed = tls_download(a, passive_mode(srv), "RETR mine.bin")
+        conn, _ = open_data(b, passive_mode(srv), "RETR shared.bin")
+        with wrap_data(b, conn, session=control_session(a)) as tls:
+            resumed = tls.session_reused
+            got = recv_all(tls, timeout=TIMEOUT)
+        reply = final_reply(b)
     finally:
         a.close()
         b.close()
-    logs = wait_for_log(srv, REUSE_LOG, count=before + 1)
+
+    assert reply.startswith("226"), reply
+    assert resumed
+    assert got == b"alice's, from either connection"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_session_of_another_control_connection_is_refused_with_connection_scope(
+    server_factory: ServerFactory, tls_cert: CertPair, version: str
+) -> None:
+    _, keys = VERSIONS[version]
+    srv = server_factory(
+        "127.0.0.1", **tls_settings(tls_cert, ssl_reuse_scope="connection", **keys)
+    )
+    srv.home.joinpath("mine.bin").write_bytes(b"belongs to A")
+    ctx = client_context()
+    a = connect_tls(srv, context=ctx, timeout=TIMEOUT)
+    b = connect_tls(srv, context=ctx, timeout=TIMEOUT)
+    try:
+        stolen, _ = refused_transfer(b, "PASV", "RETR mine.bin", control_session(a))
+        own, own_reply, own_resumed = tls_download(a, "PASV", "RETR mine.bin")
+    finally:
+        a.close()
+        b.close()
+    logs = wait_for_log(srv, REUSE_LOG)
 
     assert stolen.startswith("522 "), stolen
-    assert resumed is not True
-    assert logs.count(REUSE_LOG) == before + 1
+    assert re.search(
+        r"resumed the session of another control connection \(#\d+\), and "
+        r'ssl_reuse_scope = "connection"; refused \(require_ssl_reuse\)',
+        logs,
+    ), logs[-2000:]
     assert own_reply.startswith("226")
     assert own_resumed
     assert own == b"belongs to A"
 
 
-def test_client_presenting_another_connections_session_via_ftplib_is_refused(
-    tls_server: Server,
+def test_session_of_another_user_is_refused_with_a_log_line_naming_it(
+    versioned: tuple[Server, str],
 ) -> None:
-    # The same check through ftplib's own transfer calls (session_source on ReusingFTP_TLS).
-    before = tls_server.log_text().count(REUSE_LOG)
+    srv, _ = versioned
+    bob_password = "bob builds"
+    bob_home = srv.home.parent / "bob"
+    if not bob_home.exists():  # the fixture's instance is shared by the module's tests
+        bob_home.mkdir()
+        add_user(srv.config_dir, "bob", bob_password, bob_home)
+    srv.home.joinpath("alices.bin").write_bytes(b"alice's only")
+    before = srv.log_text().count(REUSE_LOG)
     ctx = client_context()
-    a = connect_tls(tls_server, context=ctx, timeout=TIMEOUT)
-    b = connect_tls(tls_server, context=ctx, timeout=TIMEOUT)
+    alice = connect_tls(srv, context=ctx, timeout=TIMEOUT)
+    bob = connect_tls(srv, context=ctx, login=False, timeout=TIMEOUT)
+    try:
+        bob.login("bob", bob_password)
+        bob.prot_p()
+        # Bob presents Alice's session to download from his own home, and to upload there.
+        srv.home.parent.joinpath("bob", "bobs.bin").write_bytes(b"bob's")
+        got, _ = refused_transfer(bob, passive_mode(srv), "RETR bobs.bin", control_session(alice))
+        put, _ = refused_transfer(
+            bob, passive_mode(srv), "STOR put.bin", control_session(alice), data=b"z" * 5000
+        )
+        # Alice, resuming her own, is served.
+        own, own_reply, own_resumed = tls_download(alice, passive_mode(srv), "RETR alices.bin")
+    finally:
+        alice.close()
+        bob.close()
+    logs = wait_for_log(srv, REUSE_LOG, count=before + 2)
+
+    assert got.startswith("522 "), got
+    assert put.startswith("522 "), put
+    assert srv.home.parent.joinpath("bob", "put.bin").stat().st_size == 0
+    refusals = re.findall(
+        r"\(control connection #\d+, user bob\) resumed the session of control connection "
+        r"#\d+ of another user \(alice\); refused \(require_ssl_reuse\)",
+        logs,
+    )
+    assert len(refusals) >= 2, logs[-2000:]
+    assert own_reply.startswith("226")
+    assert own_resumed
+    assert own == b"alice's only"
+
+
+def connect_from(srv: Server, source: str, ctx: ssl.SSLContext) -> ReusingFTP_TLS:
+    """A resuming FTPS client whose control and data connections come from `source`."""
+    ftp = ReusingFTP_TLS(context=ctx, timeout=TIMEOUT, source_address=(source, 0))
+    try:
+        ftp.connect(srv.host, srv.port)
+        ftp.auth()
+        ftp.login(srv.user, srv.password)
+        ftp.prot_p()
+    except BaseException:
+        ftp.close()
+        raise
+    return ftp
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_session_issued_to_another_address_is_refused(
+    server_factory: ServerFactory, tls_cert: CertPair, version: str
+) -> None:
+    # Loopback is 127.0.0.0/8: the same user from 127.0.0.1 and from 127.0.0.2. B's data
+    # connection comes from B's own address, so the address check passes and the session
+    # check alone must refuse it.
+    _, keys = VERSIONS[version]
+    srv = server_factory("127.0.0.1", **tls_settings(tls_cert, **keys))
+    srv.home.joinpath("here.bin").write_bytes(b"for 127.0.0.1")
+    ctx = client_context()
+    a = connect_from(srv, "127.0.0.1", ctx)
+    b = connect_from(srv, "127.0.0.2", ctx)
     b.session_source = a
     try:
+        chunks: list[bytes] = []
         try:
-            b.storbinary("STOR foreign.bin", io.BytesIO(b"y" * 10_000))
-            reply = "226 (accepted)"
+            b.retrbinary("RETR here.bin", chunks.append)
+            stolen = "226 (accepted)"
         except ftplib.Error as exc:
-            reply = str(exc)
-        except OSError:
-            # The refused data connection broke under ftplib; the reply is still to be read.
-            reply = final_reply(b)
+            stolen = str(exc)
+        except (OSError, ssl.SSLError):
+            stolen = final_reply(b)
+        b.session_source = None
+        own: list[bytes] = []
+        own_reply = b.retrbinary("RETR here.bin", own.append)
     finally:
         a.close()
         b.close()
+    logs = wait_for_log(srv, REUSE_LOG)
 
-    assert reply.startswith("522 "), reply
-    assert (tls_server.home / "foreign.bin").stat().st_size == 0
-    logs = wait_for_log(tls_server, REUSE_LOG, count=before + 1)
-    assert logs.count(REUSE_LOG) == before + 1
+    assert stolen.startswith("522 "), stolen
+    assert chunks == []
+    assert re.search(
+        r"TLS data connection from 127\.0\.0\.2 \(control connection #\d+, user alice\) "
+        r"resumed the session of control connection #\d+ from another address "
+        r"\(127\.0\.0\.1\); refused",
+        logs,
+    ), logs[-2000:]
+    # The same client, resuming its own session, is served.
+    assert own_reply.startswith("226")
+    assert b"".join(own) == b"for 127.0.0.1"
+
+
+class ControlResumingFTP_TLS(ReusingFTP_TLS):  # noqa: N801 (named after ftplib.FTP_TLS)
+    """Resumes `offered` on the control connection itself, as a client reconnecting does."""
+
+    offered: ssl.SSLSession | None = None
+
+    def auth(self) -> str:
+        answer = self.voidcmd("AUTH TLS")
+        assert self.sock is not None  # connected: voidcmd answered
+        self.sock = self.context.wrap_socket(
+            self.sock, server_hostname=self.host, session=self.offered
+        )
+        self.file = self.sock.makefile(mode="r", encoding=self.encoding)
+        return answer
+
+
+@pytest.mark.parametrize("scope", ["user", "connection"])
+def test_control_connection_resuming_an_earlier_session_keeps_its_data_connections(
+    server_factory: ServerFactory, tls_cert: CertPair, scope: str
+) -> None:
+    # Over TLS 1.2 a reconnecting client resumes its earlier session on the new control
+    # connection, which keeps that session's id; its data connections resume it in turn.
+    srv = server_factory(
+        "127.0.0.1", **tls_settings(tls_cert, ssl_tlsv1_3=False, ssl_reuse_scope=scope)
+    )
+    srv.home.joinpath("again.bin").write_bytes(b"after a reconnect")
+    ctx = client_context()
+    first = connect_tls(srv, context=ctx, timeout=TIMEOUT)
+    earlier = control_session(first)
+    first.quit()
+    ftp = ControlResumingFTP_TLS(context=ctx, timeout=TIMEOUT)
+    ftp.offered = earlier
+    try:
+        ftp.connect(srv.host, srv.port)
+        ftp.auth()
+        assert isinstance(ftp.sock, ssl.SSLSocket)
+        control_resumed = ftp.sock.session_reused
+        ftp.login(srv.user, srv.password)
+        ftp.prot_p()
+        got, reply, resumed = tls_download(ftp, "PASV", "RETR again.bin")
+    finally:
+        ftp.close()
+
+    assert control_resumed
+    assert reply.startswith("226"), reply
+    assert resumed
+    assert got == b"after a reconnect"
+
+
+def test_session_of_a_closed_control_connection_of_the_same_user_is_accepted(
+    tls_server: Server,
+) -> None:
+    # rclone closes surplus control connections, and the newest session in its cache may be
+    # one of theirs.
+    tls_server.home.joinpath("later.bin").write_bytes(b"still alice's")
+    ctx = client_context()
+    a = connect_tls(tls_server, context=ctx, timeout=TIMEOUT)
+    session = control_session(a)
+    a.quit()
+    b = connect_tls(tls_server, context=ctx, timeout=TIMEOUT)
+    try:
+        conn, _ = open_data(b, passive_mode(tls_server), "RETR later.bin")
+        with wrap_data(b, conn, session=session) as tls:
+            resumed = tls.session_reused
+            got = recv_all(tls, timeout=TIMEOUT)
+        reply = final_reply(b)
+    finally:
+        b.close()
+
+    assert reply.startswith("226"), reply
+    assert resumed
+    assert got == b"still alice's"
 
 
 @pytest.mark.parametrize("host", HOSTS)
@@ -262,12 +476,14 @@ def test_curl_uploads_several_files_on_one_tls_1_2_control_connection(
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "TLS 1.3 tickets are single-use for OpenSSL clients that cache sessions (curl): the "
-        "first upload consumes the ticket issued at login, and ftpsup issues none on upload "
-        "data connections (an unread ticket makes the client's close an RST that can cut the "
-        "upload) and cannot send one on the control connection (the stdlib ssl module has no "
-        "SSL_new_session_ticket), so curl's second upload on the same control connection makes "
-        "a full handshake and gets 522 (curl/curl#4654)"
+        "measured: curl (OpenSSL) offers a TLS 1.3 ticket once and keeps only the newest; "
+        "the first upload uses the ticket issued at login, upload data connections issue "
+        "none (an unread ticket makes the client's close an RST that can cut the upload), "
+        "and a new ticket cannot be sent on the control connection: neither the stdlib ssl "
+        "module nor pyOpenSSL (through cryptography's bindings, which bind no "
+        "SSL_new_session_ticket) reach OpenSSL's SSL_new_session_ticket. So curl's second "
+        "upload makes a full handshake (the log says 'did not resume a TLS session') and gets "
+        "522 (curl/curl#4654); docs/tls.md gives the workarounds"
     ),
 )
 def test_curl_uploads_several_files_on_one_tls_1_3_control_connection(
