@@ -563,6 +563,24 @@ def control_session(ftp: ftplib.FTP) -> ssl.SSLSession | None:
     return ftp.sock.session
 
 
+def login_reply(srv: Server, user: str, password: str, *, timeout: float = 10) -> str:
+    """The server's reply to USER/PASS on a fresh connection: the 230, or the error's text."""
+    ftp = srv.connect(login=False, timeout=timeout)
+    try:
+        return ftp.login(user, password)
+    except ftplib.Error as exc:
+        return str(exc)
+    finally:
+        ftp.close()
+
+
+def anonymous_login(srv: Server, *, timeout: float = 10) -> ftplib.FTP:
+    """A new connection logged in as anonymous (the server has anonymous_enable)."""
+    ftp = srv.connect(login=False, timeout=timeout)
+    assert ftp.login("anonymous", "guest@example.com").startswith("230")
+    return ftp
+
+
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
     """Poll `condition` until it holds; the server releases resources asynchronously."""
     deadline = time.monotonic() + timeout
