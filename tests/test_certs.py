@@ -12,8 +12,6 @@ import datetime
 import ipaddress
 import os
 import ssl
-import subprocess
-import sys
 from pathlib import Path
 
 import attrs
@@ -27,6 +25,7 @@ from ftpsup.certs import EXPIRY_WARNING_DAYS, check_pair, write_self_signed
 from ftpsup.config import InstanceConfig
 from ftpsup.tls_commands import validity_days
 from ftpsup.tls_config import tls_problems
+from tests.ftpsup_cli import run_ftpsup
 
 TIMEOUT = 60
 NOW = datetime.datetime.now(datetime.UTC)
@@ -68,14 +67,7 @@ def valid_for(tmp_path: Path, days: float, stem: str = "c") -> tuple[Path, Path]
     return cert, key
 
 
-def ftpsup(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ftpsup", *args],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+ftpsup = run_ftpsup
 
 
 # --- write_self_signed ----------------------------------------------------------------------

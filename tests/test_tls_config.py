@@ -10,25 +10,19 @@ import pytest
 from ftpsup.certs import write_self_signed
 from ftpsup.config import InstanceConfig
 from ftpsup.tls_config import make_context
+from tests.configs import minimal_config
 
 
 def tls_config(tmp_path: Path, **values: object) -> InstanceConfig:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     if not cert.exists():
         write_self_signed(cert, key, ["localhost"])
-    settings: dict[str, object] = {
-        "name": "ipv4",
-        "source": tmp_path / "ipv4.toml",
-        "config_dir": tmp_path,
-        "state_dir": tmp_path / "run",
-        "log_dir": tmp_path / "log",
-        "user_db_file": tmp_path / "users.toml",
+    tls: dict[str, object] = {
         "ssl_enable": True,
         "rsa_cert_file": cert,
         "rsa_private_key_file": key,
-        **values,
     }
-    return InstanceConfig(**settings)  # type: ignore[arg-type]
+    return minimal_config(tmp_path, **{**tls, **values})
 
 
 @pytest.mark.parametrize(("strict", "ignored"), [(True, False), (False, True)])

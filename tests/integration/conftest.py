@@ -563,6 +563,48 @@ def control_session(ftp: ftplib.FTP) -> ssl.SSLSession | None:
     return ftp.sock.session
 
 
+def login_reply(srv: Server, user: str, password: str, *, timeout: float = 10) -> str:
+    """The server's reply to USER/PASS on a fresh connection: the 230, or the error's text."""
+    ftp = srv.connect(login=False, timeout=timeout)
+    try:
+        return ftp.login(user, password)
+    except ftplib.Error as exc:
+        return str(exc)
+    finally:
+        ftp.close()
+
+
+def anonymous_login(srv: Server, *, timeout: float = 10) -> ftplib.FTP:
+    """A new connection logged in as anonymous (the server has anonymous_enable)."""
+    ftp = srv.connect(login=False, timeout=timeout)
+    assert ftp.login("anonymous", "guest@example.com").startswith("230")
+    return ftp
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    """Poll `condition` until it holds; the server releases resources asynchronously."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def read_until_closed(sock: socket.socket, timeout: float = 10) -> bytes:
+    """Everything the server sends until it closes the connection, within `timeout`."""
+    deadline = time.monotonic() + timeout
+    received = b""
+    while (remaining := deadline - time.monotonic()) > 0 and len(received) < 1 << 20:
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return received
+        if not chunk:
+            return received
+        received += chunk
+    raise AssertionError(f"the server kept the connection open; it sent {received[:200]!r}")
+
+
 def wait_for_log(srv: Server, text: str, *, count: int = 1, timeout: float = 10) -> str:
     """The server's logs once `text` appears `count` times in them (polled with a deadline)."""
     deadline = time.monotonic() + timeout

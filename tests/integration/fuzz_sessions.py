@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 
 from tests.integration import fuzz_inputs as inputs
+from tests.integration.conftest import client_context
 from tests.integration.fuzz_stats import Stats
 from tests.integration.fuzz_transfer import transfer
 from tests.integration.fuzz_wire import (
@@ -36,7 +37,6 @@ from tests.integration.fuzz_wire import (
     Session,
     Stalled,
     Target,
-    client_context,
     client_hello,
     hard_close,
     remaining,
@@ -63,7 +63,7 @@ class Fuzzer:
         self.known = known
         self.step_seconds = step_seconds
         # TLS 1.3 mostly; TLS 1.2 has other session resumption (IDs and tickets) and records.
-        self.tls_choices = [client_context()] * 3 + [client_context(ssl.TLSVersion.TLSv1_2)]
+        self.tls_choices = [client_context()] * 3 + [client_context(maximum=ssl.TLSVersion.TLSv1_2)]
         # Sessions (and data connections) left open on purpose while later sessions run.
         self.parked: list[Control | socket.socket] = []
         # Where hostile PORT/EPRT lines point: a listener of ours, drained after each session.

@@ -82,15 +82,6 @@ class Session:
     prot_p: bool = False
 
 
-def client_context(maximum: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.maximum_version = maximum
-    return ctx
-
-
 def client_hello(ctx: ssl.SSLContext) -> bytes:
     """The first flight of a real TLS handshake, to send in part or whole."""
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()

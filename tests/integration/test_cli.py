@@ -5,36 +5,26 @@ Every call is a real `python -m ftpsup` subprocess with a timeout, so a hang fai
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 import shutil
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ftpsup.users import load_users, verify_password
+from tests.ftpsup_cli import run_ftpsup
 from tests.integration import throwaway
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 60
 
 
-def ftpsup(
-    *args: str, stdin: str | None = None, cwd: Path = REPO
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ftpsup", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=TIMEOUT,
-        check=False,
-    )
+ftpsup = functools.partial(run_ftpsup, cwd=REPO)
 
 
 def free_port() -> int:

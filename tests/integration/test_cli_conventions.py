@@ -8,6 +8,7 @@ password lengths checked. Every call is a real `python -m ftpsup` process with a
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 import select
@@ -23,6 +24,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from tests.ftpsup_cli import run_ftpsup
 from tests.integration import throwaway
 from tests.integration.conftest import RawControl
 from tests.integration.test_supervisor import Sup, make_supervisor, wait_until
@@ -31,16 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 60
 
 
-def ftpsup(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ftpsup", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=TIMEOUT,
-        check=False,
-    )
+ftpsup = functools.partial(run_ftpsup, cwd=REPO)
 
 
 def no_traceback(result: subprocess.CompletedProcess[str]) -> None:

@@ -36,37 +36,16 @@ from tests.integration.conftest import (
     Server,
     client_context,
     connect_tls,
+    read_until_closed,
     tls_settings,
     wait_for_log,
+    wait_until,
 )
 
 ServerFactory = Callable[..., Server]
 TIMEOUT = 10
 LOGIN_TIMEOUT = 1
 LOGIN_TIMEOUT_LINE = f"421 Login timeout ({LOGIN_TIMEOUT} seconds): closing control connection."
-
-
-def closed_within(sock: socket.socket, timeout: float = TIMEOUT) -> bytes:
-    """Everything the server sends until it closes the connection, within `timeout`."""
-    deadline = time.monotonic() + timeout
-    received = b""
-    while (remaining := deadline - time.monotonic()) > 0 and len(received) < 1 << 20:
-        sock.settimeout(remaining)
-        try:
-            chunk = sock.recv(65536)
-        except ConnectionResetError:
-            return received
-        if not chunk:
-            return received
-        received += chunk
-    raise AssertionError(f"the server kept the connection open; it sent {received[:200]!r}")
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 # -- login_timeout ---------------------------------------------------------------------------
@@ -80,7 +59,7 @@ def test_a_connection_that_never_logs_in_gets_421_after_login_timeout(
     began = time.monotonic()
     with RawControl(srv.host, srv.port, timeout=TIMEOUT) as ctl:
         assert ctl.reply().code == 220
-        rest = closed_within(ctl.sock)
+        rest = read_until_closed(ctl.sock)
         waited = time.monotonic() - began
     assert rest.decode() == LOGIN_TIMEOUT_LINE + "\r\n"
     # The clock starts at accept, which comes after our connect: never early.
@@ -117,7 +96,7 @@ def test_a_logged_in_session_outlives_the_login_timeout(server_factory: ServerFa
         # logged-in session has been idle for longer than login_timeout.
         with RawControl(srv.host, srv.port, timeout=TIMEOUT) as latecomer:
             assert latecomer.reply().code == 220
-            assert closed_within(latecomer.sock).startswith(b"421 Login timeout")
+            assert read_until_closed(latecomer.sock).startswith(b"421 Login timeout")
         assert logged_in.voidcmd("NOOP").startswith("200")
         assert logged_in.pwd() == "/"
 
@@ -130,11 +109,11 @@ def test_rein_starts_the_login_clock_again(server_factory: ServerFactory) -> Non
         # Logged in: a whole login timeout goes by (seen on a second connection) unharmed.
         with RawControl(srv.host, srv.port, timeout=TIMEOUT) as other:
             assert other.reply().code == 220
-            assert closed_within(other.sock).startswith(b"421 Login timeout")
+            assert read_until_closed(other.sock).startswith(b"421 Login timeout")
         assert ctl.command("NOOP").code == 200
         assert ctl.command("REIN").code == 220
         rein_at = time.monotonic()
-        assert closed_within(ctl.sock).decode() == LOGIN_TIMEOUT_LINE + "\r\n"
+        assert read_until_closed(ctl.sock).decode() == LOGIN_TIMEOUT_LINE + "\r\n"
         assert time.monotonic() - rein_at >= LOGIN_TIMEOUT * 0.9
 
 
@@ -167,7 +146,7 @@ def test_the_login_clock_covers_the_implicit_tls_handshake(
     )
     began = time.monotonic()
     with socket.create_connection((srv.host, srv.port), TIMEOUT) as sock:
-        assert closed_within(sock) == b""
+        assert read_until_closed(sock) == b""
     assert LOGIN_TIMEOUT <= time.monotonic() - began < 30
     assert "no login from 127.0.0.1 within login_timeout" in wait_for_log(srv, "login_timeout")
 
@@ -216,7 +195,7 @@ def over_the_cap(srv: Server) -> bytes:
         assert ctl.reply().code == 220
         assert ctl.command("AUTH TLS").code == 234
         ctl.send(client_hello())
-        return closed_within(ctl.sock)
+        return read_until_closed(ctl.sock)
 
 
 def tls_login(srv: Server, source: str | None = None) -> ReusingFTP_TLS:

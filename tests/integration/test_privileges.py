@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ftplib
+import functools
 import io
 import json
 import os
@@ -32,6 +33,7 @@ import pytest
 
 from ftpsup.accounts import Account, blocked_for
 from ftpsup.server.privileges import CAP_NET_BIND_SERVICE, Credentials, read_credentials
+from tests.ftpsup_cli import run_ftpsup
 from tests.integration import throwaway
 from tests.integration.conftest import PASSWORD, USER, ReusingFTP_TLS, add_user, client_context
 from tests.integration.test_planted_code import plant_package
@@ -44,15 +46,7 @@ needs_root = pytest.mark.skipif(
 )
 
 
-def ftpsup_run(*args: str, cwd: str = "/") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ftpsup", *args],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-        cwd=cwd,
-    )
+ftpsup_run = functools.partial(run_ftpsup, cwd="/")
 
 
 def credentials(pid: int) -> Credentials:
@@ -266,13 +260,7 @@ def test_connect_from_port_20_keeps_only_cap_net_bind_service(site: Site) -> Non
 def test_a_missing_account_starts_nothing_and_says_how_to_create_it(site: Site) -> None:
     shared = site.etc / "_shared.toml"
     shared.write_text(shared.read_text().replace(site.account.pw_name, "ftpsupnosuchacct"))
-    result = subprocess.run(
-        [sys.executable, "-m", "ftpsup", "serve", str(site.etc / "t.toml")],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    result = run_ftpsup("serve", str(site.etc / "t.toml"))
     assert result.returncode == 2
     assert 'nopriv_user: no account "ftpsupnosuchacct" on this host' in result.stderr
     assert "`ftpsup setup`" in result.stderr
@@ -358,23 +346,11 @@ def test_shipped_configuration_started_as_root_never_runs_an_instance_as_root() 
         assert ftpsup_run("--config-dir", str(etc), "cert").returncode == 0
         # A store with no users, as `ftpsup setup` writes one: start refuses a missing store.
         (etc / "users.toml").write_text("[users]\n")
-        result = subprocess.run(
-            [sys.executable, "-m", "ftpsup", "--config-dir", str(etc), "start", "all"],
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-            cwd="/",
-        )
+        result = ftpsup_run("--config-dir", str(etc), "start", "all")
         try:
             _assert_not_root(result, etc, base)
         finally:
-            subprocess.run(
-                [sys.executable, "-m", "ftpsup", "--config-dir", str(etc), "stop", "all"],
-                capture_output=True,
-                timeout=TIMEOUT,
-                check=False,
-            )
+            run_ftpsup("--config-dir", str(etc), "stop", "all")
 
 
 @needs_root
@@ -410,13 +386,7 @@ def _assert_not_root(result: subprocess.CompletedProcess[str], etc: Path, base: 
         assert "`ftpsup setup`" in result.stderr
         assert not (base / "var" / "run" / "supervisor.pid").exists()
         return
-    status = subprocess.run(
-        [sys.executable, "-m", "ftpsup", "--config-dir", str(etc), "status", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    status = run_ftpsup("--config-dir", str(etc), "status", "--json")
     for entry in json.loads(status.stdout)["instances"]:
         if entry["pid"]:
             assert credentials(entry["pid"]).uids == (ftpsup_account.pw_uid,) * 4

@@ -17,7 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import FtpReply, RawControl, Server, open_data
+from tests.integration.conftest import (
+    FtpReply,
+    RawControl,
+    Server,
+    anonymous_login,
+    open_data,
+)
 from tests.integration.test_supervisor import STOPWAITSECS, alive, make_supervisor, wait_until
 
 ServerFactory = Callable[..., Server]
@@ -33,12 +39,6 @@ def _anon_server(server_factory: ServerFactory, tmp_path: Path, **settings: obje
     (root / "sub").mkdir(parents=True)
     (root / "pub.txt").write_bytes(b"public")
     return server_factory("127.0.0.1", anonymous_enable=True, anon_root=str(root), **settings)
-
-
-def _anon(srv: Server) -> ftplib.FTP:
-    ftp = srv.connect(login=False, timeout=TIMEOUT)
-    assert ftp.login("anonymous", "guest@example.com").startswith("230")
-    return ftp
 
 
 # -- MLSD/MLST perm -----------------------------------------------------------------------
@@ -64,7 +64,7 @@ def test_anonymous_perm_fact_is_exactly_what_the_session_may_do(
     dir_perm: str,
 ) -> None:
     srv = _anon_server(server_factory, tmp_path, **settings)
-    with _anon(srv) as ftp:
+    with anonymous_login(srv, timeout=TIMEOUT) as ftp:
         listed = dict(ftp.mlsd("/", facts=["type", "perm"]))
         mlst_file = ftp.sendcmd("MLST /pub.txt").splitlines()[1]
         mlst_dir = ftp.sendcmd("MLST /sub").splitlines()[1]

@@ -26,7 +26,7 @@ import attrs
 import pytest
 
 from ftpsup.ports import PortAllocator
-from tests.integration.conftest import HOSTS, Server
+from tests.integration.conftest import HOSTS, Server, wait_until
 
 ServerFactory = Callable[..., Server]
 
@@ -46,14 +46,6 @@ def send(ftp: ftplib.FTP, line: str) -> str:
 def read_all(sock: socket.socket) -> bytes:
     sock.settimeout(TIMEOUT)
     return b"".join(iter(lambda: sock.recv(65536), b""))
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
-    """Poll `condition` until it holds; the server releases resources asynchronously."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def enter_passive(

@@ -23,7 +23,14 @@ import attrs
 import pytest
 
 from ftpsup.server.fs import JailedFs
-from tests.integration.conftest import PASSWORD, USER, Server, add_user
+from tests.integration.conftest import (
+    PASSWORD,
+    USER,
+    Server,
+    add_user,
+    anonymous_login,
+    login_reply,
+)
 
 MARKER = "OUTSIDE_MARKER.txt"
 OUTSIDE_DIR = "outside_dir"
@@ -84,16 +91,6 @@ def ftpsup_cli(config_dir: Path, *args: str, stdin: str | None = None) -> None:
         capture_output=True,
         timeout=60,
     )
-
-
-def login_reply(srv: Server, user: str, password: str) -> str:
-    ftp = srv.connect(login=False, timeout=TIMEOUT)
-    try:
-        return ftp.login(user, password)
-    except ftplib.Error as exc:
-        return str(exc)
-    finally:
-        ftp.close()
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
@@ -642,15 +639,9 @@ def _anon_server(server_factory: ServerFactory, tmp_path: Path, **settings: obje
     return server_factory("127.0.0.1", anonymous_enable=True, anon_root=str(root), **settings)
 
 
-def _anon(srv: Server) -> ftplib.FTP:
-    ftp = srv.connect(login=False, timeout=TIMEOUT)
-    assert ftp.login("anonymous", "guest@example.com").startswith("230")
-    return ftp
-
-
 def test_anonymous_can_read_but_not_write(server_factory: ServerFactory, tmp_path: Path) -> None:
     srv = _anon_server(server_factory, tmp_path)
-    with _anon(srv) as ftp:
+    with anonymous_login(srv) as ftp:
         assert retr(ftp, "RETR pub.txt") == ("226 Transfer complete.", b"public")
         assert stor(ftp, "STOR up.txt").startswith("550")
         assert send(ftp, "DELE pub.txt").startswith("550")
@@ -662,7 +653,7 @@ def test_anon_upload_enable_allows_stor_but_not_dele(
     server_factory: ServerFactory, tmp_path: Path
 ) -> None:
     srv = _anon_server(server_factory, tmp_path, anon_upload_enable=True)
-    with _anon(srv) as ftp:
+    with anonymous_login(srv) as ftp:
         assert stor(ftp, "STOR up.txt", b"uploaded").startswith("226")
         assert send(ftp, "DELE pub.txt").startswith("550")
         assert send(ftp, "RNFR pub.txt").startswith("550")
@@ -674,7 +665,7 @@ def test_anon_other_write_enable_allows_dele(server_factory: ServerFactory, tmp_
     srv = _anon_server(
         server_factory, tmp_path, anon_upload_enable=True, anon_other_write_enable=True
     )
-    with _anon(srv) as ftp:
+    with anonymous_login(srv) as ftp:
         assert send(ftp, "DELE pub.txt").startswith("250")
     assert not (tmp_path / "anon" / "pub.txt").exists()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import ftplib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from tests.integration.conftest import (
     RawControl,
     Server,
     add_user,
+    login_reply,
     wait_for_log,
 )
 from tests.integration.test_supervisor import (
@@ -45,16 +45,6 @@ ServerFactory = Callable[..., Server]
 def user_cli(config_dir: Path, *args: str) -> None:
     command = [sys.executable, "-m", "ftpsup", "--config-dir", str(config_dir), "user", *args]
     subprocess.run(command, check=True, capture_output=True, timeout=60)
-
-
-def login_reply(srv: Server, user: str, password: str) -> str:
-    ftp = srv.connect(login=False, timeout=TIMEOUT)
-    try:
-        return ftp.login(user, password)
-    except ftplib.Error as exc:
-        return str(exc)
-    finally:
-        ftp.close()
 
 
 @pytest.mark.parametrize("damage", ["emptied", "deleted"])

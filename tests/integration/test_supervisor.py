@@ -32,6 +32,7 @@ import attrs
 import pytest
 
 from ftpsup.ports import PortAllocator
+from tests.ftpsup_cli import run_ftpsup
 from tests.integration.conftest import (
     PASSWORD,
     USER,
@@ -113,14 +114,7 @@ class Sup:
         return self.base / "run"
 
     def ftpsup(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "ftpsup", "--config-dir", str(self.etc), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
+        return run_ftpsup("--config-dir", str(self.etc), *args, stdin=stdin)
 
     def status(self) -> dict[str, Any]:
         result = self.ftpsup("status", "--json")

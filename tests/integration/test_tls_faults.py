@@ -36,6 +36,7 @@ from tests.integration.conftest import (
     Server,
     client_context,
     connect_tls,
+    read_until_closed,
     sha256_hex,
     start_server,
     tls_payload,
@@ -72,22 +73,6 @@ def wait_for_new_failure(srv: Server, before: int) -> tuple[str, str]:
             return found[before]
         time.sleep(0.05)
     raise AssertionError(f"no new TLS handshake failure logged:\n{srv.log_text()[-2000:]}")
-
-
-def read_until_closed(sock: socket.socket, timeout: float = TIMEOUT) -> bytes:
-    """Everything the server sends until it closes (a TLS alert at most), within `timeout`."""
-    deadline = time.monotonic() + timeout
-    received = b""
-    while (remaining := deadline - time.monotonic()) > 0 and len(received) < 1 << 20:
-        sock.settimeout(remaining)
-        try:
-            chunk = sock.recv(65536)
-        except ConnectionResetError:
-            return received
-        if not chunk:
-            return received
-        received += chunk
-    raise AssertionError("the server kept the connection open")
 
 
 def after_auth_tls(srv: Server) -> RawControl:

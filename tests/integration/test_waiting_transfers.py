@@ -26,6 +26,7 @@ from tests.integration.conftest import (
     Server,
     connect_tls,
     tls_settings,
+    wait_until,
 )
 
 ServerFactory = Callable[..., Server]
@@ -130,13 +131,6 @@ def open_fds(pid: int) -> set[int]:
 def lowest_free_fd(pid: int) -> int:
     used = open_fds(pid)
     return next(fd for fd in range(len(used) + 1) if fd not in used)
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("host", HOSTS, ids=["ipv4", "ipv6"])

@@ -18,21 +18,10 @@ import pytest
 import trio
 
 from ftpsup import accounts, listeners
-from ftpsup.config import InstanceConfig
 from ftpsup.supervisor import spawn
+from tests.configs import minimal_config
 
-
-def config(tmp_path: Path, **values: object) -> InstanceConfig:
-    settings: dict[str, object] = {
-        "name": "ipv4",
-        "source": tmp_path / "ipv4.toml",
-        "config_dir": tmp_path,
-        "state_dir": tmp_path / "run",
-        "log_dir": tmp_path / "log",
-        "user_db_file": tmp_path / "users.toml",
-        **values,
-    }
-    return InstanceConfig(**settings)  # type: ignore[arg-type]
+config = minimal_config
 
 
 def test_ipv6_listener_is_ipv6_only_so_ipv4_can_share_the_port() -> None:
