@@ -34,7 +34,9 @@ from pathlib import Path
 
 import attrs
 
-from ftpsup.config import InstanceConfig, missing_account_problem, shared_setting
+from ftpsup.config.cross import missing_account_problem
+from ftpsup.config.load import shared_setting
+from ftpsup.config.schema import InstanceConfig
 
 
 @attrs.frozen

@@ -13,8 +13,10 @@ import os
 import sys
 from pathlib import Path
 
-from ftpsup import __version__, accounts, config_check, tls_commands, user_commands
-from ftpsup.config import InstanceConfig, load_instance, user_db_path
+from ftpsup import __version__, accounts, tls_commands, user_commands
+from ftpsup.config.check import check
+from ftpsup.config.load import load_instance, user_db_path
+from ftpsup.config.schema import InstanceConfig
 from ftpsup.errors import ConfigError
 from ftpsup.supervisor import client
 
@@ -140,7 +142,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     targets = args.paths or [args.config_dir or default_config_dir()]
-    checked = config_check.check(targets)
+    checked = check(targets)
     for problem in checked.problems:
         print(problem, file=sys.stderr)
     errors, warnings = len(checked.errors), len(checked.warnings)

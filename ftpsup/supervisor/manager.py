@@ -29,7 +29,7 @@ import attrs
 import trio
 
 from ftpsup import accounts, listeners
-from ftpsup.config import InstanceConfig
+from ftpsup.config.schema import InstanceConfig
 from ftpsup.supervisor import spawn
 from ftpsup.supervisor.ctl import Response
 from ftpsup.supervisor.lifecycle import (

@@ -18,7 +18,7 @@ import pytest
 import trio
 
 from ftpsup import accounts, listeners
-from ftpsup.config import InstanceConfig
+from ftpsup.config.schema import InstanceConfig
 from ftpsup.supervisor import spawn
 
 
