@@ -1,11 +1,13 @@
 """The configuration keys of an instance: InstanceConfig, and what each key accepts.
 
-Theory of operation: InstanceConfig's attributes are the configuration keys, in the order
-docs/configuration.md lists them, with their defaults. What a key accepts is its type (KEY_KINDS:
-bool, int, octal, str or path), for integers a range (RANGES, else 0..INT_MAX), and for a few
-strings a rule of their own; `coerce` turns one raw TOML value into the attribute's value or
-raises Invalid with the problem text. Reading files and layering them is config.load's, and
-judging a whole configuration is config.check's.
+Theory of operation: InstanceConfig's attributes are the configuration keys, with their
+defaults. What a key accepts is its type (KEY_KINDS: bool, int, octal, str or path), its field
+metadata (a range for an integer, else 0..INT_MAX; octal; only in _shared.toml), and for a few
+strings a rule of its own; `coerce` turns one raw TOML value into the attribute's value or
+raises Invalid with the problem text. The checks are not attrs validators: those would run on
+every construction and stop at the first problem, while the loader collects every problem of
+every file. Reading files and layering them is config.load's, and judging a whole
+configuration is config.check's.
 
 Rules:
 1. Key names and meanings follow vsftpd.conf wherever vsftpd has the option; values are TOML
@@ -32,6 +34,15 @@ NAME_PATTERN = "[a-z0-9][a-z0-9_-]*"
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 INT_MAX = 2**31 - 1  # keeps every count and timeout inside what C-level APIs accept
 
+# Field metadata the loader reads: "range" (lo, hi) for an integer key (without one: 0..INT_MAX),
+# "octal" for a mode or umask, "shared" for a key only _shared.toml may set (one for all).
+_SHARED = {"shared": True}
+_OCTAL = {"octal": True}
+
+
+def _range(lo: int, hi: int) -> dict[str, tuple[int, int]]:
+    return {"range": (lo, hi)}
+
 
 @attrs.frozen(kw_only=True)
 class InstanceConfig:
@@ -45,47 +56,48 @@ class InstanceConfig:
     config_dir: Path
     # Listening
     listen_address: str = "0.0.0.0"
-    listen_port: int = 21
+    listen_port: int = attrs.field(default=21, metadata=_range(1, 65535))
     max_clients: int = 2000
     max_per_ip: int = 50
-    # How many leading bits of an IPv6 address are one client for the per-address limits.
-    per_ip_ipv6_prefix: int = 64
-    max_command_length: int = 4096
+    # How many leading bits of an IPv6 address are one client for the per-address limits; below
+    # /32 one key would stand for a whole regional registry's block.
+    per_ip_ipv6_prefix: int = attrs.field(default=64, metadata=_range(32, 128))
+    max_command_length: int = attrs.field(default=4096, metadata=_range(512, 65536))
     # Passive data connections
     pasv_enable: bool = True
-    pasv_min_port: int = 10080
-    pasv_max_port: int = 10100
+    pasv_min_port: int = attrs.field(default=10080, metadata=_range(1024, 65535))
+    pasv_max_port: int = attrs.field(default=10100, metadata=_range(1024, 65535))
     pasv_address: str = ""
     pasv_addr_resolve: bool = False
     pasv_promiscuous: bool = False
-    accept_timeout: int = 60
+    accept_timeout: int = attrs.field(default=60, metadata=_range(1, INT_MAX))
     max_pasv_per_ip: int = 10
     # Active data connections
     port_enable: bool = True
     connect_from_port_20: bool = False
-    ftp_data_port: int = 20
+    ftp_data_port: int = attrs.field(default=20, metadata=_range(1, 65535))
     port_promiscuous: bool = False
-    connect_timeout: int = 60
+    connect_timeout: int = attrs.field(default=60, metadata=_range(1, INT_MAX))
     # Timeouts
-    data_connection_timeout: int = 300
-    idle_session_timeout: int = 300
-    login_timeout: int = 60
+    data_connection_timeout: int = attrs.field(default=300, metadata=_range(1, INT_MAX))
+    idle_session_timeout: int = attrs.field(default=300, metadata=_range(1, INT_MAX))
+    login_timeout: int = attrs.field(default=60, metadata=_range(1, 3600))
     # Access
     local_enable: bool = True
     write_enable: bool = False
-    local_umask: int = 0o077
-    file_open_mode: int = 0o666
+    local_umask: int = attrs.field(default=0o077, metadata=_OCTAL)
+    file_open_mode: int = attrs.field(default=0o666, metadata=_OCTAL)
     chmod_enable: bool = True
     anonymous_enable: bool = False
     anon_root: Path | None = None
     anon_upload_enable: bool = False
     anon_mkdir_write_enable: bool = False
     anon_other_write_enable: bool = False
-    anon_umask: int = 0o077
+    anon_umask: int = attrs.field(default=0o077, metadata=_OCTAL)
     no_anon_password: bool = False
     chroot_local_user: bool = True
     delay_failed_login: int = 1
-    max_login_fails: int = 3
+    max_login_fails: int = attrs.field(default=3, metadata=_range(1, INT_MAX))
     hide_ids: bool = False
     use_localtime: bool = False
     ftpd_banner: str = ""
@@ -95,14 +107,14 @@ class InstanceConfig:
     nopriv_user: str = "ftpsup"
     # Shared-only (before the logs, whose defaults derive from log_dir)
     # No vsftpd equivalent: the explicit, logged opt-in to instances running as root.
-    run_as_root: bool = False
-    user_db_file: Path = attrs.field()
-    state_dir: Path = Path("/run/ftpsup")
-    log_dir: Path = Path("/var/log/ftpsup")
+    run_as_root: bool = attrs.field(default=False, metadata=_SHARED)
+    user_db_file: Path = attrs.field(metadata=_SHARED)
+    state_dir: Path = attrs.field(default=Path("/run/ftpsup"), metadata=_SHARED)
+    log_dir: Path = attrs.field(default=Path("/var/log/ftpsup"), metadata=_SHARED)
     # Shared-only: the supervisor's restart policy (supervisord's names and meanings).
-    startsecs: int = 1
-    startretries: int = 3
-    stopwaitsecs: int = 30
+    startsecs: int = attrs.field(default=1, metadata={**_range(0, 3600), **_SHARED})
+    startretries: int = attrs.field(default=3, metadata={**_range(0, 1000), **_SHARED})
+    stopwaitsecs: int = attrs.field(default=30, metadata={**_range(0, 86400), **_SHARED})
     # Logs
     vsftpd_log_file: Path = attrs.field()
     xferlog_enable: bool = False
@@ -134,7 +146,7 @@ class InstanceConfig:
     require_ssl_reuse: bool = True
     strict_ssl_read_eof: bool = True
     strict_ssl_write_shutdown: bool = False
-    tls_handshake_timeout: int = 30
+    tls_handshake_timeout: int = attrs.field(default=30, metadata=_range(1, 3600))
     max_tls_handshakes_per_ip: int = 8
 
     @user_db_file.default
@@ -166,32 +178,11 @@ class InstanceConfig:
 attrs.resolve_types(InstanceConfig)
 
 _IDENTITY = frozenset({"name", "source", "config_dir"})
-SHARED_ONLY = frozenset(
-    {
-        "user_db_file",
-        "state_dir",
-        "log_dir",
-        "startsecs",
-        "startretries",
-        "stopwaitsecs",
-        "run_as_root",
-    }
-)
-OCTAL_KEYS = frozenset({"local_umask", "anon_umask", "file_open_mode"})
+SHARED_ONLY = frozenset(f.name for f in attrs.fields(InstanceConfig) if f.metadata.get("shared"))
+OCTAL_KEYS = frozenset(f.name for f in attrs.fields(InstanceConfig) if f.metadata.get("octal"))
 # Integer keys not listed here accept 0..INT_MAX.
 RANGES: dict[str, tuple[int, int]] = {
-    **dict.fromkeys(("listen_port", "ftp_data_port"), (1, 65535)),
-    **dict.fromkeys(("pasv_min_port", "pasv_max_port"), (1024, 65535)),
-    "max_command_length": (512, 65536),
-    **dict.fromkeys(("accept_timeout", "connect_timeout", "max_login_fails"), (1, INT_MAX)),
-    **dict.fromkeys(("data_connection_timeout", "idle_session_timeout"), (1, INT_MAX)),
-    "tls_handshake_timeout": (1, 3600),
-    "login_timeout": (1, 3600),
-    # Below /32 one key would stand for a whole regional registry's block.
-    "per_ip_ipv6_prefix": (32, 128),
-    "startsecs": (0, 3600),
-    "startretries": (0, 1000),
-    "stopwaitsecs": (0, 86400),
+    f.name: f.metadata["range"] for f in attrs.fields(InstanceConfig) if "range" in f.metadata
 }
 # Account names as useradd(8) accepts them.
 _ACCOUNT_RE = re.compile(r"[a-z_][a-z0-9_-]{0,30}\$?")
