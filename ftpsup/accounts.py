@@ -37,6 +37,7 @@ import attrs
 from ftpsup.config.cross import missing_account_problem
 from ftpsup.config.load import shared_setting
 from ftpsup.config.schema import InstanceConfig
+from ftpsup.errors import SettingProblem
 
 
 @attrs.frozen
@@ -118,15 +119,15 @@ def _log_files(config: InstanceConfig) -> list[tuple[str, Path]]:
     return files
 
 
-def prepare_paths(config: InstanceConfig, account: Account | None) -> list[str]:
-    """Create what the instance writes to and give it to `account`; problems as "key: text".
+def prepare_paths(config: InstanceConfig, account: Account | None) -> list[SettingProblem]:
+    """Create what the instance writes to and give it to `account`; returns the problems.
 
     The lease directory, the instance's log directory (`<log_dir>/<name>`, or the directory
     of a log file set elsewhere) and existing log and lease files are made the account's, so
     an instance that once ran as root still runs after nopriv_user is set. What the account
     only reads (the user store, the certificate and key) is checked, never changed.
     """
-    problems: list[str] = []
+    problems: list[SettingProblem] = []
     lease_dir = config.state_dir / "ports"
     targets: list[tuple[str, Path, int]] = [("state_dir", lease_dir, 0o700)]
     own_log_dir = config.log_dir / config.name
@@ -138,7 +139,7 @@ def prepare_paths(config: InstanceConfig, account: Account | None) -> list[str]:
             if directory in (lease_dir, own_log_dir):
                 _own(directory, account)
         except OSError as exc:
-            problems.append(f"{key}: cannot create {directory}: {exc.strerror}")
+            problems.append(SettingProblem((key,), f"cannot create {directory}: {exc.strerror}"))
     if account is None:
         return problems
     try:
@@ -152,7 +153,8 @@ def prepare_paths(config: InstanceConfig, account: Account | None) -> list[str]:
                 file.touch(mode=0o640)
                 _own(file, account)
     except OSError as exc:
-        problems.append(f"nopriv_user: cannot hand files to {account.name}: {exc}")
+        text = f"cannot hand files to {account.name}: {exc}"
+        problems.append(SettingProblem(("nopriv_user",), text))
     return problems + reach_problems(config, account)
 
 
@@ -181,8 +183,8 @@ def reached_after_drop(config: InstanceConfig) -> list[tuple[str, Path, Path, bo
     return used
 
 
-def reach_problems(config: InstanceConfig, account: Account) -> list[str]:
-    """What `account` could not reach after the drop, as "key: problem" lines.
+def reach_problems(config: InstanceConfig, account: Account) -> list[SettingProblem]:
+    """What `account` could not reach after the drop.
 
     Each path is checked from the directory the instance opens before the drop (its anchor,
     ftpsup/server/anchors.py) on: the file's own directory, or state_dir for the leases.
@@ -191,22 +193,23 @@ def reach_problems(config: InstanceConfig, account: Account) -> list[str]:
         (key, path, 0o4 if is_file else 0o3, anchor)
         for key, path, anchor, is_file in reached_after_drop(config)
     ]
-    problems = []
+    problems: list[SettingProblem] = []
     for key, path, need, anchor in needs:
         try:
             blocked = blocked_for(path, account, need=need, below=anchor)
         except OSError as exc:
-            problems.append(f"{key}: cannot check {path}: {exc.strerror}")
+            problems.append(SettingProblem((key,), f"cannot check {path}: {exc.strerror}"))
             continue
         if blocked is None:
             continue
         what = "read" if need == 0o4 else "write to"
         # setup shares a file the instance reads, and lets the account search its directory.
         fix = "run `ftpsup setup`" if need == 0o4 and blocked in (path, anchor) else "move it"
-        problems.append(
-            f"{key}: nopriv_user {account.name} cannot {what} {path} (no access to "
-            f"{blocked}): {fix}, or see docs/supervisor.md"
+        text = (
+            f"nopriv_user {account.name} cannot {what} {path} (no access to {blocked}): {fix}, "
+            "or see docs/supervisor.md"
         )
+        problems.append(SettingProblem((key,), text))
     return problems
 
 

@@ -54,11 +54,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except accounts.AccountError as exc:
         print(f"ftpsup: {config.source}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    problems = accounts.prepare_paths(config, account) if account is not None else []
+    prepared = accounts.prepare_paths(config, account) if account is not None else []
     pasv_host, more = preflight(config)
-    for problem in problems + more:
+    problems = [str(problem) for problem in prepared] + more
+    for problem in problems:
         print(f"ftpsup: {config.source}: {problem}", file=sys.stderr)
-    if problems or more:
+    if problems:
         return EXIT_CONFIG
     try:
         if args.listen_fd is not None:

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from ftpsup import accounts
-from ftpsup.config.check import check
-from ftpsup.errors import ConfigProblem
+from ftpsup.config.check import blame, check, from_lines
+from ftpsup.config.load import load_instance
+from ftpsup.errors import ConfigProblem, SettingProblem
 from ftpsup.users import hash_password, save_users
 
 
@@ -211,3 +212,29 @@ def test_a_relative_directory_names_every_file_as_given(
     problems = check([Path("etc")]).problems
 
     assert sorted({p.file for p in problems}) == ["etc/_shared.toml", "etc/a.toml"]
+
+
+def test_a_setting_problem_is_blamed_on_the_file_that_sets_its_first_key(etc: Path) -> None:
+    shared = add_shared(etc, "ssl_tlsv1_2 = true\n")
+    own = instance(etc, "a", "ssl_tlsv1_3 = true\n")
+    config = load_instance(own)
+    found = [
+        SettingProblem(("ssl_tlsv1_2", "ssl_tlsv1_3"), "at least one TLS version must be enabled"),
+        SettingProblem(("ssl_tlsv1_3",), "x"),
+        SettingProblem((), "no key at fault"),
+    ]
+
+    problems = blame(config, found, warning=True)
+
+    assert problems == [
+        ConfigProblem(
+            str(shared),
+            "ssl_tlsv1_2, ssl_tlsv1_3",
+            "at least one TLS version must be enabled",
+            warning=True,
+        ),
+        ConfigProblem(str(own.absolute()), "ssl_tlsv1_3", "x", warning=True),
+        ConfigProblem(str(own.absolute()), None, "no key at fault", warning=True),
+    ]
+    # Sources that still print "key: problem" lines come to the same problems.
+    assert from_lines(config, [str(p) for p in found], warning=True) == problems

@@ -19,7 +19,7 @@ Rules:
 2. Each problem is reported once; they are grouped by file, in the order found.
 3. A warning stops nothing; any other problem stops check (exit 1), start and reload.
 4. Read-only: nothing here creates, chowns or binds. `start` then prepares the directories
-   (accounts.prepare_paths) and reports what that finds the same way (`from_lines`).
+   (accounts.prepare_paths) and reports what that finds the same way (`blame`).
 5. Files are named as the admin gave them: `ftpsup check instances.d` says
    `instances.d/_shared.toml` for every problem there, whichever step found it. A user store
    given by name (`ftpsup check users.toml`) is checked as a store, never as an instance.
@@ -48,7 +48,7 @@ from ftpsup.config.load import (
     user_db_path,
 )
 from ftpsup.config.schema import SHARED_FILE, InstanceConfig
-from ftpsup.errors import ConfigError, ConfigProblem, UserStoreError
+from ftpsup.errors import ConfigError, ConfigProblem, SettingProblem, UserStoreError
 from ftpsup.users import load_users
 
 _SSL_REUSE = (
@@ -163,19 +163,32 @@ def origin(config: InstanceConfig, key: str) -> str:
     return str(shared if shared.exists() else config.source)
 
 
+def blame(
+    config: InstanceConfig, found: Iterable[SettingProblem], *, warning: bool = False
+) -> list[ConfigProblem]:
+    """Each problem about `config` against the file that sets its first key (`origin`)."""
+    problems = []
+    for item in found:
+        if not item.keys:
+            problems.append(ConfigProblem(str(config.source), None, item.problem, warning=warning))
+            continue
+        file = origin(config, item.keys[0])
+        problems.append(ConfigProblem(file, ", ".join(item.keys), item.problem, warning=warning))
+    return problems
+
+
 def from_lines(
     config: InstanceConfig, lines: Iterable[str], *, warning: bool = False
 ) -> list[ConfigProblem]:
-    """Turn "key: problem" lines about `config` into problems against the file setting `key`."""
-    problems = []
+    """`blame` for sources that still report "key: problem" lines (TLS, preflight, AccountError)."""
+    found = []
     for line in lines:
         key, sep, text = line.partition(": ")
         if not sep or " " in key.replace(", ", ","):
-            problems.append(ConfigProblem(str(config.source), None, line, warning=warning))
-            continue
-        file = origin(config, key.split(",")[0])
-        problems.append(ConfigProblem(file, key, text, warning=warning))
-    return problems
+            found.append(SettingProblem((), line))
+        else:
+            found.append(SettingProblem(tuple(key.replace(", ", ",").split(",")), text))
+    return blame(config, found, warning=warning)
 
 
 def _skipped(targets: Sequence[Path]) -> list[ConfigProblem]:
@@ -217,7 +230,7 @@ def _reach(configs: Iterable[InstanceConfig]) -> list[ConfigProblem]:
         except accounts.AccountError:
             continue  # check_paths reports it
         if account is not None:
-            problems += from_lines(config, accounts.reach_problems(config, account))
+            problems += blame(config, accounts.reach_problems(config, account))
     return problems
 
 

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ftpsup import accounts
-from ftpsup.config.check import check, from_lines
+from ftpsup.config.check import blame, check, from_lines
 from ftpsup.config.load import shared_setting, state_dir_path
 from ftpsup.config.schema import SHARED_FILE, InstanceConfig
 from ftpsup.errors import ConfigProblem
@@ -198,9 +198,10 @@ def _problems(configs: list[InstanceConfig], preflight: Preflight) -> list[Confi
             account = accounts.instance_account(config)
         except accounts.AccountError as exc:
             found.append(str(exc))
-        else:
-            found += accounts.reach_problems(config, account) if account is not None else []
+            account = None
         problems += from_lines(config, found)
+        if account is not None:
+            problems += blame(config, accounts.reach_problems(config, account))
     if configs:
         log = configs[0].log_dir / main.LOG_NAME
         if not _can_append(log):
@@ -230,7 +231,7 @@ def _prepare(configs: list[InstanceConfig]) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
     for config in configs:
         found = accounts.prepare_paths(config, accounts.instance_account(config))
-        problems += from_lines(config, found)
+        problems += blame(config, found)
     return list(dict.fromkeys(problems))
 
 

@@ -164,7 +164,7 @@ def test_prepare_paths_hands_lease_and_log_files_to_nopriv_user(shared_tmp: Path
         shared_tmp / "log" / "ipv4" / "ftpsup.log",
     ]
     assert [p.stat().st_uid for p in owned] == [nobody.pw_uid] * 4
-    assert [p for p in problems if p.startswith("user_db_file")] == [
+    assert [str(p) for p in problems if p.keys == ("user_db_file",)] == [
         f"user_db_file: nopriv_user nobody cannot read {users} (no access to {users}): "
         "run `ftpsup setup`, or see docs/supervisor.md"
     ]
@@ -186,7 +186,7 @@ def test_prepare_paths_passes_closed_parents_but_not_a_closed_config_directory(
     account = accounts.Account("nobody", nobody.pw_uid, nobody.pw_gid)
     c = config(tmp_path, nopriv_user="nobody")
     store = tmp_path / "users.toml"
-    assert accounts.prepare_paths(c, account) == [
+    assert [str(p) for p in accounts.prepare_paths(c, account)] == [
         f"user_db_file: nopriv_user nobody cannot read {store} (no access to {tmp_path}): "
         "run `ftpsup setup`, or see docs/supervisor.md"
     ]
