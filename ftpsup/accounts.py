@@ -50,7 +50,11 @@ class Account:
 
 
 class AccountError(Exception):
-    """nopriv_user cannot be used; the message is a "key: problem" line for the admin."""
+    """nopriv_user cannot be used; `problem` says why (the message is its "key: problem" line)."""
+
+    def __init__(self, problem: SettingProblem) -> None:
+        self.problem = problem
+        super().__init__(str(problem))
 
 
 def instance_account(config: InstanceConfig) -> Account | None:
@@ -67,12 +71,14 @@ def instance_account(config: InstanceConfig) -> Account | None:
     try:
         entry = pwd.getpwnam(config.nopriv_user)
     except KeyError:
-        raise AccountError(f"nopriv_user: {missing_account_problem(config.nopriv_user)}") from None
+        missing = missing_account_problem(config.nopriv_user)
+        raise AccountError(SettingProblem(("nopriv_user",), missing)) from None
     if entry.pw_uid == 0:
-        raise AccountError(
-            f"nopriv_user: {config.nopriv_user} has uid 0; name an unprivileged account, "
+        text = (
+            f"{config.nopriv_user} has uid 0; name an unprivileged account, "
             f"or set run_as_root = true to run the instances as root on purpose"
         )
+        raise AccountError(SettingProblem(("nopriv_user",), text))
     return Account(entry.pw_name, entry.pw_uid, entry.pw_gid)
 
 

@@ -180,7 +180,7 @@ def blame(
 def from_lines(
     config: InstanceConfig, lines: Iterable[str], *, warning: bool = False
 ) -> list[ConfigProblem]:
-    """`blame` for sources that still report "key: problem" lines (TLS, preflight, AccountError)."""
+    """`blame` for the sources that still report "key: problem" lines (TLS, preflight)."""
     found = []
     for line in lines:
         key, sep, text = line.partition(": ")

@@ -193,13 +193,12 @@ def _problems(configs: list[InstanceConfig], preflight: Preflight) -> list[Confi
     """What stops these instances from starting; looks, changes nothing."""
     problems: list[ConfigProblem] = []
     for config in configs:
-        found = preflight(config)
+        problems += from_lines(config, preflight(config))
         try:
             account = accounts.instance_account(config)
         except accounts.AccountError as exc:
-            found.append(str(exc))
-            account = None
-        problems += from_lines(config, found)
+            problems += blame(config, [exc.problem])
+            continue
         if account is not None:
             problems += blame(config, accounts.reach_problems(config, account))
     if configs:

@@ -120,8 +120,10 @@ def test_root_drops_to_nopriv_user_by_default_or_says_how_to_create_it(tmp_path:
     assert config(tmp_path).nopriv_user == "ftpsup"
     with pytest.raises(accounts.AccountError, match="no account .no-such-acct-q. on this host"):
         accounts.instance_account(config(tmp_path, nopriv_user="no-such-acct-q"))
-    with pytest.raises(accounts.AccountError, match="set run_as_root = true"):
+    with pytest.raises(accounts.AccountError, match="set run_as_root = true") as raised:
         accounts.instance_account(config(tmp_path, nopriv_user="root"))
+    assert raised.value.problem.keys == ("nopriv_user",)
+    assert str(raised.value).startswith("nopriv_user: root has uid 0; ")
     nobody = pwd.getpwnam("nobody")
     assert accounts.instance_account(config(tmp_path, nopriv_user="nobody")) == accounts.Account(
         "nobody", nobody.pw_uid, nobody.pw_gid
