@@ -34,7 +34,10 @@ from pathlib import Path
 
 import attrs
 
-from ftpsup.config import InstanceConfig, missing_account_problem, shared_setting
+from ftpsup.config.cross import missing_account_problem
+from ftpsup.config.load import shared_setting
+from ftpsup.config.schema import InstanceConfig
+from ftpsup.errors import SettingProblem
 
 
 @attrs.frozen
@@ -47,7 +50,11 @@ class Account:
 
 
 class AccountError(Exception):
-    """nopriv_user cannot be used; the message is a "key: problem" line for the admin."""
+    """nopriv_user cannot be used; `problem` says why (the message is its "key: problem" line)."""
+
+    def __init__(self, problem: SettingProblem) -> None:
+        self.problem = problem
+        super().__init__(str(problem))
 
 
 def instance_account(config: InstanceConfig) -> Account | None:
@@ -64,12 +71,14 @@ def instance_account(config: InstanceConfig) -> Account | None:
     try:
         entry = pwd.getpwnam(config.nopriv_user)
     except KeyError:
-        raise AccountError(f"nopriv_user: {missing_account_problem(config.nopriv_user)}") from None
+        missing = missing_account_problem(config.nopriv_user)
+        raise AccountError(SettingProblem(("nopriv_user",), missing)) from None
     if entry.pw_uid == 0:
-        raise AccountError(
-            f"nopriv_user: {config.nopriv_user} has uid 0; name an unprivileged account, "
+        text = (
+            f"{config.nopriv_user} has uid 0; name an unprivileged account, "
             f"or set run_as_root = true to run the instances as root on purpose"
         )
+        raise AccountError(SettingProblem(("nopriv_user",), text))
     return Account(entry.pw_name, entry.pw_uid, entry.pw_gid)
 
 
@@ -116,15 +125,15 @@ def _log_files(config: InstanceConfig) -> list[tuple[str, Path]]:
     return files
 
 
-def prepare_paths(config: InstanceConfig, account: Account | None) -> list[str]:
-    """Create what the instance writes to and give it to `account`; problems as "key: text".
+def prepare_paths(config: InstanceConfig, account: Account | None) -> list[SettingProblem]:
+    """Create what the instance writes to and give it to `account`; returns the problems.
 
     The lease directory, the instance's log directory (`<log_dir>/<name>`, or the directory
     of a log file set elsewhere) and existing log and lease files are made the account's, so
     an instance that once ran as root still runs after nopriv_user is set. What the account
     only reads (the user store, the certificate and key) is checked, never changed.
     """
-    problems: list[str] = []
+    problems: list[SettingProblem] = []
     lease_dir = config.state_dir / "ports"
     targets: list[tuple[str, Path, int]] = [("state_dir", lease_dir, 0o700)]
     own_log_dir = config.log_dir / config.name
@@ -136,7 +145,7 @@ def prepare_paths(config: InstanceConfig, account: Account | None) -> list[str]:
             if directory in (lease_dir, own_log_dir):
                 _own(directory, account)
         except OSError as exc:
-            problems.append(f"{key}: cannot create {directory}: {exc.strerror}")
+            problems.append(SettingProblem((key,), f"cannot create {directory}: {exc.strerror}"))
     if account is None:
         return problems
     try:
@@ -150,7 +159,8 @@ def prepare_paths(config: InstanceConfig, account: Account | None) -> list[str]:
                 file.touch(mode=0o640)
                 _own(file, account)
     except OSError as exc:
-        problems.append(f"nopriv_user: cannot hand files to {account.name}: {exc}")
+        text = f"cannot hand files to {account.name}: {exc}"
+        problems.append(SettingProblem(("nopriv_user",), text))
     return problems + reach_problems(config, account)
 
 
@@ -179,8 +189,8 @@ def reached_after_drop(config: InstanceConfig) -> list[tuple[str, Path, Path, bo
     return used
 
 
-def reach_problems(config: InstanceConfig, account: Account) -> list[str]:
-    """What `account` could not reach after the drop, as "key: problem" lines.
+def reach_problems(config: InstanceConfig, account: Account) -> list[SettingProblem]:
+    """What `account` could not reach after the drop.
 
     Each path is checked from the directory the instance opens before the drop (its anchor,
     ftpsup/server/anchors.py) on: the file's own directory, or state_dir for the leases.
@@ -189,22 +199,23 @@ def reach_problems(config: InstanceConfig, account: Account) -> list[str]:
         (key, path, 0o4 if is_file else 0o3, anchor)
         for key, path, anchor, is_file in reached_after_drop(config)
     ]
-    problems = []
+    problems: list[SettingProblem] = []
     for key, path, need, anchor in needs:
         try:
             blocked = blocked_for(path, account, need=need, below=anchor)
         except OSError as exc:
-            problems.append(f"{key}: cannot check {path}: {exc.strerror}")
+            problems.append(SettingProblem((key,), f"cannot check {path}: {exc.strerror}"))
             continue
         if blocked is None:
             continue
         what = "read" if need == 0o4 else "write to"
         # setup shares a file the instance reads, and lets the account search its directory.
         fix = "run `ftpsup setup`" if need == 0o4 and blocked in (path, anchor) else "move it"
-        problems.append(
-            f"{key}: nopriv_user {account.name} cannot {what} {path} (no access to "
-            f"{blocked}): {fix}, or see docs/supervisor.md"
+        text = (
+            f"nopriv_user {account.name} cannot {what} {path} (no access to {blocked}): {fix}, "
+            "or see docs/supervisor.md"
         )
+        problems.append(SettingProblem((key,), text))
     return problems
 
 

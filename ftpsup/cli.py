@@ -13,8 +13,10 @@ import os
 import sys
 from pathlib import Path
 
-from ftpsup import __version__, accounts, config_check, tls_commands, user_commands
-from ftpsup.config import InstanceConfig, load_instance, user_db_path
+from ftpsup import __version__, accounts, tls_commands, user_commands
+from ftpsup.config.check import check
+from ftpsup.config.load import load_instance, user_db_path
+from ftpsup.config.schema import InstanceConfig
 from ftpsup.errors import ConfigError
 from ftpsup.supervisor import client
 
@@ -52,11 +54,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except accounts.AccountError as exc:
         print(f"ftpsup: {config.source}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    problems = accounts.prepare_paths(config, account) if account is not None else []
+    prepared = accounts.prepare_paths(config, account) if account is not None else []
     pasv_host, more = preflight(config)
-    for problem in problems + more:
+    problems = [str(problem) for problem in prepared] + more
+    for problem in problems:
         print(f"ftpsup: {config.source}: {problem}", file=sys.stderr)
-    if problems or more:
+    if problems:
         return EXIT_CONFIG
     try:
         if args.listen_fd is not None:
@@ -140,7 +143,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     targets = args.paths or [args.config_dir or default_config_dir()]
-    checked = config_check.check(targets)
+    checked = check(targets)
     for problem in checked.problems:
         print(problem, file=sys.stderr)
     errors, warnings = len(checked.errors), len(checked.warnings)

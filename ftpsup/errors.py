@@ -33,6 +33,21 @@ class ConfigProblem:
         return f"{self.file}: {text}"
 
 
+@attrs.frozen
+class SettingProblem:
+    """One thing wrong with an instance's settings, before the file that sets them is known.
+
+    `keys` are the keys at fault, the first one blamed (config.check.blame finds the file that
+    sets it); empty when no one key is. Printed as the "key: problem" line an admin reads.
+    """
+
+    keys: tuple[str, ...]
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{', '.join(self.keys)}: {self.problem}" if self.keys else self.problem
+
+
 class ConfigError(FtpsupError):
     """A configuration that must not be used; carries every problem found."""
 

@@ -33,7 +33,8 @@ import sys
 from pathlib import Path
 
 from ftpsup import accounts
-from ftpsup.config import InstanceConfig, instance_paths, load_instance
+from ftpsup.config.load import instance_paths, load_instance
+from ftpsup.config.schema import InstanceConfig
 from ftpsup.errors import ConfigError, UserStoreError
 from ftpsup.users import load_users, save_users
 

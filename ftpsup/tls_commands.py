@@ -1,4 +1,4 @@
-"""`ftpsup cert`: a self-signed certificate and key for the TLS instances (config_check.load).
+"""`ftpsup cert`: a self-signed certificate and key for the TLS instances (config.check.load).
 
 Rules: messages go to stderr; exit status 0 on success, 1 on any problem.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ftpsup.accounts import grant_read, grant_search, shared_account
 from ftpsup.certs import MAX_DAYS, MIN_DAYS, host_names, write_self_signed
-from ftpsup.config_check import load
+from ftpsup.config.check import load
 
 
 def cmd_cert(args: argparse.Namespace, config_dir: Path) -> int:

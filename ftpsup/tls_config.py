@@ -15,7 +15,7 @@ from __future__ import annotations
 import ssl
 
 from ftpsup.certs import check_pair
-from ftpsup.config import InstanceConfig
+from ftpsup.config.schema import InstanceConfig
 
 # Tickets a control connection's handshake issues, for its data connections to resume from:
 # one, so the session the control connection records is the only one its client holds.

@@ -11,7 +11,7 @@ The IPv4 and IPv6 instances are separate processes that read the same file, and 
 
 `password` and `home` are required; `write` and `enabled` default to true. Any other key is an
 error, so a typo never passes silently. Here a missing file is a store with no users (the
-first `ftpsup user add` creates it); `ftpsup check` and `start` refuse it (config_check.py), as
+first `ftpsup user add` creates it); `ftpsup check` and `start` refuse it (config/check.py), as
 no local user could log in.
 
 Empty is not the same as cut short. ftpsup always writes the `[users]` table, so deleting the

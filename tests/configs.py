@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ftpsup.config import InstanceConfig
+from ftpsup.config.schema import InstanceConfig
 
 
 def minimal_config(tmp_path: Path, **values: object) -> InstanceConfig:

@@ -14,7 +14,9 @@ import tomli_w
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ftpsup.config import KEY_KINDS, InstanceConfig, check_paths, instance_paths, load_instance
+from ftpsup.config.check import check_paths
+from ftpsup.config.load import instance_paths, load_instance
+from ftpsup.config.schema import KEY_KINDS, InstanceConfig
 from ftpsup.errors import ConfigError, ConfigProblem
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,7 +42,7 @@ def default_account_exists(monkeypatch: pytest.MonkeyPatch) -> None:
                 raise
             return pwd.struct_passwd((name, "x", 64999, 64999, "", "/nonexistent", "/bin/false"))
 
-    monkeypatch.setattr("ftpsup.config.pwd.getpwnam", getpwnam)
+    monkeypatch.setattr("ftpsup.config.cross.pwd.getpwnam", getpwnam)
 
 
 def write(directory: Path, name: str, text: str | bytes) -> Path:

@@ -1,4 +1,4 @@
-"""config_check.check: the one judge of a configuration directory (no process, no socket)."""
+"""config.check.check: the one judge of a configuration directory (no process, no socket)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ftpsup import accounts, config_check
-from ftpsup.errors import ConfigProblem
+from ftpsup import accounts
+from ftpsup.config.check import blame, check, from_lines
+from ftpsup.config.load import load_instance
+from ftpsup.errors import ConfigProblem, SettingProblem
 from ftpsup.users import hash_password, save_users
 
 
@@ -40,7 +42,7 @@ def instance(etc: Path, name: str, text: str = "") -> Path:
 
 def test_a_clean_directory_has_no_problem_and_loads_every_instance(etc: Path) -> None:
     instance(etc, "a")
-    checked = config_check.check([etc])
+    checked = check([etc])
     assert checked.problems == []
     assert [c.name for c in checked.configs] == ["a"]
 
@@ -53,7 +55,7 @@ def test_a_certificate_set_in_shared_toml_is_one_problem_against_it(etc: Path) -
     instance(etc, "bb")
     instance(etc, "ccc")
 
-    checked = config_check.check([etc])
+    checked = check([etc])
 
     assert [(p.file, p.key) for p in checked.errors] == [
         (str(shared), "rsa_cert_file"),
@@ -88,7 +90,7 @@ def test_an_unusable_user_store_is_an_error(
         store.write_text(content)
     instance(etc, "a")
 
-    [problem] = config_check.check([etc]).problems
+    [problem] = check([etc]).problems
 
     assert problem.file == str(etc / "_shared.toml" if where == "shared" else store)
     assert problem.key == key
@@ -99,9 +101,9 @@ def test_an_unusable_user_store_is_an_error(
 def test_a_user_store_given_to_check_is_checked_as_a_store(etc: Path) -> None:
     # `ftpsup check users.toml` read it as an instance: "users: unknown key".
     store = etc / "users.toml"
-    assert config_check.check([store]).problems == []
+    assert check([store]).problems == []
     store.write_text('[users.al]\npassword = "$6$aa$bbbbbbbb"\nhome = "/srv/al"\n')
-    [problem] = config_check.check([store]).problems
+    [problem] = check([store]).problems
     assert (problem.file, problem.key) == (str(store), None)
     assert problem.problem.startswith("users.al: password is not a usable hash ($6$ is")
 
@@ -111,7 +113,7 @@ def test_a_valid_store_and_an_anonymous_only_instance_pass(etc: Path) -> None:
     (etc / "users.toml").unlink()
     (etc / "pub").mkdir()
     instance(etc, "a", 'local_enable = false\nanonymous_enable = true\nanon_root = "pub"\n')
-    assert config_check.check([etc]).problems == []
+    assert check([etc]).problems == []
 
 
 def test_a_store_with_a_scrypt_user_passes(etc: Path) -> None:
@@ -119,7 +121,7 @@ def test_a_store_with_a_scrypt_user_passes(etc: Path) -> None:
         f'[users.al]\npassword = "{hash_password("secret", ln=4)}"\nhome = "/srv/al"\n'
     )
     instance(etc, "a")
-    assert config_check.check([etc]).problems == []
+    assert check([etc]).problems == []
 
 
 def test_files_that_are_not_instances_are_named_as_skipped(etc: Path, tmp_path: Path) -> None:
@@ -131,7 +133,7 @@ def test_files_that_are_not_instances_are_named_as_skipped(etc: Path, tmp_path: 
     (etc / ".swap.toml").write_text("")
     instance(etc, "a")
 
-    checked = config_check.check([etc])
+    checked = check([etc])
 
     assert checked.errors == []
     assert [(p.file, p.problem) for p in checked.warnings] == [
@@ -149,7 +151,7 @@ def test_files_that_are_not_instances_are_named_as_skipped(etc: Path, tmp_path: 
 
 def test_require_ssl_reuse_false_is_a_warning_against_the_file_that_sets_it(etc: Path) -> None:
     path = instance(etc, "a", "ssl_enable = true\nrequire_ssl_reuse = false\n")
-    problems = config_check.check([etc]).problems
+    problems = check([etc]).problems
     [warning] = [p for p in problems if p.warning]
     assert (warning.file, warning.key) == (str(path), "require_ssl_reuse")
     assert "data connection stealing" in warning.problem
@@ -158,7 +160,7 @@ def test_require_ssl_reuse_false_is_a_warning_against_the_file_that_sets_it(etc:
 
 def test_require_ssl_reuse_false_without_tls_says_nothing(etc: Path) -> None:
     instance(etc, "a", "require_ssl_reuse = false\n")
-    assert config_check.check([etc]).problems == []
+    assert check([etc]).problems == []
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root drops to nopriv_user")
@@ -185,7 +187,7 @@ def _store_the_account_cannot_read(base: Path) -> None:
     instance(etc, "a")
     instance(etc, "bb")
 
-    problems = [p for p in config_check.check([etc]).errors if p.key == "user_db_file"]
+    problems = [p for p in check([etc]).errors if p.key == "user_db_file"]
 
     assert problems == [
         ConfigProblem(
@@ -207,6 +209,32 @@ def test_a_relative_directory_names_every_file_as_given(
     instance(etc, "bb")
     monkeypatch.chdir(etc.parent)
 
-    problems = config_check.check([Path("etc")]).problems
+    problems = check([Path("etc")]).problems
 
     assert sorted({p.file for p in problems}) == ["etc/_shared.toml", "etc/a.toml"]
+
+
+def test_a_setting_problem_is_blamed_on_the_file_that_sets_its_first_key(etc: Path) -> None:
+    shared = add_shared(etc, "ssl_tlsv1_2 = true\n")
+    own = instance(etc, "a", "ssl_tlsv1_3 = true\n")
+    config = load_instance(own)
+    found = [
+        SettingProblem(("ssl_tlsv1_2", "ssl_tlsv1_3"), "at least one TLS version must be enabled"),
+        SettingProblem(("ssl_tlsv1_3",), "x"),
+        SettingProblem((), "no key at fault"),
+    ]
+
+    problems = blame(config, found, warning=True)
+
+    assert problems == [
+        ConfigProblem(
+            str(shared),
+            "ssl_tlsv1_2, ssl_tlsv1_3",
+            "at least one TLS version must be enabled",
+            warning=True,
+        ),
+        ConfigProblem(str(own.absolute()), "ssl_tlsv1_3", "x", warning=True),
+        ConfigProblem(str(own.absolute()), None, "no key at fault", warning=True),
+    ]
+    # Sources that still print "key: problem" lines come to the same problems.
+    assert from_lines(config, [str(p) for p in found], warning=True) == problems

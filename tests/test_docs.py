@@ -19,7 +19,7 @@ import attrs
 import pytest
 
 from ftpsup.cli import build_parser
-from ftpsup.config import InstanceConfig
+from ftpsup.config.schema import InstanceConfig
 from tests.docs_blocks import (
     PAGES,
     ROOT,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ftpsup.certs import write_self_signed
-from ftpsup.config import InstanceConfig
+from ftpsup.config.schema import InstanceConfig
 from ftpsup.tls_config import make_context
 from tests.configs import minimal_config
 

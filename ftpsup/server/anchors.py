@@ -35,7 +35,7 @@ from typing import Any
 import attrs
 
 from ftpsup.accounts import Account, blocked_for, reached_after_drop
-from ftpsup.config import InstanceConfig
+from ftpsup.config.schema import InstanceConfig
 
 # InstanceConfig fields reached through /proc/self/fd after the drop, by reach_problems key.
 _FILE_FIELDS = ("rsa_cert_file", "rsa_private_key_file", "ca_certs_file")

@@ -14,7 +14,7 @@ import attrs
 import trio
 
 from ftpsup.address_slots import AddressSlots
-from ftpsup.config import InstanceConfig
+from ftpsup.config.schema import InstanceConfig
 from ftpsup.logs import XferLog
 from ftpsup.ports import PortAllocator
 from ftpsup.proto.limits import KeyedCounter, RefusalLog, address_key

@@ -26,7 +26,7 @@ import trio
 
 from ftpsup.accounts import Account
 from ftpsup.address_slots import AddressSlots
-from ftpsup.config import InstanceConfig
+from ftpsup.config.schema import InstanceConfig
 from ftpsup.logs import XferLog, reopen_logs, setup_instance_logging, shutdown_logging
 from ftpsup.ports import PortAllocator
 from ftpsup.server import privileges

@@ -46,7 +46,7 @@ from typing import TypeVar
 
 import attrs
 
-from ftpsup.config import InstanceConfig
+from ftpsup.config.schema import InstanceConfig
 from ftpsup.tls_config import make_context
 
 T = TypeVar("T")

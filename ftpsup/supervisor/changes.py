@@ -18,8 +18,9 @@ from pathlib import Path
 import attrs
 import trio
 
-from ftpsup import config_check, listeners
-from ftpsup.config import InstanceConfig
+from ftpsup import listeners
+from ftpsup.config.check import check
+from ftpsup.config.schema import InstanceConfig
 from ftpsup.supervisor.ctl import Response
 from ftpsup.supervisor.lifecycle import InstanceState, Lifecycle
 from ftpsup.supervisor.manager import (
@@ -68,7 +69,7 @@ def _load_all(config_dir: Path) -> tuple[dict[str, InstanceConfig], list[str]]:
     # The same judge as `ftpsup check` and `start`. It includes the certificates: one that
     # cannot serve would only show when the new process starts, after other instances were
     # already replaced; checked now, a reload stays all or nothing.
-    checked = config_check.check([config_dir])
+    checked = check([config_dir])
     if checked.errors:
         return {}, [str(p) for p in checked.errors]
     return {config.name: config for config in checked.configs}, []

@@ -33,8 +33,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ftpsup import accounts, config_check
-from ftpsup.config import SHARED_FILE, InstanceConfig, shared_setting, state_dir_path
+from ftpsup import accounts
+from ftpsup.config.check import blame, check, from_lines
+from ftpsup.config.load import shared_setting, state_dir_path
+from ftpsup.config.schema import SHARED_FILE, InstanceConfig
 from ftpsup.errors import ConfigProblem
 from ftpsup.supervisor import ctl, main, rundir, spawn
 from ftpsup.supervisor.status import draining_lines, format_status, troubled_instances
@@ -140,8 +142,8 @@ def start(
         response = _ask(config_dir, ctl.Request("start", tuple(names)))
         if response is not None:
             return _show(response)
-    # The same judge as `ftpsup check`, so the two never disagree (config_check.py).
-    checked = config_check.check([config_dir])
+    # The same judge as `ftpsup check`, so the two never disagree (config/check.py).
+    checked = check([config_dir])
     configs, problems = checked.configs, list(checked.problems)
     selected = [c for c in configs if names in ([], ["all"]) or c.name in names]
     # Every check before any change: a refused start leaves the disk as it was.
@@ -191,14 +193,14 @@ def _problems(configs: list[InstanceConfig], preflight: Preflight) -> list[Confi
     """What stops these instances from starting; looks, changes nothing."""
     problems: list[ConfigProblem] = []
     for config in configs:
-        found = preflight(config)
+        problems += from_lines(config, preflight(config))
         try:
             account = accounts.instance_account(config)
         except accounts.AccountError as exc:
-            found.append(str(exc))
-        else:
-            found += accounts.reach_problems(config, account) if account is not None else []
-        problems += config_check.from_lines(config, found)
+            problems += blame(config, [exc.problem])
+            continue
+        if account is not None:
+            problems += blame(config, accounts.reach_problems(config, account))
     if configs:
         log = configs[0].log_dir / main.LOG_NAME
         if not _can_append(log):
@@ -228,7 +230,7 @@ def _prepare(configs: list[InstanceConfig]) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
     for config in configs:
         found = accounts.prepare_paths(config, accounts.instance_account(config))
-        problems += config_check.from_lines(config, found)
+        problems += blame(config, found)
     return list(dict.fromkeys(problems))
 
 

@@ -29,10 +29,10 @@ from pathlib import Path
 
 import trio
 
-from ftpsup import config_check
 from ftpsup import listeners as listening
 from ftpsup.accounts import Account, AccountError, instance_account
-from ftpsup.config import InstanceConfig
+from ftpsup.config.check import check
+from ftpsup.config.schema import InstanceConfig
 from ftpsup.logs import reopen_logs, setup_instance_logging, shutdown_logging
 from ftpsup.supervisor import changes, ctl, spawn
 from ftpsup.supervisor.manager import Supervisor
@@ -49,7 +49,7 @@ Started = Callable[[int], None]
 
 def load_all(config_dir: Path) -> tuple[list[InstanceConfig], list[str]]:
     """Every instance of `config_dir`, or the errors that stop a start (as `ftpsup check`)."""
-    checked = config_check.check([config_dir])
+    checked = check([config_dir])
     errors = [str(p) for p in checked.errors]
     return ([] if errors else checked.configs), errors
 

@@ -29,7 +29,7 @@ import attrs
 import trio
 
 from ftpsup import accounts, listeners
-from ftpsup.config import InstanceConfig
+from ftpsup.config.schema import InstanceConfig
 from ftpsup.supervisor import spawn
 from ftpsup.supervisor.ctl import Response
 from ftpsup.supervisor.lifecycle import (
@@ -190,7 +190,7 @@ class Supervisor:
             account = accounts.instance_account(config)
             problems = await trio.to_thread.run_sync(accounts.prepare_paths, config, account)
             if problems:
-                raise OSError("; ".join(problems))
+                raise OSError("; ".join(str(problem) for problem in problems))
             if account is None and os.geteuid() == 0:
                 self.log.warning(
                     "%s: run_as_root = true: the instance runs as root, with every privilege",

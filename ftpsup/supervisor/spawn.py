@@ -37,7 +37,7 @@ from collections.abc import Mapping
 import attrs
 import trio
 
-from ftpsup.config import InstanceConfig
+from ftpsup.config.schema import InstanceConfig
 
 MAX_MESSAGE = 64 * 1024
 OUTPUT_LINES_KEPT = 5

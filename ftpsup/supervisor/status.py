@@ -19,7 +19,7 @@ from pathlib import Path
 
 import attrs
 
-from ftpsup.config import InstanceConfig
+from ftpsup.config.schema import InstanceConfig
 from ftpsup.ports import PortAllocator
 from ftpsup.proto.numbers import parse_uint
 from ftpsup.supervisor.lifecycle import InstanceState, Lifecycle

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ftpsup.accounts import Account
-from ftpsup.config import InstanceConfig
+from ftpsup.config.schema import InstanceConfig
 from ftpsup.server import anchors
 from ftpsup.users import UserDirectory, UserRecord, hash_password, save_users
 

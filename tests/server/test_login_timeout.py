@@ -17,7 +17,7 @@ import pytest
 import trio
 import trio.testing
 
-from ftpsup.config import InstanceConfig
+from ftpsup.config.schema import InstanceConfig
 from ftpsup.logs import shutdown_logging
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control

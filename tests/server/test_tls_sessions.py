@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ftpsup.certs import write_self_signed
-from ftpsup.config import InstanceConfig
+from ftpsup.config.schema import InstanceConfig
 from ftpsup.server.tls_sessions import (
     CLOSED_KEPT,
     IDS_PER_OWNER,

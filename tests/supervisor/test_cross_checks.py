@@ -1,4 +1,4 @@
-"""The checks `ftpsup check` and `start` add across instances and for this host (config.py)."""
+"""The checks `ftpsup check` and `start` add across instances and for this host (config/cross)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ftpsup.config import check_paths, load_instance
+from ftpsup.config.check import check_paths
+from ftpsup.config.load import load_instance
 from ftpsup.errors import ConfigError, ConfigProblem
 
 
@@ -31,7 +32,7 @@ def default_account_exists(monkeypatch: pytest.MonkeyPatch) -> None:
                 raise
             return pwd.struct_passwd((name, "x", 64999, 64999, "", "/nonexistent", "/bin/false"))
 
-    monkeypatch.setattr("ftpsup.config.pwd.getpwnam", getpwnam)
+    monkeypatch.setattr("ftpsup.config.cross.pwd.getpwnam", getpwnam)
 
 
 def write(path: Path, text: str) -> Path:

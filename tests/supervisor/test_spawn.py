@@ -109,8 +109,10 @@ def test_root_drops_to_nopriv_user_by_default_or_says_how_to_create_it(tmp_path:
     assert config(tmp_path).nopriv_user == "ftpsup"
     with pytest.raises(accounts.AccountError, match="no account .no-such-acct-q. on this host"):
         accounts.instance_account(config(tmp_path, nopriv_user="no-such-acct-q"))
-    with pytest.raises(accounts.AccountError, match="set run_as_root = true"):
+    with pytest.raises(accounts.AccountError, match="set run_as_root = true") as raised:
         accounts.instance_account(config(tmp_path, nopriv_user="root"))
+    assert raised.value.problem.keys == ("nopriv_user",)
+    assert str(raised.value).startswith("nopriv_user: root has uid 0; ")
     nobody = pwd.getpwnam("nobody")
     assert accounts.instance_account(config(tmp_path, nopriv_user="nobody")) == accounts.Account(
         "nobody", nobody.pw_uid, nobody.pw_gid
@@ -153,7 +155,7 @@ def test_prepare_paths_hands_lease_and_log_files_to_nopriv_user(shared_tmp: Path
         shared_tmp / "log" / "ipv4" / "ftpsup.log",
     ]
     assert [p.stat().st_uid for p in owned] == [nobody.pw_uid] * 4
-    assert [p for p in problems if p.startswith("user_db_file")] == [
+    assert [str(p) for p in problems if p.keys == ("user_db_file",)] == [
         f"user_db_file: nopriv_user nobody cannot read {users} (no access to {users}): "
         "run `ftpsup setup`, or see docs/supervisor.md"
     ]
@@ -175,7 +177,7 @@ def test_prepare_paths_passes_closed_parents_but_not_a_closed_config_directory(
     account = accounts.Account("nobody", nobody.pw_uid, nobody.pw_gid)
     c = config(tmp_path, nopriv_user="nobody")
     store = tmp_path / "users.toml"
-    assert accounts.prepare_paths(c, account) == [
+    assert [str(p) for p in accounts.prepare_paths(c, account)] == [
         f"user_db_file: nopriv_user nobody cannot read {store} (no access to {tmp_path}): "
         "run `ftpsup setup`, or see docs/supervisor.md"
     ]

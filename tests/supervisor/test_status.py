@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ftpsup.config import InstanceConfig
+from ftpsup.config.schema import InstanceConfig
 from ftpsup.ports import PortAllocator
 from ftpsup.supervisor.lifecycle import InstanceState, Lifecycle, Policy, Retiring
 from ftpsup.supervisor.status import (

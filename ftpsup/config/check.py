@@ -5,8 +5,8 @@ it returns; `ftpsup start` (and the supervisor it launches) and `reload` refuse 
 returns; `ftpsup cert` uses the instances it loaded. So what check passes, start starts, and
 what start refuses, check has already reported. It runs, read-only, in this order:
 
-1. config.check_paths: every file's keys and values, clashes between instances, and what this
-   host forbids (ports below 1024, unwritable paths, a missing nopriv_user);
+1. check_paths: every file's keys and values (config.load), clashes between instances and what
+   this host forbids (config.cross) (ports below 1024, unwritable paths, a missing nopriv_user);
 2. files of a config directory that look like instances but are not (a warning each);
 3. per instance that loaded: its TLS certificate and key (tls_config.tls_problems), what
    nopriv_user could not reach after the drop (accounts.reach_problems, as root), and its user
@@ -19,7 +19,7 @@ Rules:
 2. Each problem is reported once; they are grouped by file, in the order found.
 3. A warning stops nothing; any other problem stops check (exit 1), start and reload.
 4. Read-only: nothing here creates, chowns or binds. `start` then prepares the directories
-   (accounts.prepare_paths) and reports what that finds the same way (`from_lines`).
+   (accounts.prepare_paths) and reports what that finds the same way (`blame`).
 5. Files are named as the admin gave them: `ftpsup check instances.d` says
    `instances.d/_shared.toml` for every problem there, whichever step found it. A user store
    given by name (`ftpsup check users.toml`) is checked as a store, never as an instance.
@@ -35,17 +35,20 @@ import attrs
 
 from ftpsup import accounts
 from ftpsup.certs import EXPIRY_WARNING_DAYS
-from ftpsup.config import (
-    SHARED_FILE,
+from ftpsup.config.cross import host_problems, listen_clashes, range_clashes
+from ftpsup.config.load import (
     USER_DB_NAME,
-    InstanceConfig,
-    check_paths,
+    Layer,
+    Loaded,
     instance_paths,
+    load_file,
     load_instance,
     not_instance_reason,
+    read_shared,
     user_db_path,
 )
-from ftpsup.errors import ConfigError, ConfigProblem, UserStoreError
+from ftpsup.config.schema import SHARED_FILE, InstanceConfig
+from ftpsup.errors import ConfigError, ConfigProblem, SettingProblem, UserStoreError
 from ftpsup.users import load_users
 
 _SSL_REUSE = (
@@ -70,6 +73,56 @@ class Checked:
     @property
     def warnings(self) -> list[ConfigProblem]:
         return [p for p in self.problems if p.warning]
+
+
+def check_paths(paths: Sequence[str | Path]) -> list[ConfigProblem]:
+    """Check instance files and config directories, as ``ftpsup check`` does.
+
+    Args:
+        paths: Instance files, or config directories (every instance file in one is checked,
+            and its _shared.toml). The _shared.toml beside an instance file is always read.
+
+    Returns:
+        Every problem in every file, each reported once and grouped by file; clashes between
+        instances of one directory (same address and port, overlapping passive ranges that
+        differ, different nopriv_user); and what this host forbids (a port below 1024 without
+        the privilege, a path that cannot be written, an unknown nopriv_user). An empty list
+        means all is well.
+    """
+    problems: list[ConfigProblem] = []
+    shared_by_dir: dict[Path, Layer | None] = {}
+    loaded: dict[Path, Loaded] = {}
+
+    def shared_for(config_dir: Path) -> Layer | None:
+        key = config_dir.absolute()
+        if key not in shared_by_dir:
+            shared_by_dir[key] = read_shared(config_dir)
+        return shared_by_dir[key]
+
+    for given in paths:
+        path = Path(given)
+        files = [path]
+        if path.is_dir():
+            files = instance_paths(path)
+            shared = shared_for(path)
+            problems += shared.problems if shared else []
+            if not files:
+                problems.append(ConfigProblem(str(path), None, "no instance files in directory"))
+        elif path.name == SHARED_FILE:
+            shared = shared_for(path.parent)
+            problems += (
+                shared.problems if shared else [ConfigProblem(str(path), None, "no such file")]
+            )
+            files = []
+        for file in files:
+            if file.absolute() not in loaded:
+                loaded[file.absolute()] = item = load_file(file, shared_for(file.parent))
+                problems += item.problems
+    problems += listen_clashes(loaded.values())
+    problems += range_clashes(loaded.values())
+    problems += host_problems(loaded.values())
+    # Grouped by file (stable, so each file's problems keep their order) for the admin's editor.
+    return sorted(dict.fromkeys(problems), key=lambda problem: problem.file)
 
 
 def _instance_files(targets: Sequence[Path]) -> list[Path]:
@@ -110,19 +163,32 @@ def origin(config: InstanceConfig, key: str) -> str:
     return str(shared if shared.exists() else config.source)
 
 
+def blame(
+    config: InstanceConfig, found: Iterable[SettingProblem], *, warning: bool = False
+) -> list[ConfigProblem]:
+    """Each problem about `config` against the file that sets its first key (`origin`)."""
+    problems = []
+    for item in found:
+        if not item.keys:
+            problems.append(ConfigProblem(str(config.source), None, item.problem, warning=warning))
+            continue
+        file = origin(config, item.keys[0])
+        problems.append(ConfigProblem(file, ", ".join(item.keys), item.problem, warning=warning))
+    return problems
+
+
 def from_lines(
     config: InstanceConfig, lines: Iterable[str], *, warning: bool = False
 ) -> list[ConfigProblem]:
-    """Turn "key: problem" lines about `config` into problems against the file setting `key`."""
-    problems = []
+    """`blame` for the sources that still report "key: problem" lines (TLS, preflight)."""
+    found = []
     for line in lines:
         key, sep, text = line.partition(": ")
         if not sep or " " in key.replace(", ", ","):
-            problems.append(ConfigProblem(str(config.source), None, line, warning=warning))
-            continue
-        file = origin(config, key.split(",")[0])
-        problems.append(ConfigProblem(file, key, text, warning=warning))
-    return problems
+            found.append(SettingProblem((), line))
+        else:
+            found.append(SettingProblem(tuple(key.replace(", ", ",").split(",")), text))
+    return blame(config, found, warning=warning)
 
 
 def _skipped(targets: Sequence[Path]) -> list[ConfigProblem]:
@@ -164,7 +230,7 @@ def _reach(configs: Iterable[InstanceConfig]) -> list[ConfigProblem]:
         except accounts.AccountError:
             continue  # check_paths reports it
         if account is not None:
-            problems += from_lines(config, accounts.reach_problems(config, account))
+            problems += blame(config, accounts.reach_problems(config, account))
     return problems
 
 
@@ -252,7 +318,7 @@ def check(targets: Sequence[str | Path], *, warn_days: int = EXPIRY_WARNING_DAYS
 def _as_given(problems: list[ConfigProblem], targets: list[Path]) -> list[ConfigProblem]:
     """Name every file of a target's directory as the admin wrote it (relative stays relative).
 
-    config.check_paths names files as given; instances know their absolute source.
+    check_paths names files as given; instances know their absolute source.
     """
     given = {
         (t if t.is_dir() else t.parent).absolute(): t if t.is_dir() else t.parent for t in targets
