@@ -208,13 +208,10 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def slow_download(
-    sup: Sup, name: str, started: threading.Event, release: threading.Event | None = None
-) -> bytes:
-    """RETR big.bin, reading slowly (small receive buffer, pauses) so it lasts ~2 s.
-
-    With `release`, it reads nothing more after the first chunk until `release` is set, then
-    reads the rest at full speed: the transfer then lasts exactly as long as the test needs.
+def slow_download(sup: Sup, name: str, started: threading.Event, release: threading.Event) -> bytes:
+    """RETR big.bin, held open: after the first chunk (`started`) it reads nothing more until
+    `release` is set, then reads the rest at full speed. The transfer lasts exactly as long as
+    the test needs, however busy the machine.
     """
     ftp = sup.connect(name)
     try:
@@ -224,9 +221,7 @@ def slow_download(
             while chunk := conn.recv(64 * 1024):
                 data += chunk
                 started.set()
-                if release is None:
-                    time.sleep(0.008)
-                elif not release.is_set():
+                if not release.is_set():
                     assert release.wait(TIMEOUT), "the download was never released"
         ftp.voidresp()
     finally:
@@ -309,16 +304,20 @@ def test_kill_9_instance_comes_back_and_the_other_stack_is_untouched(sup: Sup) -
     held = [lease for lease in sup.status()["leases"] if lease["pid"] == old_pid]
     assert len(held) == 1
     assert held[0]["owner"] == "ipv6"
-    started = threading.Event()
+    started, release = threading.Event(), threading.Event()
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        transfer = pool.submit(slow_download, sup, "ipv4", started)
-        assert started.wait(10)
-        os.kill(old_pid, signal.SIGKILL)
-        took = wait_until(
-            lambda: sup.instance("ipv6")["state"] == "RUNNING" and sup.pid("ipv6") != old_pid,
-            10,
-            "ipv6 to come back",
-        )
+        # The ipv4 download stays open across the kill and the restart of ipv6.
+        transfer = pool.submit(slow_download, sup, "ipv4", started, release)
+        try:
+            assert started.wait(10)
+            os.kill(old_pid, signal.SIGKILL)
+            took = wait_until(
+                lambda: sup.instance("ipv6")["state"] == "RUNNING" and sup.pid("ipv6") != old_pid,
+                10,
+                "ipv6 to come back",
+            )
+        finally:
+            release.set()
         assert sha(transfer.result(timeout=TIMEOUT)) == expected
     holder.close()
     assert took < 5
