@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,20 @@ def _owner(registry: SessionRegistry, address: str, user: str | None, sid: bytes
         registry.logged_in(owner, user)
     registry.issued(owner, sid)
     return owner
+
+
+def _check_while(
+    registry: SessionRegistry, owner: SessionOwner, offered: bytes, meanwhile: Callable[[], None]
+) -> list[str | None]:
+    """The verdict on `offered` of a check that may wait (in its thread) while `meanwhile` runs."""
+    verdicts: list[str | None] = []
+    checking = threading.Thread(
+        target=lambda: verdicts.append(registry.check_reuse(owner, offered, SCOPE_USER, wait=30))
+    )
+    checking.start()
+    meanwhile()
+    checking.join(timeout=30)
+    return verdicts
 
 
 def test_own_session_is_accepted_in_both_scopes() -> None:
@@ -74,14 +89,7 @@ def test_a_session_of_a_connection_still_logging_in_waits_for_its_login() -> Non
     registry = SessionRegistry()
     newcomer = _owner(registry, "192.0.2.1", None, b"N" * 32)
     b = _owner(registry, "192.0.2.1", "alice", b"B" * 32)
-    verdicts: list[str | None] = []
-    checking = threading.Thread(
-        target=lambda: verdicts.append(registry.check_reuse(b, b"N" * 32, SCOPE_USER, wait=30))
-    )
-
-    checking.start()
-    registry.logged_in(newcomer, "alice")
-    checking.join(timeout=30)
+    verdicts = _check_while(registry, b, b"N" * 32, lambda: registry.logged_in(newcomer, "alice"))
 
     assert verdicts == [None]
 
@@ -92,14 +100,7 @@ def test_a_session_recorded_while_the_check_waits_is_found() -> None:
     b = _owner(registry, "192.0.2.1", "alice", b"B" * 32)
     newcomer = registry.new_owner("192.0.2.1")
     registry.logged_in(newcomer, "alice")
-    verdicts: list[str | None] = []
-    checking = threading.Thread(
-        target=lambda: verdicts.append(registry.check_reuse(b, b"N" * 32, SCOPE_USER, wait=30))
-    )
-
-    checking.start()
-    registry.issued(newcomer, b"N" * 32)
-    checking.join(timeout=30)
+    verdicts = _check_while(registry, b, b"N" * 32, lambda: registry.issued(newcomer, b"N" * 32))
 
     assert verdicts == [None]
 
@@ -108,14 +109,7 @@ def test_a_session_of_a_connection_that_logs_in_as_another_user_is_refused() -> 
     registry = SessionRegistry()
     newcomer = _owner(registry, "192.0.2.1", None, b"N" * 32)
     b = _owner(registry, "192.0.2.1", "alice", b"B" * 32)
-    verdicts: list[str | None] = []
-    checking = threading.Thread(
-        target=lambda: verdicts.append(registry.check_reuse(b, b"N" * 32, SCOPE_USER, wait=30))
-    )
-
-    checking.start()
-    registry.logged_in(newcomer, "mallory")
-    checking.join(timeout=30)
+    verdicts = _check_while(registry, b, b"N" * 32, lambda: registry.logged_in(newcomer, "mallory"))
 
     assert len(verdicts) == 1
     assert verdicts[0] is not None
