@@ -1,8 +1,9 @@
 """The FTP command table: what each verb needs before it may run, and how a line becomes a Command.
 
 Rules:
-- One table (COMMANDS) drives the pre-checks (login, argument, write permission), HELP and
-  FEAT; handlers never repeat those checks.
+- One table (proto.session.table.VERBS: a CommandSpec and a handler per verb) drives the
+  pre-checks (login, argument, write permission), HELP and dispatch; handlers never repeat
+  those checks.
 - Verbs are matched case-insensitively (RFC 959 §5.3) and never looked up by attribute name.
 - No I/O here.
 """
@@ -10,6 +11,7 @@ Rules:
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 
 import attrs
 
@@ -36,78 +38,6 @@ class CommandSpec:
     # keep-alive during long transfers).
     during_transfer: bool = False
 
-
-def _spec(
-    verb: str,
-    login: bool,
-    arg: Arg,
-    syntax: str = "",
-    *,
-    writes: bool = False,
-    during_transfer: bool = False,
-) -> CommandSpec:
-    return CommandSpec(verb, login, arg, writes, syntax or verb, during_transfer)
-
-
-_N, _R, _O = Arg.NONE, Arg.REQUIRED, Arg.OPTIONAL
-
-COMMANDS: dict[str, CommandSpec] = {
-    s.verb: s
-    for s in (
-        # Access control (RFC 959 §4.1.1)
-        _spec("USER", False, _R, "USER <sp> username"),
-        _spec("PASS", False, _O, "PASS [<sp> password]"),
-        _spec("ACCT", False, _R, "ACCT <sp> account"),
-        _spec("CWD", True, _R, "CWD <sp> pathname"),
-        _spec("CDUP", True, _N),
-        _spec("REIN", False, _N),
-        _spec("QUIT", False, _N, during_transfer=True),
-        # Transfer parameters (§4.1.2, RFC 2428)
-        _spec("PORT", True, _R, "PORT <sp> h1,h2,h3,h4,p1,p2"),
-        _spec("PASV", True, _N),
-        _spec("EPRT", True, _R, "EPRT <sp> |proto|addr|port|"),
-        _spec("EPSV", True, _O, "EPSV [<sp> proto | ALL]"),
-        _spec("TYPE", True, _R, "TYPE <sp> A | I | L 8"),
-        _spec("STRU", True, _R, "STRU <sp> F"),
-        _spec("MODE", True, _R, "MODE <sp> S"),
-        # Service commands (§4.1.3, RFC 3659)
-        _spec("RETR", True, _R, "RETR <sp> pathname"),
-        _spec("STOR", True, _R, "STOR <sp> pathname", writes=True),
-        _spec("STOU", True, _O, "STOU [<sp> pathname]", writes=True),
-        _spec("APPE", True, _R, "APPE <sp> pathname", writes=True),
-        _spec("ALLO", True, _R, "ALLO <sp> size"),
-        _spec("REST", True, _R, "REST <sp> offset"),
-        _spec("RNFR", True, _R, "RNFR <sp> pathname", writes=True),
-        _spec("RNTO", True, _R, "RNTO <sp> pathname", writes=True),
-        _spec("ABOR", True, _N, during_transfer=True),
-        _spec("DELE", True, _R, "DELE <sp> pathname", writes=True),
-        _spec("RMD", True, _R, "RMD <sp> pathname", writes=True),
-        _spec("MKD", True, _R, "MKD <sp> pathname", writes=True),
-        _spec("PWD", True, _N),
-        _spec("LIST", True, _O, "LIST [<sp> pathname]"),
-        _spec("NLST", True, _O, "NLST [<sp> pathname]"),
-        _spec("SITE", True, _R, "SITE <sp> CHMOD | UMASK | HELP"),
-        _spec("SYST", False, _N),
-        _spec("STAT", False, _O, "STAT [<sp> pathname]", during_transfer=True),
-        _spec("HELP", False, _O, "HELP [<sp> command]"),
-        _spec("NOOP", False, _N, during_transfer=True),
-        # RFC 2389
-        _spec("FEAT", False, _N),
-        _spec("OPTS", False, _R, "OPTS <sp> UTF8 ON | MLST facts"),
-        # RFC 3659
-        _spec("SIZE", True, _R, "SIZE <sp> pathname"),
-        _spec("MDTM", True, _R, "MDTM <sp> pathname"),
-        _spec("MLST", True, _O, "MLST [<sp> pathname]"),
-        _spec("MLSD", True, _O, "MLSD [<sp> pathname]"),
-        # RFC 2228 / RFC 4217 (FTPS)
-        _spec("AUTH", False, _R, "AUTH <sp> TLS"),
-        _spec("PBSZ", False, _R, "PBSZ <sp> 0"),
-        _spec("PROT", False, _R, "PROT <sp> P | C"),
-        _spec("CCC", False, _N),
-        # draft-somers-ftp-mfxx
-        _spec("MFMT", True, _R, "MFMT <sp> YYYYMMDDHHMMSS <sp> pathname", writes=True),
-    )
-}
 
 # RFC 775 spellings that Windows' ftp.exe and some old clients still send.
 ALIASES: dict[str, str] = {
@@ -159,13 +89,15 @@ def parse_command(line: bytes) -> Command:
     return Command(ALIASES.get(verb, verb), arg)
 
 
-def precheck(cmd: Command, *, logged_in: bool, may_write: bool) -> Reply | None:
+def precheck(
+    cmd: Command, spec: CommandSpec | None, *, logged_in: bool, may_write: bool
+) -> Reply | None:
     """The reply that stops `cmd` before its handler runs, or None to go ahead.
 
-    The order is RFC 959's: unknown verb (500) or one never implemented (502), not logged in
-    (530), argument problems (501), permission (550).
+    `spec` is the verb's row of the command table (proto.session.table), None for a verb
+    ftpsup does not know. The order is RFC 959's: unknown verb (500) or one never implemented
+    (502), not logged in (530), argument problems (501), permission (550).
     """
-    spec = COMMANDS.get(cmd.verb)
     if cmd.verb in NOT_IMPLEMENTED:
         return reply(502, f"{cmd.verb} not implemented.")
     if spec is None:
@@ -181,15 +113,15 @@ def precheck(cmd: Command, *, logged_in: bool, may_write: bool) -> Reply | None:
     return None
 
 
-def help_reply(topic: str) -> Reply:
-    """214 reply for HELP and HELP <verb> (RFC 959 §4.1.3)."""
+def help_reply(topic: str, specs: Mapping[str, CommandSpec]) -> Reply:
+    """214 reply for HELP and HELP <verb> (RFC 959 §4.1.3), from the command table `specs`."""
     topic = topic.strip().upper()
     if topic:
-        spec = COMMANDS.get(ALIASES.get(topic, topic))
+        spec = specs.get(ALIASES.get(topic, topic))
         if spec is None:
             return reply(502, f"Unknown command {topic}.")
         return reply(214, f"Syntax: {spec.syntax}")
-    verbs = sorted(COMMANDS)
+    verbs = sorted(specs)
     rows = [" ".join(f"{v:<5}" for v in verbs[i : i + 8]).rstrip() for i in range(0, len(verbs), 8)]
     return reply(214, "The following commands are recognized.", *rows, "Help OK.")
 

@@ -12,89 +12,93 @@ Rules:
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import attrs
 
 from ftpsup.proto.facts import FileFacts, FileKind
 from ftpsup.proto.listing import WriteRights, list_line, mlsx_line, safe_name
-
-if TYPE_CHECKING:
-    from ftpsup.server.session import Session
+from ftpsup.proto.session.state import SessionState
+from ftpsup.server.fs import JailedFs
 
 
 class NotADirectory(Exception):
     """MLSD was given a file (RFC 3659 §7.2: MLSD lists directories only)."""
 
 
-def split_list_arg(arg: str) -> tuple[str, str]:
-    """Split "-la some dir" into flags "la" and the path "some dir"."""
-    flags = ""
-    rest = arg.strip()
-    while rest.startswith("-"):
-        word, _, rest = rest.partition(" ")
-        flags += word[1:]
-        rest = rest.lstrip()
-    return flags, rest
-
-
 def _utc_offset() -> int:
     return -time.altzone if time.daylight and time.localtime().tm_isdst else -time.timezone
 
 
-def write_rights(s: Session) -> WriteRights:
+@attrs.frozen
+class ListingView:
+    """What a listing shows and how: the home, the session's rights and facts, the clock.
+
+    Read in a worker thread while the control loop waits for the listing: the session state
+    does not change meanwhile.
+    """
+
+    fs: JailedFs
+    state: SessionState
+    clock: Callable[[], float]
+
+
+def write_rights(st: SessionState) -> WriteRights:
     """The write verbs this session may run, asked of the same rule the pre-check applies."""
     return WriteRights(
-        store=s.write_allowed("STOR"),
-        append=s.write_allowed("APPE"),
-        delete=s.write_allowed("DELE"),
-        remove_dir=s.write_allowed("RMD"),
-        rename=s.write_allowed("RNFR"),
-        make_dir=s.write_allowed("MKD"),
+        store=st.write_allowed("STOR"),
+        append=st.write_allowed("APPE"),
+        delete=st.write_allowed("DELE"),
+        remove_dir=st.write_allowed("RMD"),
+        rename=st.write_allowed("RNFR"),
+        make_dir=st.write_allowed("MKD"),
     )
 
 
-def format_entries(s: Session, verb: str, entries: list[FileFacts]) -> list[str]:
-    cfg = s.ctx.config
+def format_entries(v: ListingView, verb: str, entries: list[FileFacts]) -> list[str]:
+    cfg = v.state.config
     if verb == "NLST":
         # Names alone, but with CR and LF shown as LIST and MLSD show them: a name holding
         # "\r\n" must not become two entries (or a forged line) in the client's parser.
         return [safe_name(f.name) for f in entries]
     if verb in ("MLSD", "MLST"):
-        rights = write_rights(s)
-        return [_selected(mlsx_line(f, rights=rights), s.mlst_facts) for f in entries]
-    now = s.ctx.clock()
+        rights = write_rights(v.state)
+        return [_selected(mlsx_line(f, rights=rights), v.state.mlst_facts) for f in entries]
+    now = v.clock()
     offset = _utc_offset() if cfg.use_localtime else 0
     return [
         list_line(f, now=now, use_localtime=cfg.use_localtime, utc_offset=offset) for f in entries
     ]
 
 
-def entries_for(s: Session, verb: str, vpath: str, flags: str) -> list[FileFacts]:
+def entries_for(v: ListingView, verb: str, vpath: str, flags: str) -> list[FileFacts]:
     """The entries a listing of `vpath` shows: a directory's children or the file itself."""
-    assert s.fs is not None
-    facts = s.fs.stat(vpath)
+    facts = v.fs.stat(vpath)
     if facts.kind is not FileKind.DIR:
         if verb == "MLSD":
             raise NotADirectory(vpath)
         return [facts]
-    entries = s.fs.listdir(vpath)
+    entries = v.fs.listdir(vpath)
     if verb == "LIST" and "a" not in flags:
         entries = [f for f in entries if not f.name.startswith(".")]
     return entries
 
 
-def build(s: Session, verb: str, vpath: str, flags: str) -> bytes:
-    lines = format_entries(s, verb, entries_for(s, verb, vpath, flags))
+def build(v: ListingView, verb: str, vpath: str, flags: str) -> bytes:
+    lines = format_entries(v, verb, entries_for(v, verb, vpath, flags))
     return "".join(f"{line}\r\n" for line in lines).encode("utf-8", errors="surrogateescape")
 
 
-def mlst_line(s: Session, vpath: str) -> str:
+def mlst_line(v: ListingView, vpath: str) -> str:
     """The fact line of MLST (RFC 3659 §7.2): the entry named by its full virtual path."""
-    assert s.fs is not None
-    facts = s.fs.stat(vpath)
-    line = mlsx_line(attrs.evolve(facts, name=vpath), rights=write_rights(s))
-    return _selected(line, s.mlst_facts)
+    facts = v.fs.stat(vpath)
+    line = mlsx_line(attrs.evolve(facts, name=vpath), rights=write_rights(v.state))
+    return _selected(line, v.state.mlst_facts)
+
+
+def stat_rows(v: ListingView, vpath: str, flags: str) -> list[str]:
+    """STAT <path>: the rows LIST would send, for the control connection (RFC 959 §4.1.3)."""
+    return format_entries(v, "LIST", entries_for(v, "LIST", vpath, flags))
 
 
 def _selected(line: str, wanted: tuple[str, ...]) -> str:

@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 
 from ftpsup.proto.commands import (
     ALIASES,
-    COMMANDS,
     HTTP_VERBS,
     Arg,
     Command,
@@ -19,6 +18,12 @@ from ftpsup.proto.commands import (
 )
 
 # -- parse_command --------------------------------------------------------------------------
+from ftpsup.proto.replies import Reply
+from ftpsup.proto.session.table import SPECS as COMMANDS
+
+
+def _precheck(cmd: Command, *, logged_in: bool, may_write: bool) -> Reply | None:
+    return precheck(cmd, COMMANDS.get(cmd.verb), logged_in=logged_in, may_write=may_write)
 
 
 @pytest.mark.parametrize("line", [b"retr a", b"RETR a", b"Retr a", b"rEtR a"])
@@ -98,7 +103,7 @@ def test_argument_bytes_round_trip_for_any_line(line: bytes) -> None:
 
 
 def _code(line: bytes, *, logged_in: bool, may_write: bool = True) -> int | None:
-    refusal = precheck(parse_command(line), logged_in=logged_in, may_write=may_write)
+    refusal = _precheck(parse_command(line), logged_in=logged_in, may_write=may_write)
     return None if refusal is None else refusal.code
 
 
@@ -138,7 +143,7 @@ def test_blank_required_argument_replies_501() -> None:
 
 
 def test_501_names_the_syntax() -> None:
-    refusal = precheck(Command("RNFR", ""), logged_in=True, may_write=True)
+    refusal = _precheck(Command("RNFR", ""), logged_in=True, may_write=True)
     assert refusal is not None
     assert "RNFR <sp> pathname" in refusal.lines[0]
 
@@ -157,7 +162,7 @@ def test_write_verb_without_permission_replies_550() -> None:
 
 @pytest.mark.parametrize("verb", sorted(v for v, spec in COMMANDS.items() if spec.writes))
 def test_every_write_verb_is_refused_without_permission(verb: str) -> None:
-    refusal = precheck(Command(verb, "x y"), logged_in=True, may_write=False)
+    refusal = _precheck(Command(verb, "x y"), logged_in=True, may_write=False)
     assert refusal is not None
     assert refusal.code == 550
 
@@ -168,18 +173,18 @@ def test_every_write_verb_is_refused_without_permission(verb: str) -> None:
 def test_read_verbs_pass_without_write_permission(verb: str) -> None:
     spec = COMMANDS[verb]
     arg = "x" if spec.arg is Arg.REQUIRED else ""
-    assert precheck(Command(verb, arg), logged_in=True, may_write=False) is None
+    assert _precheck(Command(verb, arg), logged_in=True, may_write=False) is None
 
 
 @pytest.mark.parametrize("verb", sorted(v for v, spec in COMMANDS.items() if not spec.login))
 def test_verbs_without_login_pass_before_login(verb: str) -> None:
     arg = "x" if COMMANDS[verb].arg is Arg.REQUIRED else ""
-    assert precheck(Command(verb, arg), logged_in=False, may_write=False) is None
+    assert _precheck(Command(verb, arg), logged_in=False, may_write=False) is None
 
 
 def test_optional_argument_may_be_given_or_not() -> None:
-    assert precheck(Command("LIST", ""), logged_in=True, may_write=False) is None
-    assert precheck(Command("LIST", "-la /a"), logged_in=True, may_write=False) is None
+    assert _precheck(Command("LIST", ""), logged_in=True, may_write=False) is None
+    assert _precheck(Command("LIST", "-la /a"), logged_in=True, may_write=False) is None
 
 
 def test_user_and_pass_need_no_login() -> None:
@@ -207,14 +212,14 @@ def test_http_verbs_are_not_ftp_verbs() -> None:
 
 
 def test_help_without_topic_lists_every_verb() -> None:
-    answer = help_reply("")
+    answer = help_reply("", COMMANDS)
     assert answer.code == 214
     words = {word for line in answer.lines[1:-1] for word in line.split()}
     assert words == set(COMMANDS)
 
 
 def test_help_lines_after_the_first_never_start_with_a_digit() -> None:
-    data = help_reply("").to_bytes()
+    data = help_reply("", COMMANDS).to_bytes()
     assert data.startswith(b"214-")
     assert data.endswith(b"214 Help OK.\r\n")
     assert data.count(b"\r\n214 ") == 1
@@ -222,17 +227,17 @@ def test_help_lines_after_the_first_never_start_with_a_digit() -> None:
 
 @pytest.mark.parametrize("topic", ["stor", "STOR", " Stor "])
 def test_help_on_a_verb_gives_its_syntax(topic: str) -> None:
-    answer = help_reply(topic)
+    answer = help_reply(topic, COMMANDS)
     assert answer.code == 214
     assert answer.lines == ("Syntax: STOR <sp> pathname",)
 
 
 def test_help_on_an_alias_gives_the_verb_syntax() -> None:
-    assert help_reply("XMKD").lines == ("Syntax: MKD <sp> pathname",)
+    assert help_reply("XMKD", COMMANDS).lines == ("Syntax: MKD <sp> pathname",)
 
 
 def test_help_on_an_unknown_verb_replies_502() -> None:
-    answer = help_reply("frob")
+    answer = help_reply("frob", COMMANDS)
     assert answer.code == 502
     assert "FROB" in answer.lines[0]
 
