@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,7 +16,6 @@ import pytest
 import trio
 import trio.testing
 
-import ftpsup.server.session
 from ftpsup.config.schema import InstanceConfig
 from ftpsup.logs import shutdown_logging
 from ftpsup.server.context import InstanceContext
@@ -72,15 +72,16 @@ async def read_lines(stream: trio.SocketStream, count: int) -> list[str]:
 
 @pytest.fixture
 def writes(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
-    """Every write the session makes to its control socket."""
+    """Every os.write to a socket: the session's writes to its control connection."""
     seen: list[bytes] = []
     real_write = os.write
 
     def spy(fd: int, data: bytes) -> int:
-        seen.append(bytes(data))
+        if stat.S_ISSOCK(os.fstat(fd).st_mode):  # not the log files
+            seen.append(bytes(data))
         return real_write(fd, data)
 
-    monkeypatch.setattr(ftpsup.server.session.os, "write", spy)
+    monkeypatch.setattr(os, "write", spy)
     return seen
 
 
