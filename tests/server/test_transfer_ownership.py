@@ -1,0 +1,139 @@
+"""A transfer's file is closed on every path, also when its session is cancelled early.
+
+The session runs in this process (serve_control on a real loopback connection), so its open
+files can be read from /proc/self/fd. The client stops reading its control connection and the
+server's side of it is filled up, so the 150 that opens a RETR cannot go out: the session is
+cancelled while it waits there, as an instance stop cuts a session.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from ftpsup.config.schema import InstanceConfig
+from ftpsup.logs import shutdown_logging
+from ftpsup.server.context import InstanceContext
+from ftpsup.server.control import serve_control
+from ftpsup.server.instance import make_context
+
+WAIT_SECONDS = 10
+# Bounds the filling of the server's send buffer (loopback buffers hold a few MiB at most).
+FILL_LIMIT = 64 * 1024 * 1024
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Iterator[InstanceContext]:
+    (tmp_path / "anon").mkdir()
+    config = InstanceConfig(
+        name="owner",
+        source=tmp_path / "owner.toml",
+        config_dir=tmp_path,
+        state_dir=tmp_path / "run",
+        log_dir=tmp_path / "log",
+        anonymous_enable=True,
+        anon_root=tmp_path / "anon",
+    )
+    # As in test_login_timeout: make_context repoints the shared users logger; put it back.
+    users_log = logging.getLogger("ftpsup.users")
+    handlers, propagate = list(users_log.handlers), users_log.propagate
+    try:
+        yield make_context(config)
+    finally:
+        shutdown_logging()
+        users_log.handlers[:] = handlers
+        users_log.propagate = propagate
+
+
+def descriptors_of(path: Path) -> list[int]:
+    """This process's descriptors open on `path`."""
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue  # closed since the listing
+        if target == str(path):
+            found.append(int(name))
+    return found
+
+
+def fill_send_buffer(fd: int) -> None:
+    """Write to the socket `fd` until it takes no more: the peer does not read."""
+    junk = b"x" * 65536
+    written = 0
+    while written < FILL_LIMIT:
+        try:
+            written += os.write(fd, junk)
+        except BlockingIOError:
+            return
+    raise AssertionError("the send buffer never filled")
+
+
+async def wait_until_blocked_on_the_opening_reply(ctx: InstanceContext, path: Path) -> None:
+    """Wait (polling, with a deadline) until the file is open and the server only waits.
+
+    The file is opened in a worker thread; once that thread has returned (no fs_limiter token
+    out) and every task is blocked, the session is waiting for its 150 to go out.
+    """
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        await trio.testing.wait_all_tasks_blocked()
+        if descriptors_of(path) and ctx.fs_limiter.statistics().borrowed_tokens == 0:
+            return
+        await trio.sleep(0.01)  # polling interval of the bounded wait, not pacing
+    raise AssertionError("the RETR never opened its file")
+
+
+async def reply(stream: trio.SocketStream, buffer: bytearray) -> str:
+    while b"\r\n" not in buffer:
+        with trio.fail_after(WAIT_SECONDS):
+            data = await stream.receive_some(4096)
+        assert data, "the server closed the connection"
+        buffer += data
+    line, _, rest = bytes(buffer).partition(b"\r\n")
+    buffer[:] = rest
+    return line.decode()
+
+
+async def command(stream: trio.SocketStream, buffer: bytearray, text: str) -> str:
+    await stream.send_all(text.encode() + b"\r\n")
+    return await reply(stream, buffer)
+
+
+async def test_a_session_cancelled_while_its_150_waits_closes_the_file(
+    ctx: InstanceContext, tmp_path: Path
+) -> None:
+    path = (tmp_path / "anon" / "file.bin").resolve()
+    path.write_bytes(b"payload" * 1000)
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    client = await trio.open_tcp_stream("127.0.0.1", port)
+    server_side = await listeners[0].accept()
+    buffer = bytearray()
+    with trio.CancelScope() as session_scope:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(serve_control, ctx, server_side)
+            assert (await reply(client, buffer)).startswith("220")
+            assert (await command(client, buffer, "USER anonymous")).startswith("331")
+            assert (await command(client, buffer, "PASS guest@")).startswith("230")
+            assert (await command(client, buffer, "PASV")).startswith("227")
+            # From here on the client reads nothing: the server's next reply cannot leave.
+            fill_send_buffer(server_side.socket.fileno())
+            await client.send_all(b"RETR file.bin\r\n")
+            await wait_until_blocked_on_the_opening_reply(ctx, path)
+            session_scope.cancel()
+    await client.aclose()
+    for listener in listeners:
+        await listener.aclose()
+    leaked = descriptors_of(path)
+    for fd in leaked:
+        os.close(fd)  # not left to the rest of the test run
+    assert leaked == [], "the cancelled RETR left its file open"
