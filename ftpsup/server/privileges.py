@@ -56,6 +56,12 @@ _LAZY_MODULES = (
     "ftpsup.server.handlers_login",
     "ftpsup.server.handlers_tls",
     "ftpsup.server.anchors",
+    "ftpsup.server.fs",
+    "ftpsup.server.fs.openat2",
+    "ftpsup.server.fs.jail",
+    "ftpsup.server.fs.files",
+    "ftpsup.server.fs.tree",
+    "ftpsup.server.fs.facts",
     "ftpsup.tls_config",
     "ftpsup.certs",
 )

@@ -87,7 +87,9 @@ def test_preload_imports_every_module_the_server_uses_before_the_drop() -> None:
     # After the drop the package directory may be unreadable: a module first imported then
     # would fail. Run as `ftpsup serve` does, then list what was never imported.
     package = Path(privileges.__file__).parent
-    expected = sorted(f"ftpsup.server.{p.stem}" for p in package.glob("[!_]*.py"))
+    # Subpackages too (server/fs/): a package's __init__.py stands for the package itself.
+    names = (p.relative_to(package).with_suffix("").parts for p in package.rglob("*.py"))
+    expected = sorted(".".join(("ftpsup", "server", *n)).removesuffix(".__init__") for n in names)
     # What the stdlib imports on first use: getaddrinfo's idna codec, strptime.
     expected += ["encodings.idna", "stringprep", "unicodedata", "_strptime"]
     code = (
