@@ -21,10 +21,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ftpsup.certs import EXPIRY_WARNING_DAYS, check_pair, write_self_signed
+from ftpsup.cli.cert import validity_days
 from ftpsup.config.schema import InstanceConfig
-from ftpsup.tls_commands import validity_days
-from ftpsup.tls_config import tls_problems
+from ftpsup.tls.certs import EXPIRY_WARNING_DAYS, check_pair, write_self_signed
+from ftpsup.tls.contexts import tls_problems
 from tests.ftpsup_cli import run_ftpsup
 
 TIMEOUT = 60

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ftpsup import users
-from ftpsup.login_cache import LoginCache
+from ftpsup.users import store as users
+from ftpsup.users.login_cache import LoginCache
 
 
 def test_remembered_password_is_recognised_and_others_are_not() -> None:

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ftpsup import user_commands
+from ftpsup.cli import user as user_commands
 from ftpsup.errors import UserStoreError
-from ftpsup.users import (
+from ftpsup.users.store import (
     UserDirectory,
     UserRecord,
     add_user,

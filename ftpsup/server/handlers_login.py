@@ -20,7 +20,7 @@ from ftpsup.logs import log_login
 from ftpsup.server.fs import JailedFs
 from ftpsup.server.handlers_tls import login_tls_refusal
 from ftpsup.server.session import Handler, Session
-from ftpsup.users import UserDirectory, UserRecord
+from ftpsup.users.store import UserDirectory, UserRecord
 
 ANONYMOUS_NAMES = frozenset({"anonymous", "ftp"})
 

@@ -24,7 +24,6 @@ import socket
 
 import trio
 
-from ftpsup.accounts import Account
 from ftpsup.address_slots import AddressSlots
 from ftpsup.config.schema import InstanceConfig
 from ftpsup.logs import XferLog, reopen_logs, setup_instance_logging, shutdown_logging
@@ -32,8 +31,9 @@ from ftpsup.ports import PortAllocator
 from ftpsup.server import privileges
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
-from ftpsup.tls_config import tls_problems
-from ftpsup.users import UserDirectory
+from ftpsup.tls.contexts import tls_problems
+from ftpsup.users.accounts import Account
+from ftpsup.users.store import UserDirectory
 
 MAX_STATUS_LINE = 4096
 # A dynamic address behind NAT changes rarely; a minute keeps PASV right without a lookup

@@ -33,13 +33,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ftpsup import accounts
 from ftpsup.config.check import blame, check, from_lines
 from ftpsup.config.load import shared_setting, state_dir_path
 from ftpsup.config.schema import SHARED_FILE, InstanceConfig
 from ftpsup.errors import ConfigProblem
 from ftpsup.supervisor import ctl, main, rundir, spawn
 from ftpsup.supervisor.status import draining_lines, format_status, troubled_instances
+from ftpsup.users import accounts
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -19,7 +19,7 @@ Rules:
 6. A child starts as the supervisor's account and drops to nopriv_user itself once it has
    loaded (ftpsup/server/privileges.py): started as root, it can still read an interpreter
    that only root can read. The directories it writes are made the account's first
-   (ftpsup.accounts.prepare_paths).
+   (ftpsup.users.accounts.prepare_paths).
 """
 
 from __future__ import annotations

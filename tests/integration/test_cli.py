@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ftpsup.users import load_users, verify_password
+from ftpsup.users.store import load_users, verify_password
 from tests.ftpsup_cli import run_ftpsup
 from tests.integration import throwaway
 

@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ftpsup.accounts import Account
 from ftpsup.server import privileges
+from ftpsup.users.accounts import Account
 
 STATUS = """\
 Name:\tpython3

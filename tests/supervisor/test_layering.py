@@ -9,13 +9,13 @@ import pytest
 from tests.test_layering import PACKAGE, imported_modules
 
 ALLOWED = (
-    "ftpsup.accounts",
+    "ftpsup.users",
     "ftpsup.config",
     "ftpsup.ports",
     "ftpsup.logs",
     "ftpsup.errors",
-    "ftpsup.certs",
-    "ftpsup.tls_config",
+    "ftpsup.tls.certs",
+    "ftpsup.tls.contexts",
     "ftpsup.listeners",
     "ftpsup.supervisor",
     # A pure parser with no imports of its own: the one way ftpsup reads a number.

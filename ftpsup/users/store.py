@@ -67,7 +67,7 @@ import attrs
 import tomli_w
 
 from ftpsup.errors import UserStoreError
-from ftpsup.login_cache import LoginCache
+from ftpsup.users.login_cache import LoginCache
 
 logger = logging.getLogger("ftpsup.users")
 
