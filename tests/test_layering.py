@@ -64,6 +64,8 @@ def test_pure_layer_does_not_import_server() -> None:
         "config/cross.py",
         "config/check.py",
         "users/store.py",
+        "users/hashing.py",
+        "users/directory.py",
         "ports.py",
         "logs.py",
         "errors.py",

@@ -19,7 +19,7 @@ from ftpsup.logs import XferLog
 from ftpsup.ports import PortAllocator
 from ftpsup.proto.limits import KeyedCounter, RefusalLog, address_key
 from ftpsup.server.tls_sessions import InstanceTls
-from ftpsup.users.store import UserDirectory
+from ftpsup.users.directory import UserDirectory
 
 
 def _fs_limiter() -> trio.CapacityLimiter:

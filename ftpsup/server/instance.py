@@ -33,7 +33,7 @@ from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
 from ftpsup.tls.contexts import tls_problems
 from ftpsup.users.accounts import Account
-from ftpsup.users.store import UserDirectory
+from ftpsup.users.directory import UserDirectory
 
 MAX_STATUS_LINE = 4096
 # A dynamic address behind NAT changes rarely; a minute keeps PASV right without a lookup

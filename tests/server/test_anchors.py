@@ -14,7 +14,9 @@ import pytest
 from ftpsup.config.schema import InstanceConfig
 from ftpsup.server import anchors
 from ftpsup.users.accounts import Account
-from ftpsup.users.store import UserDirectory, UserRecord, hash_password, save_users
+from ftpsup.users.directory import UserDirectory
+from ftpsup.users.hashing import hash_password
+from ftpsup.users.store import UserRecord, save_users
 
 FAST = 4
 
