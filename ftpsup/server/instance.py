@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import json
 import logging
 import os
 import signal
@@ -24,6 +23,7 @@ import socket
 
 import trio
 
+from ftpsup import jsonlines
 from ftpsup.address_slots import AddressSlots
 from ftpsup.config.schema import InstanceConfig
 from ftpsup.logs import XferLog, reopen_logs, setup_instance_logging, shutdown_logging
@@ -233,25 +233,19 @@ async def _serve_status_channel(
     """Report readiness to the supervisor, answer its queries; its EOF stops the instance."""
 
     async def send(message: dict[str, object]) -> None:
-        await stream.send_all(json.dumps(message).encode() + b"\n")
+        await stream.send_all(jsonlines.encode(message))
 
-    buffer = b""
+    # A line over MAX_STATUS_LINE is not the supervisor's protocol: it is dropped.
+    reader = jsonlines.LineReader(MAX_STATUS_LINE)
     try:
         await send({"event": "ready", "pid": os.getpid(), "address": list(address)})
         while True:
             data = await stream.receive_some(MAX_STATUS_LINE)
             if not data:
                 break
-            buffer += data
-            if len(buffer) > MAX_STATUS_LINE and b"\n" not in buffer:
-                buffer = b""  # not the supervisor's protocol; drop it
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                try:
-                    query = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(query, dict) and query.get("query") == "status":
+            for line in reader.feed(data):
+                query = jsonlines.decode(line)
+                if query is not None and query.get("query") == "status":
                     await send({"id": query.get("id"), **_status(ctx, stopper)})
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         pass

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ftpsup import jsonlines
 from ftpsup.config.check import blame, check, from_lines
 from ftpsup.config.load import shared_setting, state_dir_path
 from ftpsup.config.schema import SHARED_FILE, InstanceConfig
@@ -235,16 +236,16 @@ def _prepare(configs: list[InstanceConfig]) -> list[ConfigProblem]:
 
 
 def _run_reporting_to(fd: int, config_dir: Path, names: list[str]) -> int:
-    pipe = os.fdopen(fd, "w", encoding="utf-8")
+    pipe = os.fdopen(fd, "wb")
 
     def report(line: str) -> None:
         if not pipe.closed:
-            pipe.write(json.dumps({"message": line}) + "\n")
+            pipe.write(jsonlines.encode({"message": line}))
             pipe.flush()
 
     def started(status: int) -> None:
         if not pipe.closed:
-            pipe.write(json.dumps({"started": status}) + "\n")
+            pipe.write(jsonlines.encode({"started": status}))
             pipe.close()
 
     try:
@@ -279,7 +280,7 @@ def _launch(config_dir: Path, names: list[str], log_dir: Path) -> int:
     status: int | None = None
     relay = _Relay()
     with os.fdopen(read_end, "rb") as pipe:
-        buffer = b""
+        reader = jsonlines.LineReader(spawn.MAX_MESSAGE)
         deadline = time.monotonic() + START_SECONDS
         while status is None and time.monotonic() < deadline:
             ready, _, _ = select.select([pipe], [], [], max(0.0, deadline - time.monotonic()))
@@ -288,14 +289,14 @@ def _launch(config_dir: Path, names: list[str], log_dir: Path) -> int:
             data = os.read(pipe.fileno(), 65536)
             if not data:
                 break
-            buffer += data
-            while b"\n" in buffer and status is None:
-                line, buffer = buffer.split(b"\n", 1)
-                message = json.loads(line)
+            for line in reader.feed(data):
+                message = jsonlines.decode(line) or {}
+                started = message.get("started")
                 if "message" in message:
                     relay.add(str(message["message"]))
-                elif "started" in message:
-                    status = int(message["started"])
+                elif isinstance(started, int):
+                    status = started
+                    break
     relay.flush(EXIT_FAILED if status is None else status)
     if status is not None:
         return status
