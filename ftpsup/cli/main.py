@@ -42,9 +42,9 @@ def _print_problems(error: ConfigError) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import trio
 
+    from ftpsup.listeners import ListenError, adopt_listener, bind_listener
     from ftpsup.server import anchors, privileges
     from ftpsup.server.instance import preflight, serve_instance
-    from ftpsup.server.listen import ListenError, adopt_listener, bind_listener
 
     try:
         config = load_instance(args.file)

@@ -92,7 +92,7 @@ def test_preload_imports_every_module_the_server_uses_before_the_drop() -> None:
     expected += ["encodings.idna", "stringprep", "unicodedata", "_strptime"]
     code = (
         "import sys\n"
-        "import ftpsup.cli, ftpsup.server.instance, ftpsup.server.listen\n"
+        "import ftpsup.cli.main, ftpsup.server.instance, ftpsup.listeners\n"
         "from ftpsup.server import privileges\n"
         "privileges.preload()\n"
         f"print(' '.join(m for m in {expected!r} if m not in sys.modules))\n"
