@@ -15,7 +15,7 @@ import trio
 
 from ftpsup.address_slots import AddressSlots
 from ftpsup.config.schema import InstanceConfig
-from ftpsup.logs import XferLog
+from ftpsup.log_files import XferLog
 from ftpsup.ports import PortAllocator
 from ftpsup.proto.limits import KeyedCounter, RefusalLog, address_key
 from ftpsup.server.tls_sessions import InstanceTls

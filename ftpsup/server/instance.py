@@ -26,7 +26,7 @@ import trio
 from ftpsup import jsonlines
 from ftpsup.address_slots import AddressSlots
 from ftpsup.config.schema import InstanceConfig
-from ftpsup.logs import XferLog, reopen_logs, setup_instance_logging, shutdown_logging
+from ftpsup.log_files import XferLog, reopen_logs, setup_instance_logging, shutdown_logging
 from ftpsup.ports import PortAllocator
 from ftpsup.server import privileges
 from ftpsup.server.context import InstanceContext
@@ -126,14 +126,19 @@ def return_large_allocations_to_os() -> None:
 def make_context(
     config: InstanceConfig, *, pasv_host: str = "", store_dir_fd: int | None = None
 ) -> InstanceContext:
-    log = setup_instance_logging(config.name, config.vsftpd_log_file, debug=config.log_ftp_protocol)
+    xferlog_file = (
+        config.xferlog_file if config.xferlog_enable and config.xferlog_std_format else None
+    )
+    log = setup_instance_logging(
+        config.name,
+        config.vsftpd_log_file,
+        debug=config.log_ftp_protocol,
+        xferlog_file=xferlog_file,
+    )
     # The user store is shared code: its warnings belong in this instance's log.
     users_log = logging.getLogger("ftpsup.users")
     users_log.handlers[:] = log.handlers
     users_log.propagate = False
-    xferlog = None
-    if config.xferlog_enable and config.xferlog_std_format:
-        xferlog = XferLog(config.xferlog_file)
     ctx = InstanceContext(
         config=config,
         users=UserDirectory(config.user_db_file, dir_fd=store_dir_fd),
@@ -144,7 +149,7 @@ def make_context(
             owner=config.name,
         ),
         log=log,
-        xferlog=xferlog,
+        xferlog=XferLog(config.name) if xferlog_file is not None else None,
         pasv_host=pasv_host or config.pasv_address,
         pasv_slots=AddressSlots(config.state_dir / "ports"),
     )
@@ -208,8 +213,6 @@ async def _watch_signals(ctx: InstanceContext, stopper: _Stopper) -> None:
         async for signum in signals:
             if signum in (signal.SIGHUP, signal.SIGUSR1):
                 reopen_logs()
-                if ctx.xferlog is not None:
-                    ctx.xferlog.reopen()
                 ctx.log.info("log files reopened")
                 continue
             stopper.stop(signal.Signals(signum).name)
@@ -369,6 +372,4 @@ async def serve_instance(
         if channel is not None:
             with trio.CancelScope(shield=True):
                 await channel.aclose()
-        if ctx.xferlog is not None:
-            ctx.xferlog.close()
         shutdown_logging()

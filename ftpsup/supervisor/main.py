@@ -32,7 +32,7 @@ import trio
 from ftpsup import listeners as listening
 from ftpsup.config.check import check
 from ftpsup.config.schema import InstanceConfig
-from ftpsup.logs import reopen_logs, setup_instance_logging, shutdown_logging
+from ftpsup.log_files import reopen_logs, setup_instance_logging, shutdown_logging
 from ftpsup.supervisor import changes, ctl, spawn
 from ftpsup.supervisor.manager import Supervisor
 from ftpsup.supervisor.rundir import UPKEEP_SECONDS, AlreadyRunning, RunDir

@@ -13,6 +13,7 @@ ALLOWED = (
     "ftpsup.config",
     "ftpsup.ports",
     "ftpsup.logs",
+    "ftpsup.log_files",
     "ftpsup.errors",
     "ftpsup.tls.certs",
     "ftpsup.tls.contexts",
