@@ -19,7 +19,7 @@ from ftpsup.config.check import check
 from ftpsup.config.load import load_instance, user_db_path
 from ftpsup.config.schema import InstanceConfig
 from ftpsup.errors import ConfigError
-from ftpsup.supervisor import client
+from ftpsup.supervisor import client, launch
 from ftpsup.users import accounts
 
 SYSTEM_CONFIG_DIR = Path("/etc/ftpsup")
@@ -114,7 +114,7 @@ def _preflight(config: InstanceConfig) -> list[str]:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    return client.start(
+    return launch.start(
         _config_dir(args),
         args.names,
         foreground=args.foreground,
