@@ -98,11 +98,11 @@ async def _refresh_pasv_address(ctx: InstanceContext) -> None:
         try:
             infos = await trio.socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
         except OSError as exc:
-            ctx.log.warning("pasv_address %s: %s; keeping %s", host, exc, ctx.pasv_host)
+            ctx.logs.data.warning("pasv_address %s: %s; keeping %s", host, exc, ctx.pasv_host)
             continue
         if infos and str(infos[0][4][0]) != ctx.pasv_host:
             ctx.pasv_host = str(infos[0][4][0])
-            ctx.log.info("pasv_address %s now resolves to %s", host, ctx.pasv_host)
+            ctx.logs.data.info("pasv_address %s now resolves to %s", host, ctx.pasv_host)
 
 
 def return_large_allocations_to_os() -> None:
@@ -266,7 +266,7 @@ async def _create_lock_files(ctx: InstanceContext) -> None:
     except OSError as exc:
         # Leases create missing files themselves, and report a lease directory they cannot
         # write to; this only loses the head start.
-        ctx.log.warning("passive port lock files not created ahead: %s", exc)
+        ctx.logs.data.warning("passive port lock files not created ahead: %s", exc)
 
 
 # accept() failures that mean "out of descriptors or memory for now": wait and retry.
@@ -301,7 +301,7 @@ async def _accept_sessions(
                 raise
             if not failures:
                 started = trio.current_time()
-                ctx.log.error(
+                ctx.logs.control.error(
                     "accept failed: %s; new connections wait in the queue until it clears",
                     os.strerror(exc.errno or 0),
                 )
@@ -310,7 +310,7 @@ async def _accept_sessions(
             delay = min(2 * delay, _ACCEPT_RETRY_MAX_SECONDS)
             continue
         if failures:
-            ctx.log.warning(
+            ctx.logs.control.warning(
                 "accepting again after %d failed accept attempts in %.1f s",
                 failures,
                 trio.current_time() - started,
