@@ -86,8 +86,15 @@ def _unprivileged_port_start() -> int:
 def test_preload_imports_every_module_the_server_uses_before_the_drop() -> None:
     # After the drop the package directory may be unreadable: a module first imported then
     # would fail. Run as `ftpsup serve` does, then list what was never imported.
-    package = Path(privileges.__file__).parent
-    expected = sorted(f"ftpsup.server.{p.stem}" for p in package.glob("[!_]*.py"))
+    ftpsup = Path(privileges.__file__).parent.parent
+    # Every module of the packages a session reaches (server, tls, users), and every
+    # top-level module: the command line's packages alone are never needed after the drop.
+    expected = sorted(
+        f"ftpsup.{package}.{p.stem}"
+        for package in ("server", "tls", "users")
+        for p in (ftpsup / package).glob("[!_]*.py")
+    )
+    expected += sorted(f"ftpsup.{p.stem}" for p in ftpsup.glob("[!_]*.py"))
     # What the stdlib imports on first use: getaddrinfo's idna codec, strptime.
     expected += ["encodings.idna", "stringprep", "unicodedata", "_strptime"]
     code = (
