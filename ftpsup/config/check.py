@@ -8,7 +8,7 @@ what start refuses, check has already reported. It runs, read-only, in this orde
 1. check_paths: every file's keys and values (config.load), clashes between instances and what
    this host forbids (config.cross) (ports below 1024, unwritable paths, a missing nopriv_user);
 2. files of a config directory that look like instances but are not (a warning each);
-3. per instance that loaded: its TLS certificate and key (tls_config.tls_problems), what
+3. per instance that loaded: its TLS certificate and key (tls.contexts.tls_problems), what
    nopriv_user could not reach after the drop (accounts.reach_problems, as root), and its user
    store (load_users: missing, a directory, broken TOML, a hash that is not scrypt);
 4. settings that work but weaken security (warnings).
