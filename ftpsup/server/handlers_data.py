@@ -386,11 +386,9 @@ def _recorder(
                 user=s.log_user,
                 complete=ok,
             )
-            # Shielded: a transfer cut by the instance's stop (its drain time over) is
-            # recorded while its session is being cancelled, and its "i" line must still be
-            # written. The write is one append to a local file, so the shield is short.
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(s.ctx.xferlog.write, rec, limiter=s.ctx.fs_limiter)
+            # Queued for the logging thread: no wait, so a transfer cut by the instance's stop
+            # still gets its "i" line, and a failing write (a full disk) ends no session.
+            s.ctx.xferlog.write(rec)
 
     return record
 

@@ -20,7 +20,8 @@ from ftpsup.logs import log_login
 from ftpsup.server.fs import JailedFs
 from ftpsup.server.handlers_tls import login_tls_refusal
 from ftpsup.server.session import Handler, Session
-from ftpsup.users import UserDirectory, UserRecord
+from ftpsup.users.directory import UserDirectory
+from ftpsup.users.store import UserRecord
 
 ANONYMOUS_NAMES = frozenset({"anonymous", "ftp"})
 

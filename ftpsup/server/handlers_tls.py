@@ -21,7 +21,7 @@ from ftpsup.proto.replies import Reply, reply
 from ftpsup.server.session import Handler, Session
 from ftpsup.server.tls import HandshakeRefused, SslSocketStream
 from ftpsup.server.tls_sessions import session_id
-from ftpsup.tls_config import TlsSetupError
+from ftpsup.tls.contexts import TlsSetupError
 
 AUTH_MECHANISMS = frozenset({"TLS", "SSL", "TLS-C", "TLS-P"})
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import attrs
 
-from ftpsup.accounts import Account
+from ftpsup.users.accounts import Account
 
 CAP_NET_BIND_SERVICE = 10
 _PR_SET_KEEPCAPS = 8
@@ -62,8 +62,8 @@ _LAZY_MODULES = (
     "ftpsup.server.fs.files",
     "ftpsup.server.fs.tree",
     "ftpsup.server.fs.facts",
-    "ftpsup.tls_config",
-    "ftpsup.certs",
+    "ftpsup.tls.contexts",
+    "ftpsup.tls.certs",
 )
 
 
