@@ -26,7 +26,7 @@ from pathlib import Path
 
 import attrs
 
-from ftpsup.certs import write_self_signed
+from ftpsup.tls.certs import write_self_signed
 
 HOST = "127.0.0.1"
 BENCH_USER = "ftpbench"

@@ -1,3 +1,3 @@
-from ftpsup.cli import main
+from ftpsup.cli.main import main
 
 raise SystemExit(main())

@@ -1,4 +1,6 @@
-"""Instance logs: vsftpd-format event lines and a wu-ftpd xferlog, written off the event loop.
+"""What ftpsup's log lines say: vsftpd-format event lines and wu-ftpd xferlog lines.
+
+Where they go, through one writer thread per instance, is ftpsup/log_files.py.
 
 Rules:
 1. The instance log uses vsftpd's line format, word for word, because log readers already
@@ -12,30 +14,19 @@ Rules:
 4. Whatever a client sent is made printable before it is written (vsftpd turns unprintable
    characters into "?"), so no client can start a forged line; "]" is also replaced in the
    [user] field, which fail2ban reads up to the first "]".
-5. File I/O never runs on the event loop's thread: records pass through a QueueHandler to a
-   QueueListener thread, and XferLog.write is called from a worker thread.
-6. logrotate friendly: a log file that was moved away is reopened at its path on the next
-   write, and reopen_logs() forces that at once.
+5. A line is complete when it is logged: formatting happens on the caller's thread, so the
+   writer thread (log_files.py) only writes.
 """
 
 from __future__ import annotations
 
 import logging
-import logging.handlers
-import os
-import queue
-import sys
-import threading
 import time
-from pathlib import Path
-from typing import Any
 
 import attrs
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_LOG_DIR_MODE = 0o750
-_LOG_FILE_MODE = 0o640
 
 
 # The last second formatted and its text: a busy server logs many lines per second, all of
@@ -94,147 +85,6 @@ class VsftpdFormatter(logging.Formatter):
         if record.stack_info:
             line = f"{line}\n{self.formatStack(record.stack_info)}"
         return line
-
-
-def _create_log_file(path: str, flags: int) -> int:
-    return os.open(path, flags, _LOG_FILE_MODE)
-
-
-class _LogFileHandler(logging.handlers.WatchedFileHandler):
-    """A WatchedFileHandler whose new files are 0640: logs name users and client addresses."""
-
-    def _open(self) -> Any:
-        return open(  # noqa: SIM115 - the handler owns the stream and closes it
-            self.baseFilename,
-            self.mode,
-            encoding=self.encoding,
-            errors=self.errors,
-            opener=_create_log_file,
-        )
-
-    def force_reopen(self) -> None:
-        """Reopen the file at its path even if it looks unchanged (SIGHUP, SIGUSR1)."""
-        self.acquire()
-        try:
-            # An impossible identity makes reopenIfNeeded treat the file as replaced.
-            self.dev = self.ino = -1
-            self.reopenIfNeeded()
-        finally:
-            self.release()
-
-
-# How long the writer thread lets records gather after it wakes, before it writes them.
-WRITER_BATCH_SECONDS = 0.02
-
-
-class _BatchingListener(logging.handlers.QueueListener):
-    """A QueueListener that wakes at most once per WRITER_BATCH_SECONDS under load.
-
-    Each wake-up of an idle writer thread costs the logging thread a futex wake and both
-    threads a GIL hand-over; at three lines per session that was a measurable share of a
-    busy instance's CPU. A record queued while the writer is not waiting wakes no one.
-    """
-
-    def __init__(self, records: queue.SimpleQueue[Any], target: logging.Handler) -> None:
-        super().__init__(records, target, respect_handler_level=True)
-        self._records = records
-
-    def dequeue(self, block: bool) -> Any:
-        try:
-            return self._records.get_nowait()
-        except queue.Empty:
-            if not block:
-                raise
-        record = self._records.get()
-        time.sleep(WRITER_BATCH_SECONDS)
-        return record
-
-
-@attrs.define
-class _InstanceLogging:
-    logger: logging.Logger
-    queue_handler: logging.handlers.QueueHandler
-    listener: logging.handlers.QueueListener
-    target: logging.Handler
-
-
-_active: dict[str, _InstanceLogging] = {}
-_active_lock = threading.Lock()
-
-
-def _make_parent(path: Path) -> None:
-    path.parent.mkdir(mode=_LOG_DIR_MODE, parents=True, exist_ok=True)
-
-
-def setup_instance_logging(
-    instance: str, log_file: Path | None, *, debug: bool = False
-) -> logging.Logger:
-    """Route the logger `ftpsup.<instance>` (and its children) to a file or stderr.
-
-    Records are formatted on the caller's thread and written by a QueueListener thread.
-    Calling it again for the same instance replaces the earlier setup.
-
-    Args:
-        instance: instance name; the logger is `ftpsup.<instance>`.
-        log_file: file to append to (parent directories are created 0750), or None for stderr.
-        debug: also log DEBUG records (FTP commands and replies).
-
-    Returns:
-        The instance's logger.
-
-    Raises:
-        OSError: the log file or its directory cannot be created or opened.
-    """
-    target: logging.Handler
-    if log_file is None:
-        target = logging.StreamHandler(sys.stderr)
-    else:
-        _make_parent(log_file)
-        target = _LogFileHandler(log_file, encoding="utf-8", errors="replace")
-    # The message is complete when it is queued; the writer thread adds nothing to it.
-    target.setFormatter(logging.Formatter("%(message)s"))
-    records: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    queue_handler = logging.handlers.QueueHandler(records)
-    queue_handler.setFormatter(VsftpdFormatter())
-    listener = _BatchingListener(records, target)
-
-    logger = logging.getLogger(f"ftpsup.{instance}")
-    logger.setLevel(logging.DEBUG if debug else logging.INFO)
-    # The instance's file is the only destination; the root logger must not repeat lines.
-    logger.propagate = False
-    with _active_lock:
-        previous = _active.pop(instance, None)
-        if previous is not None:
-            _stop(previous)
-        listener.start()
-        logger.addHandler(queue_handler)
-        _active[instance] = _InstanceLogging(logger, queue_handler, listener, target)
-    return logger
-
-
-def _stop(setup: _InstanceLogging) -> None:
-    setup.logger.removeHandler(setup.queue_handler)
-    # stop() writes every record queued before it, then joins the writer thread.
-    setup.listener.stop()
-    setup.target.close()
-
-
-def shutdown_logging() -> None:
-    """Write out every queued record, stop the writer threads and close the files."""
-    with _active_lock:
-        setups = list(_active.values())
-        _active.clear()
-    for setup in setups:
-        _stop(setup)
-
-
-def reopen_logs() -> None:
-    """Reopen every instance log file at its path, as logrotate's postrotate expects."""
-    with _active_lock:
-        targets = [setup.target for setup in _active.values()]
-    for target in targets:
-        if isinstance(target, _LogFileHandler):
-            target.force_reopen()
 
 
 def log_connect(logger: logging.Logger, client_ip: str) -> None:
@@ -354,61 +204,3 @@ def xferlog_line(rec: TransferRecord) -> str:
             "c" if rec.complete else "i",
         ]
     )
-
-
-class XferLog:
-    """Appends xferlog lines to one file, reopening it when logrotate moved it away.
-
-    Each line goes out in one write() on an O_APPEND descriptor, so instances sharing the
-    file never interleave their lines. One XferLog may be shared by several threads.
-    """
-
-    def __init__(self, path: Path) -> None:
-        """Remember the path; the file is opened (and created 0640) by the first write."""
-        self._path = path
-        self._lock = threading.Lock()
-        self._fd: int | None = None
-        self._identity: tuple[int, int] = (-1, -1)
-
-    def write(self, rec: TransferRecord) -> None:
-        """Append one line; blocks on file I/O, so async callers use a worker thread.
-
-        Raises:
-            OSError: the file cannot be created or written.
-        """
-        data = (xferlog_line(rec) + "\n").encode("utf-8", "replace")
-        with self._lock:
-            fd = self._open_current()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-
-    def reopen(self) -> None:
-        """Close the file now; the next write opens whatever file is at the path then."""
-        self.close()
-
-    def close(self) -> None:
-        """Close the file; a later write opens it again."""
-        with self._lock:
-            fd, self._fd = self._fd, None
-            if fd is not None:
-                os.close(fd)
-
-    def _open_current(self) -> int:
-        if self._fd is not None:
-            try:
-                st = os.stat(self._path)
-                moved = (st.st_dev, st.st_ino) != self._identity
-            except FileNotFoundError:
-                moved = True
-            if not moved:
-                return self._fd
-            os.close(self._fd)
-            self._fd = None
-        _make_parent(self._path)
-        fd = os.open(
-            self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, _LOG_FILE_MODE
-        )
-        st = os.fstat(fd)
-        self._fd, self._identity = fd, (st.st_dev, st.st_ino)
-        return fd

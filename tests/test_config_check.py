@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from ftpsup import accounts
 from ftpsup.config.check import blame, check, from_lines
 from ftpsup.config.load import load_instance
 from ftpsup.errors import ConfigProblem, SettingProblem
-from ftpsup.users import hash_password, save_users
+from ftpsup.users import accounts
+from ftpsup.users.hashing import hash_password
+from ftpsup.users.store import save_users
 
 
 @pytest.fixture

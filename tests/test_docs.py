@@ -18,7 +18,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from ftpsup.cli import build_parser
+from ftpsup.cli.main import build_parser
 from ftpsup.config.schema import InstanceConfig
 from tests.docs_blocks import (
     PAGES,

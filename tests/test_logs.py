@@ -1,4 +1,4 @@
-"""Tests for ftpsup.logs: vsftpd-format lines, fail2ban compatibility, xferlog, rotation."""
+"""Tests for ftpsup.logs: vsftpd-format lines, fail2ban compatibility, xferlog lines."""
 
 from __future__ import annotations
 
@@ -8,22 +8,17 @@ import logging.handlers
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from ftpsup.logs import (
     TransferRecord,
     VsftpdFormatter,
-    XferLog,
     log_command,
     log_connect,
     log_login,
     log_reply,
     log_transfer,
-    reopen_logs,
-    setup_instance_logging,
-    shutdown_logging,
     vsftpd_time,
     xferlog_line,
 )
@@ -61,7 +56,6 @@ def utc_and_clean_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     yield
-    shutdown_logging()
     monkeypatch.undo()
     time.tzset()
 
@@ -269,104 +263,6 @@ def test_user_name_cannot_make_fail2ban_ban_another_host(
     assert fail2ban_host(rule, handler.lines()[0]) == "203.0.113.9"
 
 
-def test_instance_log_file_gets_vsftpd_lines(tmp_path: Path) -> None:
-    log_file = tmp_path / "log" / "ftpsup" / "ipv4.log"
-    logger = setup_instance_logging("ipv4", log_file)
-    log_login(logger, "alice", "127.0.0.1", ok=False)
-    log_command(logger, "alice", "127.0.0.1", "PASS s3cret")  # DEBUG is off
-    shutdown_logging()
-    lines = log_file.read_text().splitlines()
-    assert len(lines) == 1
-    assert re.fullmatch(
-        r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} \[pid \d+\] \[alice\] FAIL LOGIN: "
-        r'Client "127\.0\.0\.1"',
-        lines[0],
-    )
-    assert log_file.parent.stat().st_mode & 0o007 == 0
-    assert log_file.stat().st_mode & 0o137 == 0
-
-
-def test_debug_log_records_commands_with_pass_hidden(tmp_path: Path) -> None:
-    log_file = tmp_path / "ipv6.log"
-    logger = setup_instance_logging("ipv6", log_file, debug=True)
-    child = logger.getChild("control")
-    log_command(child, None, "::1", "USER alice")
-    log_command(child, "alice", "::1", "PASS s3cret")
-    shutdown_logging()
-    text = log_file.read_text()
-    assert "s3cret" not in text
-    assert text.count("\n") == 2
-    assert text.splitlines()[1].endswith('[alice] FTP command: Client "::1", "PASS <hidden>"')
-
-
-def test_instance_logger_only_queues_records(tmp_path: Path) -> None:
-    # The file is written by the listener thread, never by the thread that logs.
-    logger = setup_instance_logging("queued", tmp_path / "queued.log")
-    assert logger.handlers
-    assert all(isinstance(h, logging.handlers.QueueHandler) for h in logger.handlers)
-
-
-def test_instance_log_does_not_reach_the_root_logger(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    logger = setup_instance_logging("quiet", tmp_path / "quiet.log")
-    with caplog.at_level(logging.DEBUG):
-        log_connect(logger, "127.0.0.1")
-    assert caplog.records == []
-
-
-def test_none_log_file_writes_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
-    logger = setup_instance_logging("console", None)
-    log_connect(logger, "127.0.0.1")
-    shutdown_logging()
-    assert capsys.readouterr().err.endswith('CONNECT: Client "127.0.0.1"\n')
-
-
-def test_shutdown_writes_every_queued_record(tmp_path: Path) -> None:
-    log_file = tmp_path / "busy.log"
-    logger = setup_instance_logging("busy", log_file)
-    for n in range(2000):
-        logger.info("line %d", n)
-    shutdown_logging()
-    lines = log_file.read_text().splitlines()
-    assert len(lines) == 2000
-    assert lines[-1].endswith("line 1999")
-
-
-def test_moved_log_file_is_recreated_on_next_write(tmp_path: Path) -> None:
-    log_file = tmp_path / "ipv4.log"
-    rotated = tmp_path / "ipv4.log.1"
-    logger = setup_instance_logging("rotating", log_file)
-    logger.info("before rotation")
-    shutdown_logging()  # flush, so the first line is surely in the file we move
-    logger = setup_instance_logging("rotating", log_file)
-    log_file.rename(rotated)
-    logger.info("after rotation")
-    shutdown_logging()
-    assert rotated.read_text().endswith("before rotation\n")
-    assert log_file.read_text().endswith("after rotation\n")
-    assert "before" not in log_file.read_text()
-
-
-def test_reopen_logs_recreates_a_moved_file_at_once(tmp_path: Path) -> None:
-    log_file = tmp_path / "ipv6.log"
-    setup_instance_logging("reopen", log_file)
-    log_file.rename(tmp_path / "ipv6.log.1")
-    reopen_logs()
-    assert log_file.exists()
-
-
-def test_setup_twice_replaces_the_first_handler(tmp_path: Path) -> None:
-    first = tmp_path / "first.log"
-    second = tmp_path / "second.log"
-    setup_instance_logging("twice", first)
-    logger = setup_instance_logging("twice", second)
-    logger.info("only once")
-    shutdown_logging()
-    assert first.read_text() == ""
-    assert second.read_text().count("only once") == 1
-
-
 def test_xferlog_line_matches_wu_ftpd_format() -> None:
     line = xferlog_line(transfer())
     assert line == "Fri Nov 27 08:21:52 2026 1 127.0.0.1 1024 /srv/a b _ o r alice ftp 0 * c"
@@ -414,33 +310,3 @@ def test_xferlog_line_always_has_18_fields(path: str, user: str) -> None:
     line = xferlog_line(transfer(path=path, user=user))
     assert "\n" not in line
     assert len(line.split()) == 18
-
-
-def test_xferlog_file_is_appended_and_recreated_after_rotation(tmp_path: Path) -> None:
-    path = tmp_path / "log" / "xferlog"
-    xferlog = XferLog(path)
-    assert not path.exists()  # opened lazily
-    xferlog.write(transfer(path="/one"))
-    xferlog.write(transfer(path="/two"))
-    path.rename(tmp_path / "xferlog.1")
-    xferlog.write(transfer(path="/three"))
-    xferlog.close()
-    assert [line.split()[8] for line in (tmp_path / "xferlog.1").read_text().splitlines()] == [
-        "/one",
-        "/two",
-    ]
-    assert [line.split()[8] for line in path.read_text().splitlines()] == ["/three"]
-    assert path.stat().st_mode & 0o137 == 0
-
-
-def test_xferlog_reopen_and_close_allow_later_writes(tmp_path: Path) -> None:
-    path = tmp_path / "xferlog"
-    xferlog = XferLog(path)
-    xferlog.write(transfer(path="/one"))
-    xferlog.reopen()
-    xferlog.write(transfer(path="/two"))
-    xferlog.close()
-    xferlog.close()
-    xferlog.write(transfer(path="/three"))
-    xferlog.close()
-    assert len(path.read_text().splitlines()) == 3

@@ -8,7 +8,7 @@ what start refuses, check has already reported. It runs, read-only, in this orde
 1. check_paths: every file's keys and values (config.load), clashes between instances and what
    this host forbids (config.cross) (ports below 1024, unwritable paths, a missing nopriv_user);
 2. files of a config directory that look like instances but are not (a warning each);
-3. per instance that loaded: its TLS certificate and key (tls_config.tls_problems), what
+3. per instance that loaded: its TLS certificate and key (tls.contexts.tls_problems), what
    nopriv_user could not reach after the drop (accounts.reach_problems, as root), and its user
    store (load_users: missing, a directory, broken TOML, a hash that is not scrypt);
 4. settings that work but weaken security (warnings).
@@ -33,8 +33,6 @@ from pathlib import Path
 
 import attrs
 
-from ftpsup import accounts
-from ftpsup.certs import EXPIRY_WARNING_DAYS
 from ftpsup.config.cross import host_problems, listen_clashes, range_clashes
 from ftpsup.config.load import (
     USER_DB_NAME,
@@ -49,7 +47,9 @@ from ftpsup.config.load import (
 )
 from ftpsup.config.schema import SHARED_FILE, InstanceConfig
 from ftpsup.errors import ConfigError, ConfigProblem, SettingProblem, UserStoreError
-from ftpsup.users import load_users
+from ftpsup.tls.certs import EXPIRY_WARNING_DAYS
+from ftpsup.users import accounts
+from ftpsup.users.store import load_users
 
 _SSL_REUSE = (
     "false lets a data connection use a TLS session other than the control connection's, so "
@@ -211,7 +211,7 @@ def _skipped(targets: Sequence[Path]) -> list[ConfigProblem]:
 
 
 def _tls(configs: Iterable[InstanceConfig], warn_days: int) -> list[ConfigProblem]:
-    from ftpsup.tls_config import tls_problems  # ssl and cryptography: only when needed
+    from ftpsup.tls.contexts import tls_problems  # ssl and cryptography: only when needed
 
     problems: list[ConfigProblem] = []
     for config in configs:

@@ -34,8 +34,8 @@ from typing import Any
 
 import attrs
 
-from ftpsup.accounts import Account, blocked_for, reached_after_drop
 from ftpsup.config.schema import InstanceConfig
+from ftpsup.users.accounts import Account, blocked_for, reached_after_drop
 
 # InstanceConfig fields reached through /proc/self/fd after the drop, by reach_problems key.
 _FILE_FIELDS = ("rsa_cert_file", "rsa_private_key_file", "ca_certs_file")

@@ -15,11 +15,11 @@ import trio
 
 from ftpsup.address_slots import AddressSlots
 from ftpsup.config.schema import InstanceConfig
-from ftpsup.logs import XferLog
+from ftpsup.log_files import InstanceLogs, XferLog
 from ftpsup.ports import PortAllocator
 from ftpsup.proto.limits import KeyedCounter, RefusalLog, address_key
 from ftpsup.server.tls_sessions import InstanceTls
-from ftpsup.users import UserDirectory
+from ftpsup.users.directory import UserDirectory
 
 
 def _fs_limiter() -> trio.CapacityLimiter:
@@ -52,6 +52,10 @@ class InstanceContext:
     ports: PortAllocator
     log: logging.Logger
     xferlog: XferLog | None = None
+    # ftpsup.<instance>.<area>: `log` is `logs.main`; the areas are its children.
+    logs: InstanceLogs = attrs.field(
+        default=attrs.Factory(lambda self: InstanceLogs.of(self.config.name), takes_self=True)
+    )
     fs_limiter: trio.CapacityLimiter = attrs.field(factory=_fs_limiter)
     transfer_limiter: trio.CapacityLimiter = attrs.field(factory=_transfer_limiter)
     login_limiter: trio.CapacityLimiter = attrs.field(factory=_login_limiter)

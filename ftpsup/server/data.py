@@ -20,6 +20,7 @@ import attrs
 import trio
 
 from ftpsup.address_slots import AddressSlot, AddressSlots
+from ftpsup.listeners import open_listener
 from ftpsup.ports import PortAllocator, PortLease
 from ftpsup.proto.addresses import normalize_ip
 
@@ -45,22 +46,6 @@ class PassiveEndpoint:
         self.lease.release()
         if self.slot is not None:
             self.slot.release()
-
-
-def _listening_socket(family: int, host: str, port: int) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        # Lets a port whose previous data connection sits in TIME_WAIT be listened on again;
-        # Linux still refuses a second listener on the same port.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((host, port))
-        sock.listen(1)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 async def _lease(
@@ -151,7 +136,7 @@ async def _listen_on_leased_port(
         if lease is None:
             return None
         try:
-            sock = _listening_socket(family, local_ip, lease.port)
+            sock = open_listener(family, local_ip, lease.port, backlog=1)
         except OSError as exc:
             lease.release()
             if exc.errno != errno.EADDRINUSE:

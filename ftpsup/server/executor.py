@@ -156,7 +156,7 @@ async def _await_transfer(s: Session, read_ahead: bool) -> Done | ClientGone:
 
 def _view(s: Session) -> ListingView:
     assert s.fs is not None
-    return ListingView(s.fs, s.machine.state, s.ctx.clock)
+    return ListingView(s.fs, s.machine.state, s.ctx.clock, s.ctx.config.use_localtime)
 
 
 async def _fs_call(s: Session, call: FsCall) -> FsDone | FsError:

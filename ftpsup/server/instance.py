@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import json
 import logging
 import os
 import signal
@@ -24,16 +23,17 @@ import socket
 
 import trio
 
-from ftpsup.accounts import Account
+from ftpsup import jsonlines
 from ftpsup.address_slots import AddressSlots
 from ftpsup.config.schema import InstanceConfig
-from ftpsup.logs import XferLog, reopen_logs, setup_instance_logging, shutdown_logging
+from ftpsup.log_files import XferLog, reopen_logs, setup_instance_logging, shutdown_logging
 from ftpsup.ports import PortAllocator
 from ftpsup.server import privileges
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
-from ftpsup.tls_config import tls_problems
-from ftpsup.users import UserDirectory
+from ftpsup.tls.contexts import tls_problems
+from ftpsup.users.accounts import Account
+from ftpsup.users.directory import UserDirectory
 
 MAX_STATUS_LINE = 4096
 # A dynamic address behind NAT changes rarely; a minute keeps PASV right without a lookup
@@ -98,11 +98,11 @@ async def _refresh_pasv_address(ctx: InstanceContext) -> None:
         try:
             infos = await trio.socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
         except OSError as exc:
-            ctx.log.warning("pasv_address %s: %s; keeping %s", host, exc, ctx.pasv_host)
+            ctx.logs.data.warning("pasv_address %s: %s; keeping %s", host, exc, ctx.pasv_host)
             continue
         if infos and str(infos[0][4][0]) != ctx.pasv_host:
             ctx.pasv_host = str(infos[0][4][0])
-            ctx.log.info("pasv_address %s now resolves to %s", host, ctx.pasv_host)
+            ctx.logs.data.info("pasv_address %s now resolves to %s", host, ctx.pasv_host)
 
 
 def return_large_allocations_to_os() -> None:
@@ -126,14 +126,19 @@ def return_large_allocations_to_os() -> None:
 def make_context(
     config: InstanceConfig, *, pasv_host: str = "", store_dir_fd: int | None = None
 ) -> InstanceContext:
-    log = setup_instance_logging(config.name, config.vsftpd_log_file, debug=config.log_ftp_protocol)
+    xferlog_file = (
+        config.xferlog_file if config.xferlog_enable and config.xferlog_std_format else None
+    )
+    log = setup_instance_logging(
+        config.name,
+        config.vsftpd_log_file,
+        debug=config.log_ftp_protocol,
+        xferlog_file=xferlog_file,
+    )
     # The user store is shared code: its warnings belong in this instance's log.
     users_log = logging.getLogger("ftpsup.users")
     users_log.handlers[:] = log.handlers
     users_log.propagate = False
-    xferlog = None
-    if config.xferlog_enable and config.xferlog_std_format:
-        xferlog = XferLog(config.xferlog_file)
     ctx = InstanceContext(
         config=config,
         users=UserDirectory(config.user_db_file, dir_fd=store_dir_fd),
@@ -144,7 +149,7 @@ def make_context(
             owner=config.name,
         ),
         log=log,
-        xferlog=xferlog,
+        xferlog=XferLog(config.name) if xferlog_file is not None else None,
         pasv_host=pasv_host or config.pasv_address,
         pasv_slots=AddressSlots(config.state_dir / "ports"),
     )
@@ -208,8 +213,6 @@ async def _watch_signals(ctx: InstanceContext, stopper: _Stopper) -> None:
         async for signum in signals:
             if signum in (signal.SIGHUP, signal.SIGUSR1):
                 reopen_logs()
-                if ctx.xferlog is not None:
-                    ctx.xferlog.reopen()
                 ctx.log.info("log files reopened")
                 continue
             stopper.stop(signal.Signals(signum).name)
@@ -233,25 +236,19 @@ async def _serve_status_channel(
     """Report readiness to the supervisor, answer its queries; its EOF stops the instance."""
 
     async def send(message: dict[str, object]) -> None:
-        await stream.send_all(json.dumps(message).encode() + b"\n")
+        await stream.send_all(jsonlines.encode(message))
 
-    buffer = b""
+    # A line over MAX_STATUS_LINE is not the supervisor's protocol: it is dropped.
+    reader = jsonlines.LineReader(MAX_STATUS_LINE)
     try:
         await send({"event": "ready", "pid": os.getpid(), "address": list(address)})
         while True:
             data = await stream.receive_some(MAX_STATUS_LINE)
             if not data:
                 break
-            buffer += data
-            if len(buffer) > MAX_STATUS_LINE and b"\n" not in buffer:
-                buffer = b""  # not the supervisor's protocol; drop it
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                try:
-                    query = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(query, dict) and query.get("query") == "status":
+            for line in reader.feed(data):
+                query = jsonlines.decode(line)
+                if query is not None and query.get("query") == "status":
                     await send({"id": query.get("id"), **_status(ctx, stopper)})
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
         pass
@@ -269,7 +266,7 @@ async def _create_lock_files(ctx: InstanceContext) -> None:
     except OSError as exc:
         # Leases create missing files themselves, and report a lease directory they cannot
         # write to; this only loses the head start.
-        ctx.log.warning("passive port lock files not created ahead: %s", exc)
+        ctx.logs.data.warning("passive port lock files not created ahead: %s", exc)
 
 
 # accept() failures that mean "out of descriptors or memory for now": wait and retry.
@@ -304,7 +301,7 @@ async def _accept_sessions(
                 raise
             if not failures:
                 started = trio.current_time()
-                ctx.log.error(
+                ctx.logs.control.error(
                     "accept failed: %s; new connections wait in the queue until it clears",
                     os.strerror(exc.errno or 0),
                 )
@@ -313,7 +310,7 @@ async def _accept_sessions(
             delay = min(2 * delay, _ACCEPT_RETRY_MAX_SECONDS)
             continue
         if failures:
-            ctx.log.warning(
+            ctx.logs.control.warning(
                 "accepting again after %d failed accept attempts in %.1f s",
                 failures,
                 trio.current_time() - started,
@@ -375,6 +372,4 @@ async def serve_instance(
         if channel is not None:
             with trio.CancelScope(shield=True):
                 await channel.aclose()
-        if ctx.xferlog is not None:
-            ctx.xferlog.close()
         shutdown_logging()

@@ -41,6 +41,7 @@ class ListingView:
     fs: JailedFs
     state: SessionState
     clock: Callable[[], float]
+    use_localtime: bool = False
 
 
 def write_rights(st: SessionState) -> WriteRights:
@@ -56,7 +57,6 @@ def write_rights(st: SessionState) -> WriteRights:
 
 
 def format_entries(v: ListingView, verb: str, entries: list[FileFacts]) -> list[str]:
-    cfg = v.state.config
     if verb == "NLST":
         # Names alone, but with CR and LF shown as LIST and MLSD show them: a name holding
         # "\r\n" must not become two entries (or a forged line) in the client's parser.
@@ -65,9 +65,9 @@ def format_entries(v: ListingView, verb: str, entries: list[FileFacts]) -> list[
         rights = write_rights(v.state)
         return [_selected(mlsx_line(f, rights=rights), v.state.mlst_facts) for f in entries]
     now = v.clock()
-    offset = _utc_offset() if cfg.use_localtime else 0
+    offset = _utc_offset() if v.use_localtime else 0
     return [
-        list_line(f, now=now, use_localtime=cfg.use_localtime, utc_offset=offset) for f in entries
+        list_line(f, now=now, use_localtime=v.use_localtime, utc_offset=offset) for f in entries
     ]
 
 

@@ -19,7 +19,8 @@ import trio
 from ftpsup.proto.session.actions import Authenticate, HomeUnavailable, LoggedIn, LoginRejected
 from ftpsup.server.fs import JailedFs
 from ftpsup.server.session import Session
-from ftpsup.users import UserDirectory, UserRecord
+from ftpsup.users.directory import UserDirectory
+from ftpsup.users.store import UserRecord
 
 
 async def authenticate(

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import attrs
 
-from ftpsup.accounts import Account
+from ftpsup.users.accounts import Account
 
 CAP_NET_BIND_SERVICE = 10
 _PR_SET_KEEPCAPS = 8
@@ -59,8 +59,14 @@ _LAZY_MODULES = (
     "ftpsup.server.transfers",
     "ftpsup.proto.session.machine",
     "ftpsup.server.anchors",
-    "ftpsup.tls_config",
-    "ftpsup.certs",
+    "ftpsup.server.fs",
+    "ftpsup.server.fs.openat2",
+    "ftpsup.server.fs.jail",
+    "ftpsup.server.fs.files",
+    "ftpsup.server.fs.tree",
+    "ftpsup.server.fs.facts",
+    "ftpsup.tls.contexts",
+    "ftpsup.tls.certs",
 )
 
 

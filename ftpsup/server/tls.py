@@ -36,7 +36,7 @@ import trio
 from ftpsup.proto.limits import KeyedCounter
 from ftpsup.server.tls_data import TlsDataConnection
 from ftpsup.server.tls_sessions import SessionOwner, SessionRegistry, session_id, wrap_issuing
-from ftpsup.tls_config import CONTROL_TICKETS
+from ftpsup.tls.contexts import CONTROL_TICKETS
 
 RECEIVE_MAX = 65536
 

@@ -47,7 +47,7 @@ from typing import TypeVar
 import attrs
 
 from ftpsup.config.schema import InstanceConfig
-from ftpsup.tls_config import make_context
+from ftpsup.tls.contexts import make_context
 
 T = TypeVar("T")
 

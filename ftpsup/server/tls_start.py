@@ -19,7 +19,7 @@ from ftpsup.proto.session.actions import Done, TlsFailed, TlsStarted, TlsUnavail
 from ftpsup.server.session import Session
 from ftpsup.server.tls import HandshakeRefused, SslSocketStream
 from ftpsup.server.tls_sessions import session_id
-from ftpsup.tls_config import TlsSetupError
+from ftpsup.tls.contexts import TlsSetupError
 
 
 async def load_tls(s: Session) -> Done | TlsUnavailable:

@@ -6,7 +6,8 @@ Rules:
   moved; 426 for a broken or aborted data connection; 452 for a full disk; 451 for other
   local errors; 425 when the data connection never came; 522 for TLS refusals.
 - The transfer's end is recorded (log line, xferlog) before its final reply, also when the
-  instance's stop cuts it: a cut transfer still gets its "i" line.
+  instance's stop cuts it: a cut transfer still gets its "i" line. Both are queued for the
+  logging thread, so recording never waits, and a failing xferlog write ends no session.
 - Whatever happens, the file, the data socket and the passive lease are released, and the
   idle clock restarts if the session is waiting for a command.
 """
@@ -38,11 +39,7 @@ async def run_transfer(s: Session, transfer: RunningTransfer, start: StartTransf
     try:
         end = await _copy(s, transfer, start)
         transfer.close()
-        with trio.CancelScope(shield=True):
-            # Shielded: a transfer cut by the instance's stop (its drain time over) is
-            # recorded while its session is being cancelled, and its "i" line must still be
-            # written. The write is one append to a local file, so the shield is short.
-            await _record(s, transfer, start, end is TransferEnd.COMPLETE)
+        _record(s, transfer, start, end is TransferEnd.COMPLETE)
         items = s.machine.transfer_ended(TransferResult(end))
         for item in items:
             if isinstance(item, Reply):
@@ -134,7 +131,7 @@ async def _copy(s: Session, transfer: RunningTransfer, start: StartTransfer) -> 
     return transfer_end(transfer, error)
 
 
-async def _record(s: Session, transfer: RunningTransfer, start: StartTransfer, ok: bool) -> None:
+def _record(s: Session, transfer: RunningTransfer, start: StartTransfer, ok: bool) -> None:
     if transfer.verb in ("LIST", "NLST", "MLSD"):
         return
     seconds = time.monotonic() - transfer.started
@@ -163,4 +160,6 @@ async def _record(s: Session, transfer: RunningTransfer, start: StartTransfer, o
             user=s.log_user,
             complete=ok,
         )
-        await trio.to_thread.run_sync(s.ctx.xferlog.write, rec, limiter=s.ctx.fs_limiter)
+        # Queued for the logging thread: no wait, so a transfer cut by the instance's stop
+        # still gets its "i" line, and a failing write (a full disk) ends no session.
+        s.ctx.xferlog.write(rec)

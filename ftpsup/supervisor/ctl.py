@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import socket
 import struct
@@ -28,6 +27,8 @@ from pathlib import Path
 
 import attrs
 import trio
+
+from ftpsup import jsonlines
 
 SOCKET_NAME = "supervisor.sock"
 PID_NAME = "supervisor.pid"
@@ -58,13 +59,13 @@ class Response:
 
     def to_line(self) -> bytes:
         body = {"ok": self.ok, "messages": list(self.messages), "data": self.data}
-        return json.dumps(body).encode() + b"\n"
+        return jsonlines.encode(body)
 
     @classmethod
     def from_line(cls, line: bytes) -> Response:
-        body = json.loads(line)
-        if not isinstance(body, dict):
-            raise ValueError("response is not an object")
+        body = jsonlines.decode(line)
+        if body is None:
+            raise ValueError("response is not a JSON object")
         messages = body.get("messages", [])
         data = body.get("data", {})
         return cls(
@@ -80,8 +81,10 @@ def parse_request(line: bytes) -> Request:
     Raises:
         ValueError: not a valid request.
     """
-    body = json.loads(line)
-    if not isinstance(body, dict) or body.get("command") not in COMMANDS:
+    body = jsonlines.decode(line)
+    if body is None:
+        raise ValueError("not a JSON object")
+    if body.get("command") not in COMMANDS:
         raise ValueError("unknown command")
     names = body.get("names", [])
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -177,16 +180,19 @@ async def serve_control(
         async with stream:
             if _peer_uid(stream.socket) not in allowed:
                 return
-            buffer = b""
+            reader = jsonlines.LineReader(MAX_REQUEST)
+            lines: list[bytes] = []
             with trio.move_on_after(10):
-                while b"\n" not in buffer and len(buffer) <= MAX_REQUEST:
+                while not lines and not reader.overflowed:
                     data = await stream.receive_some(MAX_REQUEST)
                     if not data:
                         break
-                    buffer += data
+                    lines = reader.feed(data)
             request: Request | None = None
             try:
-                request = parse_request(buffer.split(b"\n", 1)[0])
+                if reader.overflowed:
+                    raise ValueError(f"longer than {MAX_REQUEST} bytes")
+                request = parse_request(lines[0] if lines else reader.rest())
             except ValueError as exc:
                 response = Response(False, (f"bad request: {exc}",))
             else:
@@ -219,18 +225,17 @@ def request(path: Path | str, req: Request, *, timeout: float) -> Response:
         if _peer_uid(sock) not in {0, os.geteuid()}:
             raise NotRunning(f"{path!r} is held by another account")
         body = {"command": req.command, "names": list(req.names)}
-        sock.sendall(json.dumps(body).encode() + b"\n")
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_RESPONSE:
+        sock.sendall(jsonlines.encode(body))
+        reader = jsonlines.LineReader(MAX_RESPONSE)
+        lines: list[bytes] = []
+        while not lines and not reader.overflowed:
             chunk = sock.recv(65536)
             if not chunk:
                 break
-            chunks.append(chunk)
-            size += len(chunk)
-            if chunk.endswith(b"\n"):
-                break
-    line = b"".join(chunks)
+            lines = reader.feed(chunk)
+    if reader.overflowed:
+        raise ValueError(f"response longer than {MAX_RESPONSE} bytes")
+    line = lines[0] if lines else reader.rest()
     if not line:
         raise NotRunning(str(path))
     return Response.from_line(line)

@@ -30,13 +30,13 @@ from pathlib import Path
 import trio
 
 from ftpsup import listeners as listening
-from ftpsup.accounts import Account, AccountError, instance_account
 from ftpsup.config.check import check
 from ftpsup.config.schema import InstanceConfig
-from ftpsup.logs import reopen_logs, setup_instance_logging, shutdown_logging
+from ftpsup.log_files import reopen_logs, setup_instance_logging, shutdown_logging
 from ftpsup.supervisor import changes, ctl, spawn
 from ftpsup.supervisor.manager import Supervisor
 from ftpsup.supervisor.rundir import UPKEEP_SECONDS, AlreadyRunning, RunDir
+from ftpsup.users.accounts import Account, AccountError, instance_account
 
 LOG_NAME = "supervisor.log"
 EXIT_OK = 0

@@ -28,7 +28,7 @@ from pathlib import Path
 import attrs
 import trio
 
-from ftpsup import accounts, listeners
+from ftpsup import listeners
 from ftpsup.config.schema import InstanceConfig
 from ftpsup.supervisor import spawn
 from ftpsup.supervisor.ctl import Response
@@ -44,6 +44,7 @@ from ftpsup.supervisor.lifecycle import (
     Terminate,
 )
 from ftpsup.supervisor.status import instance_status, read_leases
+from ftpsup.users import accounts
 
 TICK_SECONDS = 0.1
 QUERY_SECONDS = 1.0

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import attrs
 
-from ftpsup.accounts import Account
 from ftpsup.supervisor import ctl
+from ftpsup.users.accounts import Account
 
 UPKEEP_SECONDS = 2.0
 

@@ -19,13 +19,12 @@ Rules:
 6. A child starts as the supervisor's account and drops to nopriv_user itself once it has
    loaded (ftpsup/server/privileges.py): started as root, it can still read an interpreter
    that only root can read. The directories it writes are made the account's first
-   (ftpsup.accounts.prepare_paths).
+   (ftpsup.users.accounts.prepare_paths).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -37,6 +36,7 @@ from collections.abc import Mapping
 import attrs
 import trio
 
+from ftpsup import jsonlines
 from ftpsup.config.schema import InstanceConfig
 
 MAX_MESSAGE = 64 * 1024
@@ -118,7 +118,7 @@ class Child:
 
     async def serve_messages(self, on_event: trio.MemorySendChannel[dict[str, object]]) -> None:
         """Read the status channel to EOF: events go to `on_event`, replies to their query."""
-        buffer = b""
+        reader = jsonlines.LineReader(MAX_MESSAGE)
         while True:
             try:
                 data = await self.channel.receive_some(MAX_MESSAGE)
@@ -126,22 +126,17 @@ class Child:
                 return
             if not data:
                 return
-            buffer += data
-            if len(buffer) > MAX_MESSAGE and b"\n" not in buffer:
-                return  # a misbehaving child: stop listening, its exit still counts
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                try:
-                    message = json.loads(line)
-                except ValueError:
-                    continue
-                if not isinstance(message, dict):
+            for line in reader.feed(data):
+                message = jsonlines.decode(line)
+                if message is None:
                     continue
                 answer_to = message.get("id")
                 if isinstance(answer_to, int) and answer_to in self._replies:
                     self._replies.pop(answer_to).send_nowait(message)
                 elif "event" in message:
                     await on_event.send(message)
+            if reader.overflowed:
+                return  # a misbehaving child: stop listening, its exit still counts
 
     async def query(self) -> dict[str, object] | None:
         """Ask the process for its status; None when the channel is closed.
@@ -155,8 +150,7 @@ class Child:
         self._replies[ident] = send
         try:
             async with self._send_lock:
-                request = json.dumps({"query": "status", "id": ident}) + "\n"
-                await self.channel.send_all(request.encode())
+                await self.channel.send_all(jsonlines.encode({"query": "status", "id": ident}))
             return await receive.receive()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return None
@@ -167,24 +161,20 @@ class Child:
         """Read the process's stdout and stderr to EOF, one line at a time."""
         stream = self.process.stdout
         assert stream is not None
-        buffer = b""
+        # The instance runs as nopriv_user: output that never ends a line is logged in
+        # pieces of MAX_MESSAGE bytes, not buffered without bound by the supervisor.
+        reader = jsonlines.LineReader(MAX_MESSAGE, split_long=True)
         while True:
             data = await stream.receive_some(MAX_MESSAGE)
             if not data:
                 break
-            buffer += data
-            *lines, buffer = buffer.split(b"\n")
-            # The instance runs as nopriv_user: output that never ends a line is logged in
-            # pieces of MAX_MESSAGE bytes, not buffered without bound by the supervisor.
-            while len(buffer) > MAX_MESSAGE:
-                lines.append(buffer[:MAX_MESSAGE])
-                buffer = buffer[MAX_MESSAGE:]
-            for raw in lines:
+            for raw in reader.feed(data):
                 line = raw.decode("utf-8", "replace").rstrip()
                 self.output_tail.append(line)
                 await log_line.send(line)
-        if buffer:
-            line = buffer.decode("utf-8", "replace").rstrip()
+        rest = reader.rest()
+        if rest:
+            line = rest.decode("utf-8", "replace").rstrip()
             self.output_tail.append(line)
             await log_line.send(line)
 

@@ -406,7 +406,7 @@ def write_cert_pair(
     directory: Path, names: tuple[str, ...] = ("localhost", "127.0.0.1", "::1"), *, days: int = 825
 ) -> CertPair:
     """A fresh self-signed certificate and key in `directory`, made by ftpsup itself."""
-    from ftpsup.certs import write_self_signed
+    from ftpsup.tls.certs import write_self_signed
 
     pair = CertPair(directory / "cert.pem", directory / "key.pem")
     write_self_signed(pair.cert, pair.key, names, days=days)

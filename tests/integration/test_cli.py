@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ftpsup.users import load_users, verify_password
+from ftpsup.users.hashing import verify_password
+from ftpsup.users.store import load_users
 from tests.ftpsup_cli import run_ftpsup
 from tests.integration import throwaway
 

@@ -31,8 +31,8 @@ from typing import Any
 import attrs
 import pytest
 
-from ftpsup.accounts import Account, blocked_for
 from ftpsup.server.privileges import CAP_NET_BIND_SERVICE, Credentials, read_credentials
+from ftpsup.users.accounts import Account, blocked_for
 from tests.ftpsup_cli import run_ftpsup
 from tests.integration import throwaway
 from tests.integration.conftest import PASSWORD, USER, ReusingFTP_TLS, add_user, client_context

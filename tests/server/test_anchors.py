@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from ftpsup.accounts import Account
 from ftpsup.config.schema import InstanceConfig
 from ftpsup.server import anchors
-from ftpsup.users import UserDirectory, UserRecord, hash_password, save_users
+from ftpsup.users.accounts import Account
+from ftpsup.users.directory import UserDirectory
+from ftpsup.users.hashing import hash_password
+from ftpsup.users.store import UserRecord, save_users
 
 FAST = 4
 

@@ -1,4 +1,4 @@
-"""JailedFs never lets a client's file carry setuid, setgid or sticky (fs.py Rule 8)."""
+"""JailedFs never lets a client's file carry setuid, setgid or sticky (server/fs Rule 8)."""
 
 from __future__ import annotations
 
@@ -74,7 +74,7 @@ def test_file_open_mode_with_special_bits_creates_plain_files(home: Path) -> Non
 def test_writing_a_setuid_file_drops_its_special_bits(
     fs: JailedFs, home: Path, append: bool, offset: int
 ) -> None:
-    # As root (CAP_FSETID) the kernel keeps setuid through a write: fs.py must clear it.
+    # As root (CAP_FSETID) the kernel keeps setuid through a write: JailedFs must clear it.
     target = home / "su"
     target.write_bytes(b"old data")
     target.chmod(0o6755)

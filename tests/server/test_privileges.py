@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ftpsup.accounts import Account
 from ftpsup.server import privileges
+from ftpsup.users.accounts import Account
 
 STATUS = """\
 Name:\tpython3
@@ -86,13 +86,21 @@ def _unprivileged_port_start() -> int:
 def test_preload_imports_every_module_the_server_uses_before_the_drop() -> None:
     # After the drop the package directory may be unreadable: a module first imported then
     # would fail. Run as `ftpsup serve` does, then list what was never imported.
-    package = Path(privileges.__file__).parent
-    expected = sorted(f"ftpsup.server.{p.stem}" for p in package.glob("[!_]*.py"))
+    ftpsup = Path(privileges.__file__).parent.parent
+    # Every module of the packages a session reaches (server with its subpackages, tls,
+    # users; a package's __init__.py stands for the package), and every top-level module:
+    # the command line's packages alone are never needed after the drop.
+    expected = sorted(
+        ".".join(("ftpsup", *p.relative_to(ftpsup).with_suffix("").parts)).removesuffix(".__init__")
+        for package in ("server", "tls", "users")
+        for p in (ftpsup / package).rglob("*.py")
+    )
+    expected += sorted(f"ftpsup.{p.stem}" for p in ftpsup.glob("[!_]*.py"))
     # What the stdlib imports on first use: getaddrinfo's idna codec, strptime.
     expected += ["encodings.idna", "stringprep", "unicodedata", "_strptime"]
     code = (
         "import sys\n"
-        "import ftpsup.cli, ftpsup.server.instance, ftpsup.server.listen\n"
+        "import ftpsup.cli.main, ftpsup.server.instance, ftpsup.listeners\n"
         "from ftpsup.server import privileges\n"
         "privileges.preload()\n"
         f"print(' '.join(m for m in {expected!r} if m not in sys.modules))\n"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ftpsup.certs import write_self_signed
 from ftpsup.server.tls_data import WIRE_CHUNK, TlsDataConnection
+from ftpsup.tls.certs import write_self_signed
 
 TIMEOUT = 10.0
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from ftpsup.certs import write_self_signed
 from ftpsup.config.schema import InstanceConfig
 from ftpsup.server.tls_sessions import (
     CLOSED_KEPT,
@@ -21,6 +20,7 @@ from ftpsup.server.tls_sessions import (
     SessionOwner,
     SessionRegistry,
 )
+from ftpsup.tls.certs import write_self_signed
 
 
 def _owner(registry: SessionRegistry, address: str, user: str | None, sid: bytes) -> SessionOwner:

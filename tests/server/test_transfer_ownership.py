@@ -19,7 +19,7 @@ import trio
 import trio.testing
 
 from ftpsup.config.schema import InstanceConfig
-from ftpsup.logs import shutdown_logging
+from ftpsup.log_files import shutdown_logging
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
 from ftpsup.server.instance import make_context

@@ -1,4 +1,4 @@
-"""Tests for ftpsup.supervisor.spawn and ftpsup.accounts: sockets, child command line and
+"""Tests for ftpsup.supervisor.spawn and ftpsup.users.accounts: sockets, child command line and
 environment, accounts."""
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from ftpsup import accounts, listeners
+from ftpsup import listeners
 from ftpsup.supervisor import spawn
+from ftpsup.users import accounts
 from tests.configs import minimal_config
 
 config = minimal_config

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ftpsup.config.schema import InstanceConfig
 from ftpsup.proto.commands import HTTP_VERBS, Command, CommandSpec, precheck
 from ftpsup.proto.replies import Reply, reply
 from ftpsup.proto.session.actions import (
@@ -36,6 +35,7 @@ from ftpsup.proto.session.actions import (
     TransferEnd,
     TransferResult,
 )
+from ftpsup.proto.session.policy import SessionPolicy
 from ftpsup.proto.session.state import SessionState
 from ftpsup.proto.session.table import SPECS, VERBS
 from ftpsup.proto.session.types import Item, Steps
@@ -67,7 +67,7 @@ FINAL_REPLIES: dict[TransferEnd, tuple[int, str]] = {
 class FtpSession:
     """One control connection's protocol: events in, replies and actions out."""
 
-    def __init__(self, config: InstanceConfig, *, peer_ip: str, ipv6: bool) -> None:
+    def __init__(self, config: SessionPolicy, *, peer_ip: str, ipv6: bool) -> None:
         self.state = SessionState(config=config, peer_ip=peer_ip, ipv6=ipv6)
         self._out: list[Item] = []
         self._steps: Steps | None = None
@@ -82,7 +82,7 @@ class FtpSession:
         return SPECS
 
     @property
-    def config(self) -> InstanceConfig:
+    def config(self) -> SessionPolicy:
         return self.state.config
 
     def reply(self, code: int, *lines: str) -> None:

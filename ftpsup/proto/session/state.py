@@ -13,7 +13,7 @@ import enum
 
 import attrs
 
-from ftpsup.config.schema import InstanceConfig
+from ftpsup.proto.session.policy import SessionPolicy
 
 MLST_FACTS_ALL = ("type", "size", "modify", "perm", "unique", "UNIX.mode")
 ANONYMOUS_NAMES = frozenset({"anonymous", "ftp"})
@@ -29,7 +29,7 @@ class DataSetup(enum.Enum):
 
 @attrs.define
 class SessionState:
-    config: InstanceConfig
+    config: SessionPolicy
     peer_ip: str
     ipv6: bool
     # Login

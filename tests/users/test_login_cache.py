@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ftpsup import users
-from ftpsup.login_cache import LoginCache
+from ftpsup.users import directory as users_directory
+from ftpsup.users import hashing
+from ftpsup.users import store as users_store
+from ftpsup.users.login_cache import LoginCache
 
 
 def test_remembered_password_is_recognised_and_others_are_not() -> None:
@@ -38,21 +40,21 @@ def test_cache_stays_bounded() -> None:
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
     path = tmp_path / "users.toml"
-    users.add_user(path, "alice", "secret", tmp_path)
+    users_store.add_user(path, "alice", "secret", tmp_path)
     return path
 
 
 def test_second_login_skips_scrypt(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    directory = users.UserDirectory(store)
+    directory = users_directory.UserDirectory(store)
     assert directory.authenticate("alice", "secret") is not None
     calls: list[str] = []
-    real = users.verify_password
+    real = hashing.verify_password
 
     def counting_verify(password: str, stored: str) -> bool:
         calls.append(password)
         return real(password, stored)
 
-    monkeypatch.setattr(users, "verify_password", counting_verify)
+    monkeypatch.setattr(users_directory, "verify_password", counting_verify)
 
     assert directory.authenticate("alice", "secret") is not None
     assert calls == []
@@ -61,20 +63,20 @@ def test_second_login_skips_scrypt(store: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_password_change_is_seen_at_once(store: Path) -> None:
-    directory = users.UserDirectory(store)
+    directory = users_directory.UserDirectory(store)
     assert directory.authenticate("alice", "secret") is not None
 
-    users.set_password(store, "alice", "new secret")
+    users_store.set_password(store, "alice", "new secret")
 
     assert directory.authenticate("alice", "secret") is None
     assert directory.authenticate("alice", "new secret") is not None
 
 
 def test_disabled_user_is_refused_even_when_cached(store: Path) -> None:
-    directory = users.UserDirectory(store)
+    directory = users_directory.UserDirectory(store)
     assert directory.authenticate("alice", "secret") is not None
 
-    users.set_enabled(store, "alice", False)
+    users_store.set_enabled(store, "alice", False)
 
     assert directory.authenticate("alice", "secret") is None
 
@@ -83,7 +85,7 @@ def test_disabled_user_is_refused_even_when_cached(store: Path) -> None:
 def work(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every scrypt run ("scrypt") and login-cache HMAC ("hmac") from now on, in order."""
     done: list[str] = []
-    real_scrypt, real_digest = users._scrypt, LoginCache._digest
+    real_scrypt, real_digest = hashing._scrypt, LoginCache._digest
 
     def scrypt(password: str, ln: int, r: int, p: int, salt: bytes, dklen: int) -> bytes:
         done.append("scrypt")
@@ -93,13 +95,13 @@ def work(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         done.append("hmac")
         return real_digest(self, name, password)
 
-    monkeypatch.setattr(users, "_scrypt", scrypt)
+    monkeypatch.setattr(hashing, "_scrypt", scrypt)
     monkeypatch.setattr(LoginCache, "_digest", digest)
     return done
 
 
 def login_work(
-    directory: users.UserDirectory, name: str, password: str, work: list[str]
+    directory: users_directory.UserDirectory, name: str, password: str, work: list[str]
 ) -> list[str]:
     """The work of one refused login as the server does it: the cache first, then scrypt."""
     work.clear()
@@ -109,10 +111,10 @@ def login_work(
 
 
 def test_a_disabled_account_costs_what_a_wrong_password_costs(store: Path, work: list[str]) -> None:
-    users.add_user(store, "bob", "bob's secret", store.parent)
-    directory = users.UserDirectory(store)
+    users_store.add_user(store, "bob", "bob's secret", store.parent)
+    directory = users_directory.UserDirectory(store)
     assert directory.authenticate("alice", "secret") is not None
-    users.set_enabled(store, "alice", False)
+    users_store.set_enabled(store, "alice", False)
 
     # Repeated: a disabled account's right password, once verified, must not be remembered.
     right = [login_work(directory, "alice", "secret", work) for _ in range(3)]
@@ -137,10 +139,10 @@ def test_a_miss_computes_the_hmac_like_a_mismatch(work: list[str]) -> None:
 def test_a_disabled_account_enabled_again_logs_in_and_is_cached_then(
     store: Path, work: list[str]
 ) -> None:
-    users.set_enabled(store, "alice", False)
-    directory = users.UserDirectory(store)
+    users_store.set_enabled(store, "alice", False)
+    directory = users_directory.UserDirectory(store)
     assert directory.authenticate("alice", "secret") is None
-    users.set_enabled(store, "alice", True)
+    users_store.set_enabled(store, "alice", True)
 
     assert directory.authenticate("alice", "secret") is not None
     work.clear()

@@ -1,4 +1,4 @@
-"""Tests for ftpsup.tls_config: the server context built from an instance's TLS keys."""
+"""Tests for ftpsup.tls.contexts: the server context built from an instance's TLS keys."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ftpsup.certs import write_self_signed
 from ftpsup.config.schema import InstanceConfig
-from ftpsup.tls_config import make_context
+from ftpsup.tls.certs import write_self_signed
+from ftpsup.tls.contexts import make_context
 from tests.configs import minimal_config
 
 

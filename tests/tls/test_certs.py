@@ -21,10 +21,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ftpsup.certs import EXPIRY_WARNING_DAYS, check_pair, write_self_signed
+from ftpsup.cli.cert import validity_days
 from ftpsup.config.schema import InstanceConfig
-from ftpsup.tls_commands import validity_days
-from ftpsup.tls_config import tls_problems
+from ftpsup.tls.certs import EXPIRY_WARNING_DAYS, check_pair, write_self_signed
+from ftpsup.tls.contexts import tls_problems
 from tests.ftpsup_cli import run_ftpsup
 
 TIMEOUT = 60
@@ -413,7 +413,7 @@ def test_tls_check_also_reports_a_bad_cipher_list_beside_an_expiring_certificate
 def test_shipped_configuration_needs_only_ftpsup_cert_to_serve_ftps(tmp_path: Path) -> None:
     # The Quick start: a fresh checkout has no certificate; `ftpsup cert` puts one where the
     # shipped _shared.toml points (var/tls/, beside instances.d), and the TLS checks pass.
-    shipped = Path(__file__).resolve().parent.parent / "instances.d"
+    shipped = Path(__file__).resolve().parents[2] / "instances.d"
     config_dir = tmp_path / "checkout" / "instances.d"
     config_dir.mkdir(parents=True)
     for toml in shipped.glob("*.toml"):

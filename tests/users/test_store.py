@@ -16,20 +16,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ftpsup import user_commands
+from ftpsup.cli import user as user_commands
 from ftpsup.errors import UserStoreError
-from ftpsup.users import (
-    UserDirectory,
+from ftpsup.users.directory import UserDirectory
+from ftpsup.users.hashing import hash_password, verify_password
+from ftpsup.users.store import (
     UserRecord,
     add_user,
     check_user_name,
     delete_user,
-    hash_password,
     load_users,
     save_users,
     set_enabled,
     set_password,
-    verify_password,
 )
 
 FAST = 4  # scrypt ln for tests where the default cost would only slow them down

@@ -23,9 +23,9 @@ import os
 import sys
 from pathlib import Path
 
-from ftpsup.accounts import Account, grant_read
 from ftpsup.errors import UserStoreError
-from ftpsup.users import (
+from ftpsup.users.accounts import Account, grant_read
+from ftpsup.users.store import (
     add_user,
     check_user_name,
     delete_user,

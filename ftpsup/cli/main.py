@@ -13,12 +13,14 @@ import os
 import sys
 from pathlib import Path
 
-from ftpsup import __version__, accounts, tls_commands, user_commands
+from ftpsup import __version__
+from ftpsup.cli import cert, user
 from ftpsup.config.check import check
 from ftpsup.config.load import load_instance, user_db_path
 from ftpsup.config.schema import InstanceConfig
 from ftpsup.errors import ConfigError
-from ftpsup.supervisor import client
+from ftpsup.supervisor import client, launch
+from ftpsup.users import accounts
 
 SYSTEM_CONFIG_DIR = Path("/etc/ftpsup")
 EXIT_FAILED = 1
@@ -40,9 +42,9 @@ def _print_problems(error: ConfigError) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import trio
 
+    from ftpsup.listeners import ListenError, adopt_listener, bind_listener
     from ftpsup.server import anchors, privileges
     from ftpsup.server.instance import preflight, serve_instance
-    from ftpsup.server.listen import ListenError, adopt_listener, bind_listener
 
     try:
         config = load_instance(args.file)
@@ -112,7 +114,7 @@ def _preflight(config: InstanceConfig) -> list[str]:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    return client.start(
+    return launch.start(
         _config_dir(args),
         args.names,
         foreground=args.foreground,
@@ -158,20 +160,20 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_cert(args: argparse.Namespace) -> int:
-    return tls_commands.cmd_cert(args, Path(args.config_dir or default_config_dir()))
+    return cert.cmd_cert(args, Path(args.config_dir or default_config_dir()))
 
 
 def cmd_user(args: argparse.Namespace) -> int:
     config_dir = args.config_dir or default_config_dir()
     args.default_user_db = user_db_path(Path(config_dir))
     args.instance_account = accounts.shared_account(Path(config_dir))
-    return user_commands.run(args)
+    return user.run(args)
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    from ftpsup import setup_command
+    from ftpsup.cli import setup
 
-    return setup_command.run(_config_dir(args))
+    return setup.run(_config_dir(args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,10 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     setup.set_defaults(func=cmd_setup)
 
-    tls_commands.add_parser(commands)
+    cert.add_parser(commands)
     commands.choices["cert"].set_defaults(func=cmd_cert)
 
-    user_commands.add_parser(commands)
+    user.add_parser(commands)
     commands.choices["user"].set_defaults(func=cmd_user)
     return parser
 

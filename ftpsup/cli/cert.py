@@ -9,9 +9,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ftpsup.accounts import grant_read, grant_search, shared_account
-from ftpsup.certs import MAX_DAYS, MIN_DAYS, host_names, write_self_signed
 from ftpsup.config.check import load
+from ftpsup.tls.certs import MAX_DAYS, MIN_DAYS, host_names, write_self_signed
+from ftpsup.users.accounts import grant_read, grant_search, shared_account
 
 
 def cmd_cert(args: argparse.Namespace, config_dir: Path) -> int:

@@ -32,11 +32,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ftpsup import accounts
 from ftpsup.config.load import instance_paths, load_instance
 from ftpsup.config.schema import InstanceConfig
 from ftpsup.errors import ConfigError, UserStoreError
-from ftpsup.users import load_users, save_users
+from ftpsup.users import accounts
+from ftpsup.users.store import load_users, save_users
 
 NOLOGIN_SHELLS = (Path("/usr/sbin/nologin"), Path("/sbin/nologin"), Path("/bin/false"))
 

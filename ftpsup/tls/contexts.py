@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import ssl
 
-from ftpsup.certs import check_pair
 from ftpsup.config.schema import InstanceConfig
+from ftpsup.tls.certs import check_pair
 
 # Tickets a control connection's handshake issues, for its data connections to resume from:
 # one, so the session the control connection records is the only one its client holds.
