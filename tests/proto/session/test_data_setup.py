@@ -286,3 +286,10 @@ def test_an_rnto_refused_for_a_missing_argument_still_ends_the_rename() -> None:
     renamed = d.send("RNTO b")
     assert renamed.codes == [503]
     assert renamed.of(FsCall) == []
+
+
+def test_rest_in_arabic_indic_digits_leaves_the_next_retr_at_offset_0() -> None:
+    d = logged_in()
+    assert d.send("REST \u0663").codes == [501]
+    d.send("EPSV")
+    assert d.send("RETR f").of(PrepareTransfer)[0].offset == 0

@@ -238,3 +238,37 @@ def test_transfers_ask_the_executor_for_the_resolved_path() -> None:
     calls = Driver()
     calls.login()
     assert calls.send("DELE /a/../b").of(FsCall) == [FsCall(FsOp.UNLINK, "/b")]
+
+
+# Superscript two passes str.isdigit but not int(); Arabic-Indic digits pass both. Numbers are
+# ASCII digits only: "REST ²" once raised ValueError (451 and a traceback), "REST ٣" meant 3.
+UNICODE_NUMBERS = [
+    "REST \u00b2",
+    "REST \u0663",
+    "REST 1\u00b2",
+    "ALLO \u00b2",
+    "ALLO \u0663",
+    "SITE CHMOD \u0667\u0665\u0665 f",
+    "SITE UMASK \u0660\u0662\u0662",
+    "EPSV \u00b2",
+    "EPSV \u0661",
+    "MFMT \u0662\u0660\u0662\u0660\u0660\u0661\u0660\u0661\u0660\u0660\u0660\u0660\u0660\u0660 f",
+    f"EPRT |1|{PEER_V4}|\u0665\u0660\u0660\u0660|",
+    "REST " + "9" * 30,
+    "ALLO " + "9" * 30,
+]
+
+
+@pytest.mark.parametrize("line", UNICODE_NUMBERS)
+def test_numbers_in_other_scripts_or_out_of_bounds_are_refused_with_501(line: str) -> None:
+    d = Driver()
+    d.login()
+    answer = d.send(line)
+    assert answer.code == 501, answer.replies
+    assert answer.actions == []
+    assert d.machine.state.rest == 0
+    assert d.machine.state.data_setup.value == "none"
+
+
+def test_smnt_is_502_before_login_too() -> None:
+    assert Driver().send("SMNT /mnt").replies == [(502, "SMNT not implemented.")]
