@@ -73,6 +73,16 @@ def test_feat_after_login_follows_the_sessions_own_write_right() -> None:
     assert "MFMT" in features(other)
 
 
+def test_feat_on_ipv6_without_writes_leaves_out_pasv_and_mfmt_after_login_too() -> None:
+    d = Driver(make_config(write_enable=False), ipv6=True)
+    assert not {"PASV", "MFMT"} & set(features(d))
+    d.login()
+    assert not {"PASV", "MFMT"} & set(features(d))
+    # What FEAT left out really does not work here.
+    assert d.send("PASV").code == 522
+    assert d.send("MFMT 20200101000000 f").code == 550
+
+
 def test_opts_mlst_selects_facts_and_feat_stars_them() -> None:
     d = logged_in()
     assert d.send("OPTS MLST Size;type;bogus;").replies == [(200, "MLST OPTS size;type;")]
