@@ -6,6 +6,9 @@ Rules:
 - Every test runs on IPv4 and IPv6: against the module's `server`, or through `server_factory`
   parametrised over both addresses when it needs other settings.
 - The last test logs in with ftplib afresh: the abuse above must leave the server serving.
+- Protocol rules that need no socket (reply codes per verb, pre-checks, EPSV ALL, HELP, OPTS)
+  are tested on the state machine, in tests/proto/session; these tests keep the wire: bytes,
+  pipelining, files, logs and the connection's close.
 """
 
 from __future__ import annotations
@@ -79,37 +82,6 @@ def test_greeting_is_220_with_the_banner(server_factory: Callable[..., Server], 
         assert client.reply() == FtpReply(220, (BANNER,))
 
 
-def test_verbs_are_case_insensitive(raw: RawControl) -> None:
-    assert raw.command("user alice").code == 331
-    assert raw.command(f"pAsS {PASSWORD}").code == 230
-    assert raw.command("pwd") == FtpReply(257, ('"/" is the current directory',))
-
-
-def test_xpwd_is_an_alias_of_pwd(session: RawControl) -> None:
-    assert session.command("CWD /").code == 250
-    assert session.command("XPWD") == session.command("PWD")
-    assert session.command("XPWD").code == 257
-
-
-def test_unknown_verb_replies_500(session: RawControl) -> None:
-    assert session.command("FROBNICATE now").code == 500
-    assert session.command("NOOP").code == 200
-
-
-@pytest.mark.parametrize("line", ["PWD", "CWD /", "RETR x", "LIST", "MKD x", "PASV", "SIZE x"])
-def test_commands_before_login_reply_530(raw: RawControl, line: str) -> None:
-    assert raw.command(line).code == 530
-
-
-def test_pass_without_user_replies_503(raw: RawControl) -> None:
-    assert raw.command(f"PASS {PASSWORD}").code == 503
-    assert raw.command("PWD").code == 530
-
-
-def test_rnto_without_rnfr_replies_503(session: RawControl) -> None:
-    assert session.command("RNTO /anything").code == 503
-
-
 def test_rnfr_then_another_command_then_rnto_replies_503(
     server: Server, session: RawControl, workdir: str
 ) -> None:
@@ -118,28 +90,6 @@ def test_rnfr_then_another_command_then_rnto_replies_503(
     assert session.command("NOOP").code == 200
     assert session.command(f"RNTO {workdir}/b.txt").code == 503
     assert sorted(p.name for p in (server.home / workdir[1:]).iterdir()) == ["a.txt"]
-
-
-@pytest.mark.parametrize("verb", ["CWD", "RETR", "STOR", "MKD", "DELE", "RNFR", "SIZE", "TYPE"])
-def test_missing_argument_replies_501(session: RawControl, verb: str) -> None:
-    assert session.command(verb).code == 501
-
-
-@pytest.mark.parametrize(
-    ("line", "code"),
-    [
-        ("TYPE E", 504),
-        ("STRU R", 504),
-        ("MODE B", 504),
-        ("TYPE L 8", 200),
-        ("TYPE I", 200),
-        ("TYPE A", 200),
-        ("STRU F", 200),
-        ("MODE S", 200),
-    ],
-)
-def test_transfer_parameters(session: RawControl, line: str, code: int) -> None:
-    assert session.command(line).code == code
 
 
 def test_pipelined_commands_are_answered_in_order(session: RawControl) -> None:
@@ -191,7 +141,7 @@ def test_telnet_sequences_are_taken_out_of_the_line(session: RawControl, line: b
     assert session.command(line).code == 200
 
 
-# -- FEAT, OPTS, HELP, SYST, STAT, MLST -----------------------------------------------------
+# -- FEAT, OPTS, STAT, MLST -----------------------------------------------------------------
 
 
 def test_feat_lists_exactly_the_enabled_features(server: Server, raw: RawControl) -> None:
@@ -212,23 +162,6 @@ def test_feat_lists_exactly_the_enabled_features(server: Server, raw: RawControl
     } | (set() if is_ipv6(server) else {"PASV"})
 
 
-@pytest.mark.parametrize("host", HOSTS, ids=["ipv4", "ipv6"])
-def test_feat_leaves_out_eprt_when_port_is_disabled(
-    server_factory: Callable[..., Server], host: str
-) -> None:
-    srv = server_factory(host, port_enable=False)
-    with RawControl(srv.host, srv.port) as client:
-        client.reply()
-        names = feature_names(client.command("FEAT"))
-        assert "EPRT" not in names
-        assert {"EPSV", "MLST", "UTF8"} <= names
-        assert ("PASV" in names) is not is_ipv6(srv)
-
-
-def test_opts_utf8_on_replies_200(session: RawControl) -> None:
-    assert session.command("OPTS UTF8 ON").code == 200
-
-
 def test_opts_mlst_selects_the_facts_mlsd_sends(
     server: Server, session: RawControl, workdir: str
 ) -> None:
@@ -242,28 +175,6 @@ def test_opts_mlst_selects_the_facts_mlsd_sends(
     )
     feat = session.command("FEAT").text
     assert "MLST type*;size*;modify;perm;unique;UNIX.mode;" in feat
-
-
-def test_help_lists_commands_and_explains_one(session: RawControl) -> None:
-    overview = session.command("HELP")
-    assert overview.code == 214
-    assert len(overview.lines) > 2
-    assert "RETR" in overview.text
-    assert "EPSV" in overview.text
-    detail = session.command("HELP RETR")
-    assert detail.code == 214
-    assert "RETR" in detail.text
-    assert session.command("SYST") == FtpReply(215, ("UNIX Type: L8",))
-
-
-def test_stat_without_argument_replies_211(raw: RawControl) -> None:
-    before = raw.command("STAT")
-    assert before.code == 211
-    assert "Not logged in" in before.text
-    raw.login()
-    after = raw.command("STAT")
-    assert after.code == 211
-    assert "Logged in as alice" in after.text
 
 
 def test_stat_of_a_directory_lists_it_on_the_control_connection(
@@ -289,25 +200,7 @@ def test_mlst_of_a_file_replies_250_with_one_fact_line(
     assert facts[0].endswith(f"; {workdir}/m.txt")
 
 
-# -- data-connection setup refusals ---------------------------------------------------------
-
-
-def test_epsv_all_refuses_other_setup_commands(server: Server, session: RawControl) -> None:
-    assert session.command("EPSV ALL").code == 200
-    # PASV and PORT carry IPv4 addresses: on IPv6 they are refused as such (522) first.
-    v4_only_code = 522 if is_ipv6(server) else 503
-    assert session.command("PASV").code == v4_only_code
-    assert session.command("PORT 127,0,0,1,200,10").code == v4_only_code
-    family = 2 if is_ipv6(server) else 1
-    assert session.command(f"EPRT |{family}|{server.host}|51210|").code == 503
-    data, final = raw_transfer(session, server.host, "NLST /")
-    assert final.code == 226
-
-
-def test_epsv_for_the_other_family_replies_522(server: Server, session: RawControl) -> None:
-    other = 1 if is_ipv6(server) else 2
-    assert session.command(f"EPSV {other}").code == 522
-    assert session.command(f"EPSV {3 - other}").code == 229
+# -- HTTP ------------------------------------------------------------------------------------
 
 
 def test_http_request_before_login_gets_421_and_close(raw: RawControl) -> None:

@@ -2,8 +2,9 @@
 
 Rules:
 - Each test names the client-visible rule it holds: MLSx perm letters are exactly the verbs
-  the session may run; SIZE in TYPE A is refused; SMNT is 502; FEAT offers only what works on
-  this connection; a transfer cut by a stop still gets its xferlog line.
+  the session may run; SIZE in TYPE A is refused; a transfer cut by a stop still gets its
+  xferlog line. SMNT's 502 and FEAT per connection are tested on the state machine
+  (tests/proto/session).
 - No sleeping: the stop test waits on server-side state (bytes arriving, the process exit,
   the xferlog line), each wait bounded.
 """
@@ -18,8 +19,6 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import (
-    FtpReply,
-    RawControl,
     Server,
     anonymous_login,
     open_data,
@@ -28,10 +27,6 @@ from tests.integration.test_supervisor import STOPWAITSECS, alive, make_supervis
 
 ServerFactory = Callable[..., Server]
 TIMEOUT = 20
-
-
-def _feature_names(answer: FtpReply) -> set[str]:
-    return {line.split()[0] for line in answer.lines[1:-1]}
 
 
 def _anon_server(server_factory: ServerFactory, tmp_path: Path, **settings: object) -> Server:
@@ -85,7 +80,7 @@ def test_mlsd_and_mlst_agree_on_a_symlinked_file(server: Server, workdir: str) -
     assert mlst.startswith(" type=file;size=5;")
 
 
-# -- SIZE, SMNT, FEAT -----------------------------------------------------------------------
+# -- SIZE ------------------------------------------------------------------------------------
 
 
 def test_size_is_refused_in_type_a_and_exact_in_type_i(server: Server, workdir: str) -> None:
@@ -97,44 +92,6 @@ def test_size_is_refused_in_type_a_and_exact_in_type_i(server: Server, workdir: 
             ftp.sendcmd(f"SIZE {workdir}/text.txt")
         ftp.voidcmd("TYPE I")
         assert ftp.sendcmd(f"SIZE {workdir}/text.txt") == "213 9"
-
-
-def test_smnt_is_502_before_and_after_login(server: Server) -> None:
-    with RawControl(server.host, server.port) as client:
-        assert client.reply().code == 220
-        assert client.command("SMNT /mnt").code == 502
-        assert client.login().code == 230
-        assert client.command("SMNT /mnt").code == 502
-        assert client.command("NOOP").code == 200
-
-
-def test_feat_on_ipv6_without_writes_offers_neither_pasv_nor_mfmt(
-    server_factory: ServerFactory,
-) -> None:
-    srv = server_factory("::1", write_enable=False)
-    with RawControl(srv.host, srv.port) as client:
-        assert client.reply().code == 220
-        before = _feature_names(client.command("FEAT"))
-        assert client.login().code == 230
-        after = _feature_names(client.command("FEAT"))
-        # What FEAT left out really does not work here.
-        assert client.command("PASV").code == 522
-        assert client.command("MFMT 20200101000000 x").code == 550
-    for names in (before, after):
-        assert {"EPSV", "EPRT", "MDTM", "SIZE"} <= names
-        assert not {"PASV", "MFMT"} & names
-
-
-def test_feat_after_anonymous_login_follows_anon_other_write_enable(
-    server_factory: ServerFactory, tmp_path: Path
-) -> None:
-    srv = _anon_server(server_factory, tmp_path, anon_upload_enable=True)
-    with RawControl(srv.host, srv.port) as client:
-        assert client.reply().code == 220
-        # Before login only write_enable is known.
-        assert "MFMT" in _feature_names(client.command("FEAT"))
-        assert client.login("anonymous", "guest@example.com").code == 230
-        assert "MFMT" not in _feature_names(client.command("FEAT"))
 
 
 # -- a transfer cut by `ftpsup stop` ---------------------------------------------------------

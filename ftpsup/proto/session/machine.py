@@ -243,6 +243,8 @@ class FtpSession:
             may_write=st.write_allowed(cmd.verb),
         )
         if refusal is not None:
+            # An RNTO refused here (no argument) still ends the RNFR/RNTO pair (RFC 959 §4.1.3).
+            st.rename_from = None
             self.send(refusal)
             if entry is None and not st.logged_in:
                 st.unknown_before_login += 1

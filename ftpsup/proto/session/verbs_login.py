@@ -53,6 +53,8 @@ def user(m: FtpSession, arg: str) -> None:
     if st.logged_in:
         m.reply(530, "Can't change to another user.")
         return
+    # A refused USER leaves no name behind: the PASS after it is 503 (as vsftpd empties it).
+    st.pending_user = None
     name = arg.strip()
     anonymous = name.lower() in ANONYMOUS_NAMES
     refusal = login_tls_refusal(st, anonymous)
