@@ -129,25 +129,20 @@ class FtpSession:
     def command(self, cmd: Command) -> list[Item]:
         """A command line arrived (parsed by proto.commands.parse_command)."""
         assert self._steps is None, "one command at a time"
-        st = self.state
-        verb = cmd.verb
-        if not verb:
-            self.reply(500, "Empty command.")
-            return self._emit()
-        if st.user is None and verb in HTTP_VERBS:
-            self.log("warning", "HTTP request from %s refused", st.peer_ip)
-            self.reply(421, "HTTP protocol commands not allowed.")
-            self.close()
-            return self._emit()
-        entry = VERBS.get(verb)
-        if st.transfer is not None and (entry is None or not entry.spec.during_transfer):
+        entry = VERBS.get(cmd.verb)
+        if self.state.transfer is not None and (entry is None or not entry.spec.during_transfer):
             self._start(self._after_transfer(cmd))
         else:
             self._run(cmd)
         return self._emit()
 
     def line_too_long(self) -> list[Item]:
-        self.reply(500, "Command line too long.")
+        """A line over max_command_length arrived (and was thrown away): 500."""
+        assert self._steps is None, "one command at a time"
+        if self.state.transfer is not None:
+            self._start(self._after_transfer(None))
+        else:
+            self._run(None)
         return self._emit()
 
     def resume(self, outcome: Outcome) -> list[Item]:
@@ -214,8 +209,9 @@ class FtpSession:
         self._steps = steps
         self._wait_on(action)
 
-    def _after_transfer(self, cmd: Command) -> Steps:
-        outcome = yield AwaitTransfer(read_ahead=cmd.verb not in STREAM_VERBS)
+    def _after_transfer(self, cmd: Command | None) -> Steps:
+        read_ahead = cmd is None or cmd.verb not in STREAM_VERBS
+        outcome = yield AwaitTransfer(read_ahead=read_ahead)
         if isinstance(outcome, ClientGone) or self.state.closing:
             # The client went away meanwhile: a command it queued behind the transfer (say
             # DELE after RETR) must not run once that transfer was cut short.
@@ -225,14 +221,28 @@ class FtpSession:
         if steps is not None:
             yield from steps
 
-    def _run(self, cmd: Command) -> None:
+    def _run(self, cmd: Command | None) -> None:
         steps = self._checked(cmd)
         if steps is not None:
             self._start(steps)
 
-    def _checked(self, cmd: Command) -> Steps | None:
-        """Run the pre-checks of proto.commands, then the verb's handler."""
+    def _checked(self, cmd: Command | None) -> Steps | None:
+        """Answer a line that is no command; else run the pre-checks, then the handler.
+
+        `cmd` is None for a line that was too long.
+        """
         st = self.state
+        if cmd is None:
+            self.reply(500, "Command line too long.")
+            return None
+        if not cmd.verb:
+            self.reply(500, "Empty command.")
+            return None
+        if st.user is None and cmd.verb in HTTP_VERBS:
+            self.log("warning", "HTTP request from %s refused", st.peer_ip)
+            self.reply(421, "HTTP protocol commands not allowed.")
+            self.close()
+            return None
         if cmd.verb != "RNTO":
             st.rename_from = None
         entry = VERBS.get(cmd.verb)
