@@ -49,12 +49,13 @@ async def _command_loop(s: Session) -> None:
     await run_items(s, s.machine.connected(_banner(s.ctx)))
     while not s.closing:
         s.awaiting_command = True
+        # The idle clock stays armed while a command needs no I/O (run_items takes it off
+        # before the first await of one that does): one deadline change per such command.
         s.arm_idle_timeout()
         try:
             item = await read_line(s)
         finally:
             s.awaiting_command = False
-            s.disarm_idle_timeout()
         if s.timed_out():
             # The deadline fired in the same scheduler pass as the line arrived: the scope
             # stays cancelled, so the command could not run to its end. Time out instead.

@@ -78,6 +78,9 @@ async def run_items(s: Session, items: list[Item]) -> None:
                 _notice(s, item)
         if waited is None:
             return
+        if s.idle_armed:
+            # A command that waits for I/O (a password check, a listing...) is no idle time.
+            s.disarm_idle_timeout()
         await s.flush()
         outcome = await _carry_out(s, waited)
         items = s.machine.resume(outcome)

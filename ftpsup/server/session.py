@@ -50,6 +50,9 @@ class Session:
     send_lock: trio.Lock = attrs.field(factory=trio.Lock)
     nursery: trio.Nursery | None = None
     awaiting_command: bool = False
+    # Whether the deadline is the idle clock's (armed while reading, kept through a command
+    # that needs no I/O, taken off before the first await of one that does).
+    idle_armed: bool = False
     fs: JailedFs | None = None
     passive: PassiveEndpoint | None = None
     # The transfer prepared (file opened, listing built) and not yet started, then running.
@@ -175,11 +178,13 @@ class Session:
         busy = self.transfer is not None
         deadline = math.inf if busy else trio.current_time() + idle
         self.nursery.cancel_scope.deadline = min(deadline, self.login_deadline)
+        self.idle_armed = True
 
     def disarm_idle_timeout(self) -> None:
-        """While a command runs: no idle clock, only the login clock (if still running)."""
+        """While a command waits for I/O: no idle clock, only the login clock (if running)."""
         assert self.nursery is not None
         self.nursery.cancel_scope.deadline = self.login_deadline
+        self.idle_armed = False
 
     def timed_out(self) -> bool:
         """Whether the idle or login deadline has fired (a fired scope stays cancelled)."""
@@ -192,14 +197,16 @@ class Session:
     def stop_login_clock(self) -> None:
         """At login; called while the login command runs (the idle clock is disarmed)."""
         self.login_deadline = math.inf
-        if self.nursery is not None:
+        if self.nursery is not None and not self.idle_armed:
             self.nursery.cancel_scope.deadline = math.inf
 
     def restart_login_clock(self) -> None:
         """After REIN the connection is not logged in again, and gets a fresh login_timeout."""
         self.login_deadline = trio.current_time() + self.ctx.config.login_timeout
         if self.nursery is not None:
-            self.nursery.cancel_scope.deadline = self.login_deadline
+            self.nursery.cancel_scope.deadline = min(
+                self.login_deadline, self.nursery.cancel_scope.deadline
+            )
 
     # -- end of session -----------------------------------------------------------------
 
