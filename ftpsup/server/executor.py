@@ -61,8 +61,8 @@ from ftpsup.server.login import authenticate
 from ftpsup.server.reading import wait_transfer_reading
 from ftpsup.server.session import Session
 from ftpsup.server.tls_start import load_tls, start_tls
-from ftpsup.server.transfer_run import RunningTransfer
-from ftpsup.server.transfers import run_transfer
+from ftpsup.server.transfer.owner import RunningTransfer
+from ftpsup.server.transfer.task import run_transfer
 
 
 async def run_items(s: Session, items: list[Item]) -> None:

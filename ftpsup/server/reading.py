@@ -18,7 +18,7 @@ import trio
 
 from ftpsup.proto.lines import LineTooLong
 from ftpsup.server.session import Session
-from ftpsup.server.transfer_run import RunningTransfer
+from ftpsup.server.transfer.owner import RunningTransfer
 
 RECEIVE_SIZE = 16384
 # How much a client may send behind a command that waits for a transfer (16 reads): enough

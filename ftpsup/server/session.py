@@ -32,7 +32,7 @@ from ftpsup.server.context import InstanceContext
 from ftpsup.server.data import OverAddressLimit, PassiveEndpoint, open_passive
 from ftpsup.server.fs import JailedFs
 from ftpsup.server.tls_sessions import SessionOwner
-from ftpsup.server.transfer_run import RunningTransfer
+from ftpsup.server.transfer.owner import RunningTransfer
 
 
 @attrs.define

@@ -12,7 +12,7 @@ The control channel is a stdlib `SSLSocket` in non-blocking mode driven by trio'
 wait_readable/wait_writable (`SslSocketStream`); its handshake and every data-channel
 handshake run in a worker thread, so the public-key work of a handshake never stalls other
 sessions. Data connections are `TlsDataConnection`s (tls_data.py): OpenSSL on memory BIOs
-over a blocking socket, used by the copy loops in transfer.py from worker threads.
+over a blocking socket, used by the copy loops in transfer/copying.py from worker threads.
 
 Rules:
 - TLS 1.2 and 1.3 only; older versions are never enabled.

@@ -7,7 +7,7 @@ OpenSSL works on memory, so a 1 GiB upload costs a few thousand system calls ins
 about two hundred thousand (docs/performance.md).
 
 Rules:
-- Everything here blocks and runs in a worker thread, like the copy loops in transfer.py.
+- Everything here blocks and runs in a worker thread, like the copy loops in transfer/copying.py.
   The socket keeps the SO_RCVTIMEO/SO_SNDTIMEO set by the caller (a timeout surfaces as
   BlockingIOError); the handshake uses the socket's Python-level timeout instead.
 - The plain socket stays the one the session knows: ABOR shuts it down, and the next read
@@ -20,7 +20,7 @@ Rules:
   3.10 to 3.11.2), OpenSSL reports 0 bytes only for a real close_notify; and it never meets an
   unexpected end of file, which it treats as a fatal error that drops the TLS session from the
   server's cache (the client's next data connection could then not resume it). Whether a
-  truncated upload is accepted is the caller's rule (strict_ssl_read_eof in transfer.py), not
+  truncated upload is accepted is the caller's rule (strict_ssl_read_eof in transfer/copying.py), not
   the context's.
 """
 

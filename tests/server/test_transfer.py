@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ftpsup.server.transfer import (
+from ftpsup.server.transfer.copying import (
     SEND_NOW_LIMIT,
     Progress,
     receive_file,

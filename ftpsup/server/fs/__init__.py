@@ -23,7 +23,7 @@ Worker threads may touch:
   changes (the home fd, umask, file mode, hide_ids, the openat2 choice), and each call opens,
   uses and closes its own fds;
 - the fds a method returns, from the one thread that holds them: the caller owns each fd and
-  closes it (transfer.py copies through it in its own worker thread);
+  closes it (transfer/copying.py copies through it in its own worker thread);
 - the values it returns (FileFacts is frozen) and the owner and group name caches (an
   lru_cache is thread-safe).
 

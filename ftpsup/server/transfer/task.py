@@ -25,8 +25,8 @@ from ftpsup.proto.session.actions import StartTransfer, TransferEnd, TransferRes
 from ftpsup.server.data import accept_data, connect_data
 from ftpsup.server.session import Session
 from ftpsup.server.tls import ReusePolicy, SessionNotReused
-from ftpsup.server.transfer import LocalIoError
-from ftpsup.server.transfer_run import (
+from ftpsup.server.transfer.copying import LocalIoError
+from ftpsup.server.transfer.owner import (
     DataHandshakeError,
     RunningTransfer,
     transfer_end,

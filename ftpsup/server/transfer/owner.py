@@ -27,7 +27,7 @@ import trio
 
 from ftpsup.proto.session.actions import TransferEnd
 from ftpsup.server.tls import ReusePolicy, SessionNotReused, data_handshake
-from ftpsup.server.transfer import (
+from ftpsup.server.transfer.copying import (
     DataSocket,
     LocalIoError,
     Progress,

@@ -1,0 +1,1 @@
+"""Transfers: the copy loops (copying), what one transfer owns (owner), and its task (task)."""
