@@ -20,8 +20,8 @@ Rules:
   3.10 to 3.11.2), OpenSSL reports 0 bytes only for a real close_notify; and it never meets an
   unexpected end of file, which it treats as a fatal error that drops the TLS session from the
   server's cache (the client's next data connection could then not resume it). Whether a
-  truncated upload is accepted is the caller's rule (strict_ssl_read_eof in transfer/copying.py), not
-  the context's.
+  truncated upload is accepted is the caller's rule (strict_ssl_read_eof in
+  transfer/copying.py), not the context's.
 """
 
 from __future__ import annotations
