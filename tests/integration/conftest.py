@@ -123,7 +123,7 @@ def add_user(config_dir: Path, name: str, password: str, home: Path, *extra: str
 _alice_template: tuple[bytes, str] | None = None
 
 
-def _write_alice_store(config_dir: Path, home: Path) -> None:
+def write_alice_store(config_dir: Path, home: Path) -> None:
     """What `add_user(config_dir, USER, PASSWORD, home)` leaves on disk, from the template.
 
     The stores differ only in the home line (and the salt, which no test compares); the home
@@ -186,7 +186,7 @@ def start_server(base: Path, host: str, **settings: Any) -> Server:
         "".join(f"{k} = {_toml_value(v)}\n" for k, v in instance.items())
     )
     if not (config_dir / "users.toml").exists():
-        _write_alice_store(config_dir, home)
+        write_alice_store(config_dir, home)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     if family == socket.AF_INET6:
@@ -253,7 +253,16 @@ def dedent(text: str) -> str:
     return textwrap.dedent(text).lstrip()
 
 
-__all__ = ["HOSTS", "PASSWORD", "USER", "Server", "add_user", "dedent", "start_server"]
+__all__ = [
+    "HOSTS",
+    "PASSWORD",
+    "USER",
+    "Server",
+    "add_user",
+    "dedent",
+    "start_server",
+    "write_alice_store",
+]
 
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
 
