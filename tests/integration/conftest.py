@@ -19,6 +19,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -127,9 +128,16 @@ def write_alice_store(config_dir: Path, home: Path) -> None:
     """What `add_user(config_dir, USER, PASSWORD, home)` leaves on disk, from the template.
 
     The stores differ only in the home line (and the salt, which no test compares); the home
-    is made as `user add` makes it (0755, and its missing parents 0755).
+    is made as `user add` makes it (0755, and its missing parents 0755). Run by root for
+    instances that drop privileges, `user add` also shares the store and the home with their
+    account: that case still runs it.
     """
     global _alice_template
+    shared = config_dir / "_shared.toml"
+    as_root = shared.exists() and tomllib.loads(shared.read_text()).get("run_as_root") is True
+    if os.geteuid() == 0 and not as_root:
+        add_user(config_dir, USER, PASSWORD, home)
+        return
     if _alice_template is None:
         with tempfile.TemporaryDirectory(prefix="ftpsup-store-") as scratch:
             made_home = Path(scratch) / "home" / USER
