@@ -465,31 +465,35 @@ def test_concurrent_passive_sessions_never_listen_on_one_port_twice(sup: Sup) ->
     done = threading.Event()
     refusals: list[str] = []
     seen: dict[tuple[str, int, int], list[float]] = {}
-    passes = [0]  # whole passes over both tables, counted by the sampler alone
+    # Passes over both tables begun and finished, counted by the sampler alone.
+    passes = {"begun": 0, "finished": 0}
 
     def sample() -> None:
         while not done.is_set():
+            passes["begun"] += 1
             for table in ("/proc/net/tcp", "/proc/net/tcp6"):
                 start = time.monotonic()
                 found = _listening_sockets(table, lo, hi)
                 end = time.monotonic()
                 for port, inode in found:
                     seen.setdefault((table, port, inode), [end, start])[1] = start
-            passes[0] += 1
+            passes["finished"] += 1
 
     def listener_seen() -> None:
-        # The pass under way may have begun before the reply; the two after it did not.
-        wanted = passes[0] + 3
+        # Two passes begun after the reply, and so after the listener opened, have finished.
+        wanted = passes["begun"] + 2
         deadline = time.monotonic() + TIMEOUT
-        while passes[0] < wanted:
+        while passes["finished"] < wanted:
             assert time.monotonic() < deadline, "the sampler stopped"
             time.sleep(0.005)
 
     def client(name: str) -> int:
         ok = 0
+        deadline = time.monotonic() + TIMEOUT
         with sup.connect(name) as ftp:
-            for _ in range(300):
-                if ok == 8:
+            # Bounded by time as well: 16 sessions share 5 ports, each held for two passes.
+            for _ in range(5000):
+                if ok == 8 or time.monotonic() > deadline:
                     break
                 try:
                     listing = slow_nlst(ftp, listener_seen)
