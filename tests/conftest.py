@@ -1,4 +1,4 @@
-"""Settings shared by every test: the Hypothesis profiles.
+"""Settings shared by every test: the Hypothesis profiles, and the groups of a parallel run.
 
 Two profiles, both built on Hypothesis's own defaults, and one of them is loaded here, before
 any test is collected:
