@@ -1,4 +1,4 @@
-"""Settings shared by every test: the Hypothesis profiles.
+"""Settings shared by every test: the Hypothesis profiles, and the groups of a parallel run.
 
 Two profiles, both built on Hypothesis's own defaults, and one of them is loaded here, before
 any test is collected:
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 _TIMING_HEALTH_CHECKS = [HealthCheck.too_slow]
@@ -48,3 +49,41 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+# -- parallel runs (pytest-xdist, `--dist loadgroup` in pyproject.toml) ---------------------
+# A test that uses a module-scoped fixture (an instance or a supervisor shared by a module's
+# tests) runs on the same worker as every other test of its module using that fixture with
+# the same parameter, so the fixture starts once per parameter, not once per worker, and the
+# module's tests see it in the order they are written. Every other test goes to whichever
+# worker is free.
+
+_SHARED_SCOPES = frozenset({"module", "package", "class"})
+
+
+def _xdist_group(item: pytest.Item) -> str | None:
+    """The module, and the parameters of the module-scoped fixtures the test uses."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return None
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    shared = [
+        name
+        for name, defs in info.name2fixturedefs.items()
+        if defs and defs[-1].scope in _SHARED_SCOPES
+    ]
+    if not shared:
+        return None
+    module = item.nodeid.split("::", 1)[0]
+    return module + "".join(sorted(f" {n}={params[n]!r}" for n in shared if n in params))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        group = _xdist_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))

@@ -16,8 +16,10 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,24 @@ import pytest
 
 USER = "alice"
 PASSWORD = "wonder land"  # a space on purpose: PASS takes the whole rest of the line
-PASV_MIN, PASV_MAX = 30100, 30199
+
+
+def _worker_pasv_range() -> tuple[int, int]:
+    """This test process's share of 30100-30299 (pytest-xdist runs several at once).
+
+    Without xdist the range is 30100-30199. Under xdist each worker ("gw0", "gw1"...) gets
+    its own slice, so one worker's instances never take a passive port another's test counts
+    on. test_resources.py draws its own ranges from 30300 up.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or "1")
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    size = min(100, 200 // max(count, 1))
+    low = 30100 + size * (index % max(count, 1))
+    return low, low + size - 1
+
+
+PASV_MIN, PASV_MAX = _worker_pasv_range()
 
 
 def _toml_value(value: object) -> str:
@@ -100,6 +119,43 @@ def add_user(config_dir: Path, name: str, password: str, home: Path, *extra: str
     )
 
 
+# users.toml as `ftpsup user add alice` writes it, and the home it names: made once per test
+# process (a Python start and a scrypt hash, the dearer half of starting an instance).
+_alice_template: tuple[bytes, str] | None = None
+
+
+def write_alice_store(config_dir: Path, home: Path) -> None:
+    """What `add_user(config_dir, USER, PASSWORD, home)` leaves on disk, from the template.
+
+    The stores differ only in the home line (and the salt, which no test compares); the home
+    is made as `user add` makes it (0755, and its missing parents 0755). Run by root for
+    instances that drop privileges, `user add` also shares the store and the home with their
+    account: that case still runs it.
+    """
+    global _alice_template
+    shared = config_dir / "_shared.toml"
+    as_root = shared.exists() and tomllib.loads(shared.read_text()).get("run_as_root") is True
+    if os.geteuid() == 0 and not as_root:
+        add_user(config_dir, USER, PASSWORD, home)
+        return
+    if _alice_template is None:
+        with tempfile.TemporaryDirectory(prefix="ftpsup-store-") as scratch:
+            made_home = Path(scratch) / "home" / USER
+            add_user(Path(scratch), USER, PASSWORD, made_home)
+            _alice_template = ((Path(scratch) / "users.toml").read_bytes(), str(made_home))
+    template, template_home = _alice_template
+    old = f"home = {_toml_value(template_home)}\n".encode()
+    assert template.count(old) == 1, template
+    store = template.replace(old, f"home = {_toml_value(str(home))}\n".encode())
+    fd = os.open(config_dir / "users.toml", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(store)
+    missing = [home, *(p for p in home.parents if not p.exists())]
+    home.mkdir(parents=True, exist_ok=True)
+    for directory in missing:
+        directory.chmod(0o755)
+
+
 def start_server(base: Path, host: str, **settings: Any) -> Server:
     """Write a config directory under `base`, make user alice, and start one instance."""
     config_dir = base / "etc"
@@ -138,7 +194,7 @@ def start_server(base: Path, host: str, **settings: Any) -> Server:
         "".join(f"{k} = {_toml_value(v)}\n" for k, v in instance.items())
     )
     if not (config_dir / "users.toml").exists():
-        add_user(config_dir, USER, PASSWORD, home)
+        write_alice_store(config_dir, home)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
     if family == socket.AF_INET6:
@@ -205,7 +261,16 @@ def dedent(text: str) -> str:
     return textwrap.dedent(text).lstrip()
 
 
-__all__ = ["HOSTS", "PASSWORD", "USER", "Server", "add_user", "dedent", "start_server"]
+__all__ = [
+    "HOSTS",
+    "PASSWORD",
+    "USER",
+    "Server",
+    "add_user",
+    "dedent",
+    "start_server",
+    "write_alice_store",
+]
 
 os.environ.setdefault("PYTHONUNBUFFERED", "1")
 

@@ -30,7 +30,7 @@ from tests.integration.conftest import HOSTS, Server, wait_until
 
 ServerFactory = Callable[..., Server]
 
-# Two-port passive ranges are drawn from here (above the shared fixture's 30100-30199, below
+# Two-port passive ranges are drawn from here (above the shared fixture's 30100-30299, below
 # the kernel's ephemeral ports), so two test runs on one machine are unlikely to collide.
 PAIR_FLOOR, PAIR_CEILING = 30300, 32700
 ROUNDS = 20

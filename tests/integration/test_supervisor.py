@@ -40,6 +40,7 @@ from tests.integration.conftest import (
     add_user,
     open_data,
     recv_all,
+    write_alice_store,
 )
 
 TIMEOUT = 60
@@ -186,7 +187,7 @@ def make_supervisor(**shared: Any) -> Sup:
         (sup.etc / f"{name}.toml").write_text(
             _toml({"listen_address": host, "listen_port": sup.port})
         )
-    add_user(sup.etc, USER, PASSWORD, sup.home)
+    write_alice_store(sup.etc, sup.home)
     return sup
 
 
@@ -436,12 +437,12 @@ def _listening_sockets(table: str, lo: int, hi: int) -> list[tuple[int, int]]:
     return found
 
 
-def slow_nlst(ftp: ftplib.FTP) -> bytes:
-    """NLST in EPSV mode, connecting 100 ms after the reply, so the listener is seen."""
+def slow_nlst(ftp: ftplib.FTP, listener_seen: Callable[[], None]) -> bytes:
+    """NLST in EPSV mode, connecting only once `listener_seen` says the listener was seen."""
     assert ftp.sock is not None
     host = str(ftp.sock.getpeername()[0])
     port = ftplib.parse229(ftp.sendcmd("EPSV"), (host, 0))[1]
-    time.sleep(0.1)
+    listener_seen()
     with socket.create_connection((host, port), timeout=10) as conn:
         assert ftp.sendcmd("NLST").startswith("150")
         data = recv_all(conn)
@@ -456,30 +457,46 @@ def test_concurrent_passive_sessions_never_listen_on_one_port_twice(sup: Sup) ->
     families only the shared allocator prevents it. Each listening socket (by inode) is
     known to have existed from the end of the table read that first showed it to the start
     of the read that last showed it, so an overlap of those intervals between an IPv4 and
-    an IPv6 socket on one port proves both listened at once.
+    an IPv6 socket on one port proves both listened at once. A client connects to its
+    listener only after two whole passes of the sampler began after the EPSV reply, so
+    every listener is seen at least twice however slowly the tables are read.
     """
     lo, hi = sup.pasv
     done = threading.Event()
     refusals: list[str] = []
     seen: dict[tuple[str, int, int], list[float]] = {}
+    # Passes over both tables begun and finished, counted by the sampler alone.
+    passes = {"begun": 0, "finished": 0}
 
     def sample() -> None:
         while not done.is_set():
+            passes["begun"] += 1
             for table in ("/proc/net/tcp", "/proc/net/tcp6"):
                 start = time.monotonic()
                 found = _listening_sockets(table, lo, hi)
                 end = time.monotonic()
                 for port, inode in found:
                     seen.setdefault((table, port, inode), [end, start])[1] = start
+            passes["finished"] += 1
+
+    def listener_seen() -> None:
+        # Two passes begun after the reply, and so after the listener opened, have finished.
+        wanted = passes["begun"] + 2
+        deadline = time.monotonic() + TIMEOUT
+        while passes["finished"] < wanted:
+            assert time.monotonic() < deadline, "the sampler stopped"
+            time.sleep(0.005)
 
     def client(name: str) -> int:
         ok = 0
+        deadline = time.monotonic() + TIMEOUT
         with sup.connect(name) as ftp:
-            for _ in range(300):
-                if ok == 8:
+            # Bounded by time as well: 16 sessions share 5 ports, each held for two passes.
+            for _ in range(5000):
+                if ok == 8 or time.monotonic() > deadline:
                     break
                 try:
-                    listing = slow_nlst(ftp)
+                    listing = slow_nlst(ftp, listener_seen)
                 except ftplib.error_temp as exc:
                     refusals.append(str(exc)[:3])
                     time.sleep(0.01)

@@ -21,6 +21,8 @@ import pytest
 from ftpsup.ports import PortAllocator
 from tests.integration.conftest import (
     HOSTS,
+    PASV_MAX,
+    PASV_MIN,
     CertPair,
     RawControl,
     Server,
@@ -39,7 +41,7 @@ ACCEPT_TIMEOUT = 3600
 
 def leased_ports(srv: Server) -> list[int]:
     allocator = PortAllocator(
-        srv.home.parent.parent / "run" / "ports", 30100, 30199, owner="test-probe"
+        srv.home.parent.parent / "run" / "ports", PASV_MIN, PASV_MAX, owner="test-probe"
     )
     return [port for port, _ in allocator.leases_in_use()]
 
@@ -144,7 +146,10 @@ def test_at_the_descriptor_limit_accept_logs_twice_and_passive_answers_425(
         assert client.reply().code == 220
         assert client.login().code == 230
         # The lock files are created in the background at start: let that finish first.
-        wait_until(lambda: len(list(lock_dir.glob("*"))) == 100, "the passive lock files")
+        wait_until(
+            lambda: len(list(lock_dir.glob("*"))) == PASV_MAX - PASV_MIN + 1,
+            "the passive lock files",
+        )
         soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
         # Every new descriptor of the server now fails with EMFILE.
         resource.prlimit(pid, resource.RLIMIT_NOFILE, (lowest_free_fd(pid), hard))
