@@ -12,10 +12,15 @@ Rules:
 4. Whatever a client sent is made printable before it is written (vsftpd turns unprintable
    characters into "?"), so no client can start a forged line; "]" is also replaced in the
    [user] field, which fail2ban reads up to the first "]".
-5. File I/O never runs on the event loop's thread: records pass through a QueueHandler to a
-   QueueListener thread, and XferLog.write is called from a worker thread.
+5. File I/O never runs on the event loop's thread: lines pass through a queue to a writer
+   thread (log_writer), and XferLog.write is called from a worker thread.
 6. logrotate friendly: a log file that was moved away is reopened at its path on the next
    write, and reopen_logs() forces that at once.
+7. The event lines of a session (CONNECT, LOGIN, UPLOAD/DOWNLOAD) are the instance log's
+   whole load under a burst of sessions, so they skip the logging machinery (caller lookup,
+   LogRecord, QueueHandler's copy): when the logger is an instance's own, as set up here and
+   unchanged, the line is formatted on the spot and queued as text. Any other logger (or one
+   given extra handlers or filters) gets an ordinary LogRecord, formatted alike.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+
+from ftpsup.log_writer import LineWriter
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -123,43 +130,19 @@ class _LogFileHandler(logging.handlers.WatchedFileHandler):
             self.release()
 
 
-# How long the writer thread lets records gather after it wakes, before it writes them.
-WRITER_BATCH_SECONDS = 0.02
-
-
-class _BatchingListener(logging.handlers.QueueListener):
-    """A QueueListener that wakes at most once per WRITER_BATCH_SECONDS under load.
-
-    Each wake-up of an idle writer thread costs the logging thread a futex wake and both
-    threads a GIL hand-over; at three lines per session that was a measurable share of a
-    busy instance's CPU. A record queued while the writer is not waiting wakes no one.
-    """
-
-    def __init__(self, records: queue.SimpleQueue[Any], target: logging.Handler) -> None:
-        super().__init__(records, target, respect_handler_level=True)
-        self._records = records
-
-    def dequeue(self, block: bool) -> Any:
-        try:
-            return self._records.get_nowait()
-        except queue.Empty:
-            if not block:
-                raise
-        record = self._records.get()
-        time.sleep(WRITER_BATCH_SECONDS)
-        return record
-
-
 @attrs.define
 class _InstanceLogging:
     logger: logging.Logger
     queue_handler: logging.handlers.QueueHandler
-    listener: logging.handlers.QueueListener
+    writer: LineWriter
     target: logging.Handler
 
 
 _active: dict[str, _InstanceLogging] = {}
 _active_lock = threading.Lock()
+# Each set-up instance logger and its queue handler, for the direct path (rule 7). Replaced
+# whole, never changed in place, so a reader never needs the lock.
+_direct: dict[logging.Logger, logging.handlers.QueueHandler] = {}
 
 
 def _make_parent(path: Path) -> None:
@@ -171,7 +154,7 @@ def setup_instance_logging(
 ) -> logging.Logger:
     """Route the logger `ftpsup.<instance>` (and its children) to a file or stderr.
 
-    Records are formatted on the caller's thread and written by a QueueListener thread.
+    Records are formatted on the caller's thread and written by a LineWriter thread.
     Calling it again for the same instance replaces the earlier setup.
 
     Args:
@@ -196,7 +179,7 @@ def setup_instance_logging(
     records: queue.SimpleQueue[Any] = queue.SimpleQueue()
     queue_handler = logging.handlers.QueueHandler(records)
     queue_handler.setFormatter(VsftpdFormatter())
-    listener = _BatchingListener(records, target)
+    writer = LineWriter(records, target)
 
     logger = logging.getLogger(f"ftpsup.{instance}")
     logger.setLevel(logging.DEBUG if debug else logging.INFO)
@@ -205,17 +188,25 @@ def setup_instance_logging(
     with _active_lock:
         previous = _active.pop(instance, None)
         if previous is not None:
+            _publish_direct()
             _stop(previous)
-        listener.start()
+        writer.start()
         logger.addHandler(queue_handler)
-        _active[instance] = _InstanceLogging(logger, queue_handler, listener, target)
+        _active[instance] = _InstanceLogging(logger, queue_handler, writer, target)
+        _publish_direct()
     return logger
+
+
+def _publish_direct() -> None:
+    # Called with _active_lock held.
+    global _direct
+    _direct = {setup.logger: setup.queue_handler for setup in _active.values()}
 
 
 def _stop(setup: _InstanceLogging) -> None:
     setup.logger.removeHandler(setup.queue_handler)
-    # stop() writes every record queued before it, then joins the writer thread.
-    setup.listener.stop()
+    # stop() writes every line queued before it, then joins the writer thread.
+    setup.writer.stop()
     setup.target.close()
 
 
@@ -224,6 +215,7 @@ def shutdown_logging() -> None:
     with _active_lock:
         setups = list(_active.values())
         _active.clear()
+        _publish_direct()
     for setup in setups:
         _stop(setup)
 
@@ -237,14 +229,33 @@ def reopen_logs() -> None:
             target.force_reopen()
 
 
+def _event(logger: logging.Logger, user: str | None, message: str) -> None:
+    """Log an INFO event line, straight onto the instance's queue when that is all it takes."""
+    handler = _direct.get(logger)
+    if (
+        handler is None
+        or logger.handlers != [handler]
+        or logger.filters
+        or handler.filters
+        or not logger.isEnabledFor(logging.INFO)
+    ):
+        logger.info("%s", message, extra={"user": user})
+        return
+    # What VsftpdFormatter makes of an INFO record with this message and user.
+    user_part = f"[{printable(user).replace(']', '?')}] " if user else ""
+    handler.queue.put_nowait(
+        f"{vsftpd_time(time.time())} [pid {os.getpid()}] {user_part}{printable(message)}"
+    )
+
+
 def log_connect(logger: logging.Logger, client_ip: str) -> None:
     """Log a new control connection: `CONNECT: Client "ip"`."""
-    logger.info('CONNECT: Client "%s"', client_ip)
+    _event(logger, None, f'CONNECT: Client "{client_ip}"')
 
 
 def log_login(logger: logging.Logger, user: str, client_ip: str, *, ok: bool) -> None:
     """Log a login attempt: `[user] OK LOGIN: Client "ip"` or `FAIL LOGIN` (fail2ban reads it)."""
-    logger.info('%s LOGIN: Client "%s"', "OK" if ok else "FAIL", client_ip, extra={"user": user})
+    _event(logger, user, f'{"OK" if ok else "FAIL"} LOGIN: Client "{client_ip}"')
 
 
 def log_transfer(
@@ -272,7 +283,7 @@ def log_transfer(
     # vsftpd's floor for a transfer that took no measurable time.
     elapsed = seconds if seconds > 0 else 0.1
     words.append(f"{size / elapsed / 1024:.2f}Kbyte/sec")
-    logger.info("%s", ", ".join(words), extra={"user": user})
+    _event(logger, user, ", ".join(words))
 
 
 def _redact(line: str) -> str:

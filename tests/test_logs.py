@@ -5,10 +5,12 @@ from __future__ import annotations
 import calendar
 import logging
 import logging.handlers
+import os
 import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -444,3 +446,65 @@ def test_xferlog_reopen_and_close_allow_later_writes(tmp_path: Path) -> None:
     xferlog.write(transfer(path="/three"))
     xferlog.close()
     assert len(path.read_text().splitlines()) == 3
+
+
+_LINE_START = re.compile(r"^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} \[pid (\d+)\] ")
+
+
+def _events(path: Path) -> list[str]:
+    out = []
+    for line in path.read_text().splitlines():
+        match = _LINE_START.match(line)
+        assert match is not None, line
+        assert int(match[1]) == os.getpid()
+        out.append(line[match.end() :])
+    return out
+
+
+def test_instance_event_lines_skip_log_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CONNECT, LOGIN and transfer lines are most of a busy instance's log: on the instance's
+    # own logger they are formatted and queued directly, with the very same text.
+    made: list[str] = []
+    real = logging.Logger.makeRecord
+
+    def counting(self: logging.Logger, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        made.append(str(args[4]))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(logging.Logger, "makeRecord", counting)
+    log_file = tmp_path / "direct.log"
+    logger = setup_instance_logging("direct", log_file)
+    log_connect(logger, "127.0.0.1")
+    log_login(logger, "al]ice\n", "::1", ok=True)
+    log_transfer(logger, "bob", "1.2.3.4", upload=False, ok=True, path="/f", size=1234, seconds=0.5)
+    logger.warning("between")
+    log_login(logger, "eve", "203.0.113.9", ok=False)
+    shutdown_logging()
+    assert made == ["between"]
+    assert _events(log_file) == [
+        'CONNECT: Client "127.0.0.1"',
+        '[al?ice?] OK LOGIN: Client "::1"',
+        '[bob] OK DOWNLOAD: Client "1.2.3.4", "/f", 1234 bytes, 2.41Kbyte/sec',
+        "WARNING: between",
+        '[eve] FAIL LOGIN: Client "203.0.113.9"',
+    ]
+
+
+def test_an_instance_logger_given_another_handler_still_gives_it_records(
+    tmp_path: Path,
+) -> None:
+    log_file = tmp_path / "both.log"
+    logger = setup_instance_logging("both", log_file)
+    extra = RecordList()
+    logger.addHandler(extra)
+    try:
+        log_login(logger, "alice", "10.0.0.1", ok=False)
+    finally:
+        logger.removeHandler(extra)
+    shutdown_logging()
+    assert extra.lines() == [
+        'Fri Nov 27 08:21:52 2026 [pid 1234] [alice] FAIL LOGIN: Client "10.0.0.1"'
+    ]
+    assert _events(log_file) == ['[alice] FAIL LOGIN: Client "10.0.0.1"']
