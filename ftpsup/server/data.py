@@ -7,11 +7,15 @@ Rules:
 - A passive connection from an address other than the control connection's peer is refused
   and logged, unless pasv_promiscuous (vsftpd's rule: it stops a third party from stealing a
   transfer by racing the client to the port).
-- Sockets handed to transfer threads are plain non-blocking stdlib sockets.
+- Sockets handed to transfer threads are plain non-blocking stdlib sockets. The passive
+  listener is one too, waited on with trio.lowlevel.wait_readable: a client has usually
+  connected by the time its transfer command is read, and its connection is then taken with
+  one accept() call, without a cancel scope or a trio socket around it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import socket
@@ -31,16 +35,24 @@ MAX_BIND_ATTEMPTS = 64
 class PassiveEndpoint:
     """A listening socket on a leased passive port, waiting for one data connection."""
 
-    sock: trio.socket.SocketType
+    # Non-blocking; only accept_data waits on it.
+    sock: socket.socket
     lease: PortLease
     # The client address's share of the range (max_pasv_per_ip), held as long as the lease.
     slot: AddressSlot | None = None
+    # Whether accept_data has waited on the socket (trio must then be told of its closing).
+    waited: bool = False
 
     @property
     def port(self) -> int:
         return self.lease.port
 
     def close(self) -> None:
+        if self.waited:
+            # A task waiting in accept_data must be woken (with ClosedResourceError) before
+            # the descriptor goes away; outside trio nothing can be waiting on it.
+            with contextlib.suppress(RuntimeError):
+                trio.lowlevel.notify_closing(self.sock)
         self.sock.close()
         self.lease.release()
         if self.slot is not None:
@@ -57,6 +69,7 @@ def _listening_socket(family: int, host: str, port: int) -> socket.socket:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind((host, port))
         sock.listen(1)
+        sock.setblocking(False)
     except BaseException:
         sock.close()
         raise
@@ -158,8 +171,13 @@ async def _listen_on_leased_port(
                 raise
             busy.add(lease.port)
             continue
-        return PassiveEndpoint(trio.socket.from_stdlib_socket(sock), lease)
+        return PassiveEndpoint(sock, lease)
     return None
+
+
+def _accepted(conn: socket.socket) -> socket.socket:
+    conn.setblocking(False)
+    return conn
 
 
 def _to_stdlib(sock: trio.socket.SocketType) -> socket.socket:
@@ -180,21 +198,44 @@ async def accept_data(
 
     Raises:
         trio.TooSlowError: nobody acceptable connected within `accept_seconds`.
+        trio.ClosedResourceError: the endpoint was closed meanwhile.
+        OSError: accept() failed.
     """
     expected = normalize_ip(expected_ip)
+    listener = endpoint.sock
+    await trio.lowlevel.checkpoint()
+    # Nearly always the client is there already: no cancel scope, no wait.
+    conn = _accept_from(listener, endpoint.port, expected, promiscuous, log)
+    if conn is not None:
+        return conn
+    endpoint.waited = True
     with trio.fail_after(accept_seconds):
         while True:
-            conn, address = await endpoint.sock.accept()
-            peer = normalize_ip(str(address[0]))
-            if promiscuous or peer == expected:
-                return _to_stdlib(conn)
-            log.warning(
-                "passive connection to port %d from %s refused: control connection is from %s",
-                endpoint.port,
-                peer,
-                expected,
-            )
-            conn.close()
+            await trio.lowlevel.wait_readable(listener)
+            conn = _accept_from(listener, endpoint.port, expected, promiscuous, log)
+            if conn is not None:
+                return conn
+
+
+def _accept_from(
+    listener: socket.socket, port: int, expected: str, promiscuous: bool, log: logging.Logger
+) -> socket.socket | None:
+    """The waiting connection if it is acceptable; None when none waits (or it was refused)."""
+    try:
+        conn, address = listener.accept()
+    except BlockingIOError:
+        return None
+    peer = normalize_ip(str(address[0]))
+    if promiscuous or peer == expected:
+        return _accepted(conn)
+    log.warning(
+        "passive connection to port %d from %s refused: control connection is from %s",
+        port,
+        peer,
+        expected,
+    )
+    conn.close()
+    return None
 
 
 async def connect_data(
