@@ -203,7 +203,8 @@ async def accept_data(
     """
     expected = normalize_ip(expected_ip)
     listener = endpoint.sock
-    await trio.lowlevel.checkpoint()
+    # Cancellation (ABOR) is honoured, but without a trip through the scheduler.
+    await trio.lowlevel.checkpoint_if_cancelled()
     # Nearly always the client is there already: no cancel scope, no wait.
     conn = _accept_from(listener, endpoint.port, expected, promiscuous, log)
     if conn is not None:

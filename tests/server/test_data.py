@@ -90,3 +90,13 @@ async def test_closing_the_endpoint_wakes_its_waiting_accept(endpoint: PassiveEn
             endpoint.close()
     assert len(failed) == 1
     assert not endpoint.lease.held
+
+
+async def test_a_cancelled_accept_takes_no_connection(endpoint: PassiveEndpoint) -> None:
+    # ABOR before the transfer task ran: the waiting client is left alone.
+    with _connect(endpoint.port), trio.CancelScope() as scope:
+        scope.cancel()
+        await accept_data(endpoint, "127.0.0.1", promiscuous=False, accept_seconds=10, log=LOG)
+    assert scope.cancelled_caught
+    conn, _ = endpoint.sock.accept()  # the connection is still queued
+    conn.close()
