@@ -17,9 +17,9 @@ Rules:
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 
+from ftpsup.proto.memo import remembered
 from ftpsup.proto.numbers import parse_uint
 
 # Addresses whose normal form is remembered: the clients of a busy server, many times over.
@@ -130,7 +130,7 @@ def parse_epsv_arg(arg: str) -> str | int | None:
     return family
 
 
-@functools.lru_cache(maxsize=ADDRESS_CACHE)
+@remembered(ADDRESS_CACHE)
 def normalize_ip(ip: str) -> str:
     """Returns the canonical text of an address, for comparing and for display.
 
@@ -158,7 +158,7 @@ def is_unspecified(ip: str) -> bool:
     return ipaddress.ip_address(normalize_ip(ip)).is_unspecified
 
 
-@functools.lru_cache(maxsize=ADDRESS_CACHE)
+@remembered(ADDRESS_CACHE)
 def format_pasv_host(ip: str) -> str:
     """Formats the server's address for a 227 reply: "1.2.3.4" gives "1,2,3,4".
 

@@ -21,16 +21,17 @@ No I/O and no clock: the time, where a rule needs one, is passed in.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 
 import attrs
+
+from ftpsup.proto.memo import remembered
 
 DEFAULT_IPV6_PREFIX = 64
 KEY_CACHE = 4096
 
 
-@functools.lru_cache(maxsize=KEY_CACHE)
+@remembered(KEY_CACHE)
 def address_key(ip: str, *, ipv6_prefix: int = DEFAULT_IPV6_PREFIX) -> str:
     """The key under which a peer address is counted.
 

@@ -19,12 +19,12 @@ Rules:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 
 import attrs
 
 from ftpsup.proto.addresses import format_pasv_host
+from ftpsup.proto.memo import remembered
 
 WIRE_CACHE = 512
 
@@ -66,7 +66,7 @@ class Reply:
         return _wire(self.code, self.lines)
 
 
-@functools.lru_cache(maxsize=WIRE_CACHE)
+@remembered(WIRE_CACHE)
 def _wire(code: int, lines: tuple[str, ...]) -> bytes:
     digits = str(code).encode("ascii")
     if len(lines) == 1:
@@ -77,7 +77,7 @@ def _wire(code: int, lines: tuple[str, ...]) -> bytes:
     return b"".join(parts)
 
 
-@functools.lru_cache(maxsize=WIRE_CACHE)
+@remembered(WIRE_CACHE)
 def reply(code: int, *lines: str) -> Reply:
     """Builds a Reply: reply(226, "Transfer complete."); a Reply is immutable, so a recent
     one with the same code and text is handed out again.
