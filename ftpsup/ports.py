@@ -151,6 +151,8 @@ class PortAllocator:
         if any(c.isspace() for c in owner) or not owner:
             raise ValueError(f"owner must be one word: {owner!r}")
         self._dir = lease_dir
+        # Lock file paths as text: a pathlib join per lease cost more than the lock itself.
+        self._prefix = os.path.join(lease_dir, "")
         self._min = min_port
         self._max = max_port
         self._owner = owner
@@ -314,8 +316,8 @@ class PortAllocator:
                 refused=self._refused,
             )
 
-    def _path(self, port: int) -> Path:
-        return self._dir / f"{port}{_LOCK_SUFFIX}"
+    def _path(self, port: int) -> str:
+        return f"{self._prefix}{port}{_LOCK_SUFFIX}"
 
     def _try_lock(self, port: int) -> int | None:
         # O_NOFOLLOW: a symlink planted in the lease directory must not make us overwrite

@@ -10,13 +10,20 @@ Rules:
 - Bounce protection (vsftpd's port_promiscuous=NO): an active data connection may go only to
   the client's own address and to an unprivileged port, so a client cannot make the server
   connect to a third host or to a service port ("FTP bounce", RFC 2577 §3).
+- The peer and local addresses of a session are normalised several times per transfer
+  (PASV reply, data-connection check); the answers for recent addresses are remembered
+  (ADDRESS_CACHE entries), since parsing an address costs far more than looking it up.
 """
 
 from __future__ import annotations
 
 import ipaddress
 
+from ftpsup.proto.memo import remembered
 from ftpsup.proto.numbers import parse_uint
+
+# Addresses whose normal form is remembered: the clients of a busy server, many times over.
+ADDRESS_CACHE = 4096
 
 # Ports below this are reserved for services; vsftpd refuses them as PORT targets.
 _RESERVED_PORTS = 1024
@@ -123,6 +130,7 @@ def parse_epsv_arg(arg: str) -> str | int | None:
     return family
 
 
+@remembered(ADDRESS_CACHE)
 def normalize_ip(ip: str) -> str:
     """Returns the canonical text of an address, for comparing and for display.
 
@@ -150,6 +158,7 @@ def is_unspecified(ip: str) -> bool:
     return ipaddress.ip_address(normalize_ip(ip)).is_unspecified
 
 
+@remembered(ADDRESS_CACHE)
 def format_pasv_host(ip: str) -> str:
     """Formats the server's address for a 227 reply: "1.2.3.4" gives "1,2,3,4".
 

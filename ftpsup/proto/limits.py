@@ -14,6 +14,7 @@ Rules:
   given: never an exception from a peer address.
 - A counter keeps no entry for a key whose count is 0, so its size follows the clients
   present, not every client ever seen.
+- The keys of recent addresses are remembered (KEY_CACHE entries): every connection asks.
 
 No I/O and no clock: the time, where a rule needs one, is passed in.
 """
@@ -24,9 +25,13 @@ import ipaddress
 
 import attrs
 
+from ftpsup.proto.memo import remembered
+
 DEFAULT_IPV6_PREFIX = 64
+KEY_CACHE = 4096
 
 
+@remembered(KEY_CACHE)
 def address_key(ip: str, *, ipv6_prefix: int = DEFAULT_IPV6_PREFIX) -> str:
     """The key under which a peer address is counted.
 

@@ -101,6 +101,21 @@ class LineBuffer:
 
     def feed(self, data: bytes) -> None:
         """Adds received bytes; any lines they complete become available from next_line."""
+        if (
+            data.endswith(b"\n")
+            and not (self._carry or self._line or self._discarding or self._raw_length)
+            and len(data) <= self._max_length + 2
+            and data.count(b"\n") == 1
+            and b"\xff" not in data
+        ):
+            # The common case, one whole command per read: the same outcome as the general
+            # path below (a line under the slack of _take, ended by _end_line), built at once.
+            line = data[:-2] if data.endswith(b"\r\n") else data[:-1]
+            if len(line) > self._max_length:
+                self._ready.append(LineTooLong(self._max_length))
+            else:
+                self._ready.append(line[1:] if line and line[0] == _DM else line)
+            return
         if self._carry:
             data = self._carry + data
             self._carry = b""

@@ -13,6 +13,8 @@ Rules:
   appendix II would send a CR in a 257 pathname as CR NUL, but clients differ on that and a
   path with CR or LF can never be named back to the server anyway (ftpsup.proto.paths
   refuses it), so the lossy, always safe space is used.
+- Recent replies and their bytes are remembered (WIRE_CACHE entries each): most replies are
+  the same few texts, sent by every session.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from collections.abc import Iterable
 import attrs
 
 from ftpsup.proto.addresses import format_pasv_host
+from ftpsup.proto.memo import remembered
+
+WIRE_CACHE = 512
 
 
 def _check_code(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -58,17 +63,24 @@ class Reply:
 
     def to_bytes(self) -> bytes:
         """Returns the reply as sent on the control connection, CRLF after every line."""
-        code = str(self.code).encode("ascii")
-        if len(self.lines) == 1:
-            return code + b" " + _encode(self.lines[0]) + b"\r\n"
-        parts = [code + b"-" + _encode(self.lines[0]) + b"\r\n"]
-        parts.extend(b" " + _encode(line) + b"\r\n" for line in self.lines[1:-1])
-        parts.append(code + b" " + _encode(self.lines[-1]) + b"\r\n")
-        return b"".join(parts)
+        return _wire(self.code, self.lines)
 
 
+@remembered(WIRE_CACHE)
+def _wire(code: int, lines: tuple[str, ...]) -> bytes:
+    digits = str(code).encode("ascii")
+    if len(lines) == 1:
+        return digits + b" " + _encode(lines[0]) + b"\r\n"
+    parts = [digits + b"-" + _encode(lines[0]) + b"\r\n"]
+    parts.extend(b" " + _encode(line) + b"\r\n" for line in lines[1:-1])
+    parts.append(digits + b" " + _encode(lines[-1]) + b"\r\n")
+    return b"".join(parts)
+
+
+@remembered(WIRE_CACHE)
 def reply(code: int, *lines: str) -> Reply:
-    """Builds a Reply: reply(226, "Transfer complete.").
+    """Builds a Reply: reply(226, "Transfer complete."); a Reply is immutable, so a recent
+    one with the same code and text is handed out again.
 
     Raises:
         ValueError: if the code is outside 100..599 or no line is given.

@@ -7,12 +7,17 @@ Rules:
 - A passive connection from an address other than the control connection's peer is refused
   and logged, unless pasv_promiscuous (vsftpd's rule: it stops a third party from stealing a
   transfer by racing the client to the port).
-- Sockets handed to transfer threads are plain non-blocking stdlib sockets.
+- Sockets handed to transfer threads are plain non-blocking stdlib sockets. The passive
+  listener is one too, waited on with trio.lowlevel.wait_readable: a client has usually
+  connected by the time its transfer command is read, and its connection is then taken with
+  one accept() call, without a cancel scope or a trio socket around it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import functools
 import logging
 import socket
 
@@ -23,6 +28,7 @@ from ftpsup.address_slots import AddressSlot, AddressSlots
 from ftpsup.listeners import open_listener
 from ftpsup.ports import PortAllocator, PortLease
 from ftpsup.proto.addresses import normalize_ip
+from ftpsup.server import workers
 
 # Bounds how many busy ports (held by other programs) one PASV skips before giving up.
 MAX_BIND_ATTEMPTS = 64
@@ -32,16 +38,24 @@ MAX_BIND_ATTEMPTS = 64
 class PassiveEndpoint:
     """A listening socket on a leased passive port, waiting for one data connection."""
 
-    sock: trio.socket.SocketType
+    # Non-blocking; only accept_data waits on it.
+    sock: socket.socket
     lease: PortLease
     # The client address's share of the range (max_pasv_per_ip), held as long as the lease.
     slot: AddressSlot | None = None
+    # Whether accept_data has waited on the socket (trio must then be told of its closing).
+    waited: bool = False
 
     @property
     def port(self) -> int:
         return self.lease.port
 
     def close(self) -> None:
+        if self.waited:
+            # A task waiting in accept_data must be woken (with ClosedResourceError) before
+            # the descriptor goes away; outside trio nothing can be waiting on it.
+            with contextlib.suppress(RuntimeError):
+                trio.lowlevel.notify_closing(self.sock)
         self.sock.close()
         self.lease.release()
         if self.slot is not None:
@@ -57,7 +71,7 @@ async def _lease(
         lease = allocator.lease_excluding(busy, second_look=False)
         if lease is not None:
             return lease
-    return await trio.to_thread.run_sync(allocator.lease_excluding, busy, limiter=limiter)
+    return await workers.run_sync(functools.partial(allocator.lease_excluding, busy), limiter)
 
 
 class OverAddressLimit:
@@ -73,7 +87,7 @@ async def _take_slot(
     if inline:
         # On tmpfs, as for the port leases: no disk to wait for.
         return slots.take(key, limit)
-    return await trio.to_thread.run_sync(slots.take, key, limit, limiter=limiter)
+    return await workers.run_sync(functools.partial(slots.take, key, limit), limiter)
 
 
 async def open_passive(
@@ -137,14 +151,20 @@ async def _listen_on_leased_port(
             return None
         try:
             sock = open_listener(family, local_ip, lease.port, backlog=1)
+            sock.setblocking(False)
         except OSError as exc:
             lease.release()
             if exc.errno != errno.EADDRINUSE:
                 raise
             busy.add(lease.port)
             continue
-        return PassiveEndpoint(trio.socket.from_stdlib_socket(sock), lease)
+        return PassiveEndpoint(sock, lease)
     return None
+
+
+def _accepted(conn: socket.socket) -> socket.socket:
+    conn.setblocking(False)
+    return conn
 
 
 def _to_stdlib(sock: trio.socket.SocketType) -> socket.socket:
@@ -165,21 +185,45 @@ async def accept_data(
 
     Raises:
         trio.TooSlowError: nobody acceptable connected within `accept_seconds`.
+        trio.ClosedResourceError: the endpoint was closed meanwhile.
+        OSError: accept() failed.
     """
     expected = normalize_ip(expected_ip)
+    listener = endpoint.sock
+    # Cancellation (ABOR) is honoured, but without a trip through the scheduler.
+    await trio.lowlevel.checkpoint_if_cancelled()
+    # Nearly always the client is there already: no cancel scope, no wait.
+    conn = _accept_from(listener, endpoint.port, expected, promiscuous, log)
+    if conn is not None:
+        return conn
+    endpoint.waited = True
     with trio.fail_after(accept_seconds):
         while True:
-            conn, address = await endpoint.sock.accept()
-            peer = normalize_ip(str(address[0]))
-            if promiscuous or peer == expected:
-                return _to_stdlib(conn)
-            log.warning(
-                "passive connection to port %d from %s refused: control connection is from %s",
-                endpoint.port,
-                peer,
-                expected,
-            )
-            conn.close()
+            await trio.lowlevel.wait_readable(listener)
+            conn = _accept_from(listener, endpoint.port, expected, promiscuous, log)
+            if conn is not None:
+                return conn
+
+
+def _accept_from(
+    listener: socket.socket, port: int, expected: str, promiscuous: bool, log: logging.Logger
+) -> socket.socket | None:
+    """The waiting connection if it is acceptable; None when none waits (or it was refused)."""
+    try:
+        conn, address = listener.accept()
+    except BlockingIOError:
+        return None
+    peer = normalize_ip(str(address[0]))
+    if promiscuous or peer == expected:
+        return _accepted(conn)
+    log.warning(
+        "passive connection to port %d from %s refused: control connection is from %s",
+        port,
+        peer,
+        expected,
+    )
+    conn.close()
+    return None
 
 
 async def connect_data(

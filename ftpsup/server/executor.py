@@ -13,6 +13,7 @@ FtpSession.transfer_ended, whose final reply that task sends.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -53,7 +54,7 @@ from ftpsup.proto.session.actions import (
     TransferReady,
 )
 from ftpsup.proto.session.types import Item
-from ftpsup.server import fs_calls, listings
+from ftpsup.server import fs_calls, listings, workers
 from ftpsup.server.data import OverAddressLimit
 from ftpsup.server.fs import JailedFs
 from ftpsup.server.listings import ListingView
@@ -167,8 +168,8 @@ async def _fs_call(s: Session, call: FsCall) -> FsDone | FsError:
         return await _set_umask(s, call)
     view = _view(s)
     try:
-        value = await trio.to_thread.run_sync(
-            fs_calls.run_fs_call, view, call, limiter=s.ctx.fs_limiter
+        value = await workers.run_sync(
+            functools.partial(fs_calls.run_fs_call, view, call), s.ctx.fs_limiter
         )
     except OSError as exc:
         return FsError(exc.errno or 0)
@@ -183,11 +184,11 @@ async def _set_umask(s: Session, call: FsCall) -> FsDone | FsError:
     cfg = s.ctx.config
     old = s.fs
     try:
-        new = await trio.to_thread.run_sync(
+        new = await workers.run_sync(
             lambda: JailedFs(
                 old.root, umask=mask, file_mode=cfg.file_open_mode, hide_ids=cfg.hide_ids
             ),
-            limiter=s.ctx.fs_limiter,
+            s.ctx.fs_limiter,
         )
     except OSError as exc:
         return FsError(exc.errno or 0)
@@ -226,8 +227,8 @@ async def _prepare_transfer(
     view = _view(s)
     started = time.monotonic()
     try:
-        fd, listing, size, path = await trio.to_thread.run_sync(
-            fs_calls.open_for_transfer, view, prep, limiter=s.ctx.fs_limiter
+        fd, listing, size, path = await workers.run_sync(
+            functools.partial(fs_calls.open_for_transfer, view, prep), s.ctx.fs_limiter
         )
     except OSError as exc:
         return FsError(exc.errno or 0)

@@ -14,9 +14,8 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
-import trio
-
 from ftpsup.proto.session.actions import Authenticate, HomeUnavailable, LoggedIn, LoginRejected
+from ftpsup.server import workers
 from ftpsup.server.fs import JailedFs
 from ftpsup.server.session import Session
 from ftpsup.users.directory import UserDirectory
@@ -38,23 +37,19 @@ async def authenticate(
     else:
         # A client logging in again with a password already verified needs no scrypt: the
         # cache check and the home's opening share one worker-thread trip.
-        cached = await trio.to_thread.run_sync(
-            _login_if_cached,
-            s.ctx.users,
-            request.name,
-            request.password,
-            open_fs,
-            limiter=s.ctx.fs_limiter,
+        cached = await workers.run_sync(
+            functools.partial(
+                _login_if_cached, s.ctx.users, request.name, request.password, open_fs
+            ),
+            s.ctx.fs_limiter,
         )
         if cached is not None:
             record, opened = cached
             home, may_write = record.home, record.may_write
         else:
-            found = await trio.to_thread.run_sync(
-                s.ctx.users.authenticate,
-                request.name,
-                request.password,
-                limiter=s.ctx.login_limiter,
+            found = await workers.run_sync(
+                functools.partial(s.ctx.users.authenticate, request.name, request.password),
+                s.ctx.login_limiter,
             )
             if found is None:
                 return LoginRejected()
@@ -71,7 +66,7 @@ async def _open_home(
     s: Session, open_fs: Callable[[Path], JailedFs], home: Path
 ) -> JailedFs | OSError:
     try:
-        return await trio.to_thread.run_sync(open_fs, home, limiter=s.ctx.fs_limiter)
+        return await workers.run_sync(functools.partial(open_fs, home), s.ctx.fs_limiter)
     except OSError as exc:
         return exc
 

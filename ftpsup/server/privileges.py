@@ -47,6 +47,7 @@ _LAZY_MODULES = (
     "ftpsup.server.control",
     "ftpsup.server.data",
     "ftpsup.server.transfer.copying",
+    "ftpsup.server.workers",
     "ftpsup.server.tls",
     "ftpsup.server.tls_data",
     "ftpsup.server.listings",

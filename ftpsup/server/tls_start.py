@@ -10,12 +10,14 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import ssl
 
 import trio
 
 from ftpsup.proto.lines import LineBuffer
 from ftpsup.proto.session.actions import Done, TlsFailed, TlsStarted, TlsUnavailable
+from ftpsup.server import workers
 from ftpsup.server.session import Session
 from ftpsup.server.tls import HandshakeRefused, SslSocketStream
 from ftpsup.server.tls_sessions import session_id
@@ -25,8 +27,8 @@ from ftpsup.tls.contexts import TlsSetupError
 async def load_tls(s: Session) -> Done | TlsUnavailable:
     """Load the instance's TLS context (LoadTls); kept for the handshake that follows."""
     try:
-        s.tls_pending = await trio.to_thread.run_sync(
-            s.ctx.tls.context, s.ctx.config, limiter=s.ctx.fs_limiter
+        s.tls_pending = await workers.run_sync(
+            functools.partial(s.ctx.tls.context, s.ctx.config), s.ctx.fs_limiter
         )
     except TlsSetupError as exc:
         s.log.error("TLS unavailable: %s", exc)

@@ -29,7 +29,7 @@ class UserDirectory:
     """Read side used by a running instance: sees changes to the file without restart.
 
     Safe to share between worker threads. Every method blocks (stat, read, scrypt): call it
-    through `trio.to_thread.run_sync`.
+    through a worker thread (server/workers.run_sync).
     """
 
     def __init__(self, path: Path, *, dir_fd: int | None = None) -> None:

@@ -248,3 +248,32 @@ def test_port_1024_on_the_client_is_allowed() -> None:
 
 def test_promiscuous_allows_a_third_host_and_a_low_port() -> None:
     assert resolve_active_target("10.0.0.5", "10.0.0.6", 21, promiscuous=True) == "10.0.0.6"
+
+
+def test_an_address_normalised_again_is_not_parsed_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every data connection normalises the client's address: the answer is remembered.
+    parsed: list[str] = []
+    real = ipaddress.ip_address
+
+    def counting(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(ipaddress, "ip_address", counting)
+    first = [normalize_ip("::ffff:198.51.100.77"), format_pasv_host("198.51.100.78")]
+    count = len(parsed)
+    again = [normalize_ip("::ffff:198.51.100.77"), format_pasv_host("198.51.100.78")]
+    assert again == first == ["198.51.100.77", "198,51,100,78"]
+    assert count > 0
+    assert len(parsed) == count
+
+
+def test_a_refused_address_is_refused_every_time() -> None:
+    # Only answers are remembered, never a refusal: each call raises again.
+    for _ in range(2):
+        with pytest.raises(AddressError):
+            normalize_ip("not-an-address")
+        with pytest.raises(AddressError):
+            format_pasv_host("2001:db8::1")

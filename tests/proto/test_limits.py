@@ -185,3 +185,24 @@ def test_refusal_log_model(steps: list[tuple[str, float]], interval: float) -> N
     for k in "abcd":
         # Nothing is reported twice; what is not reported yet is still being counted.
         assert reported[k] <= refused[k]
+
+
+def test_the_key_of_an_address_asked_again_is_not_parsed_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every connection asks for its key: the answer is remembered.
+    parsed: list[str] = []
+    real = ipaddress.ip_address
+
+    def counting(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(ipaddress, "ip_address", counting)
+    first = address_key("2001:db8:1:2::99", ipv6_prefix=48)
+    count = len(parsed)
+    assert address_key("2001:db8:1:2::99", ipv6_prefix=48) == first == "2001:db8:1::/48"
+    assert count > 0
+    assert len(parsed) == count
+    # The prefix is part of the question.
+    assert address_key("2001:db8:1:2::99", ipv6_prefix=64) == "2001:db8:1:2::/64"

@@ -344,3 +344,21 @@ def test_long_runs_of_telnet_sequences_decode_at_any_cut(tokens: int, tail: byte
     assert decode(data, max_length=1000) == expected
     for cut in range(len(head) - 4, len(data) + 1):
         assert decode_in_pieces(split_at(data, [cut]), max_length=1000) == expected
+
+
+# Whole commands, one per read, near the limit: the shape that takes feed's short path.
+@given(
+    lines=st.lists(
+        st.binary(max_size=14).filter(lambda b: b"\n" not in b and b"\xff" not in b)
+        | st.sampled_from([b"\xf2ABOR", b"X\r", b"", b"\r", b"0123456789"]),
+        min_size=1,
+        max_size=6,
+    ),
+    ending=st.sampled_from([b"\n", b"\r\n"]),
+)
+def test_whole_commands_read_at_once_decode_as_byte_by_byte(
+    lines: list[bytes], ending: bytes
+) -> None:
+    pieces = [line + ending for line in lines]
+    by_byte = [bytes([b]) for piece in pieces for b in piece]
+    assert decode_in_pieces(pieces, max_length=10) == decode_in_pieces(by_byte, max_length=10)

@@ -113,3 +113,21 @@ def test_quote_path_doubles_inner_quotes() -> None:
 
 def test_quote_path_leaves_other_characters_alone() -> None:
     assert quote_path("/a\nb") == '"/a\nb"'
+
+
+def test_the_same_reply_again_is_the_same_immutable_object_and_bytes() -> None:
+    # Sessions send the same few texts over and over: a recent one is handed out again.
+    first = reply(226, "Transfer complete.")
+    again = reply(226, "Transfer complete.")
+    assert again is first
+    assert again.to_bytes() is first.to_bytes()
+    assert first.to_bytes() == b"226 Transfer complete.\r\n"
+    assert reply(226, "Transfer complete!") is not first
+
+
+def test_a_refused_reply_is_refused_every_time() -> None:
+    for _ in range(2):
+        with pytest.raises(ValueError, match="100..599"):
+            reply(99, "too small")
+        with pytest.raises(ValueError, match="at least one line"):
+            reply(200)

@@ -15,7 +15,7 @@ one base and three parts, each a module with one job:
     facts.py     Lookups: stat, listdir, is_dir, free_bytes, as proto.facts.FileFacts
 
 Rule 7, threads. Every method blocks on the disk and runs in a worker thread, never on the
-event loop: Session.fs_call hands it to trio.to_thread.run_sync under the instance's fs
+event loop: the executor hands it to server/workers.run_sync under the instance's fs
 limiter, and the listing builders (listings.py) call it from inside such a thread.
 
 Worker threads may touch:
@@ -31,15 +31,15 @@ Worker threads must not touch:
 - trio objects: the nursery, streams and sockets, Events, memory channels, CapacityLimiters,
   cancel scopes, trio's clock. trio is not thread-safe; a thread that needs the loop goes
   through trio.from_thread.
-- the Session's state: only the connection's task writes it (cwd, rest, the transfer, data
-  endpoints, the fs field itself). The one reader is the listing builders, which read the
-  session's fs, config, MLST fact choice and write rights from the thread: safe only because
-  the handler that started the thread waits for it, and no other handler runs meanwhile.
+- the Session: only the connection's task touches it. The listing builders read the
+  protocol state (proto.session.SessionState: MLST fact choice, write rights) from the
+  thread, through a ListingView: safe because the command that started the thread waits for
+  it, and no other command runs meanwhile.
 - JailedFs.close: only the connection's task calls it, and only when no thread is using the
   object; closed early, the home's fd number could be reused by another open, and a call
-  would resolve from the wrong directory. The session ensures this: fs_call waits for its
-  thread even when cancelled (to_thread.run_sync without abandon_on_cancel), logout runs in
-  a handler (REIN, after the transfer) or after the connection's last one, and SITE UMASK
+  would resolve from the wrong directory. The session ensures this: a call waits for its
+  thread even when cancelled (workers.run_sync cannot be abandoned), logout runs in a
+  command (REIN, after the transfer) or after the connection's last one, and SITE UMASK
   waits for a running transfer before it closes the JailedFs it replaces.
 """
 

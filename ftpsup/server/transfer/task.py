@@ -14,6 +14,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 
@@ -22,6 +23,7 @@ import trio
 from ftpsup.logs import TransferRecord, log_transfer
 from ftpsup.proto.replies import Reply
 from ftpsup.proto.session.actions import StartTransfer, TransferEnd, TransferResult
+from ftpsup.server import workers
 from ftpsup.server.data import accept_data, connect_data
 from ftpsup.server.session import Session
 from ftpsup.server.tls import ReusePolicy, SessionNotReused
@@ -108,12 +110,12 @@ async def _copy(s: Session, transfer: RunningTransfer, start: StartTransfer) -> 
                 issue_ticket=not transfer.upload,
                 strict_shutdown=cfg.strict_ssl_write_shutdown,
             )
-            await trio.to_thread.run_sync(
-                job, transfer.sock, transfer.progress, limiter=s.ctx.transfer_limiter
+            await workers.run_sync(
+                functools.partial(job, transfer.sock, transfer.progress), s.ctx.transfer_limiter
             )
         elif not transfer.start_now(transfer.sock, ascii=start.ascii):
-            await trio.to_thread.run_sync(
-                copier, transfer.sock, transfer.progress, limiter=s.ctx.transfer_limiter
+            await workers.run_sync(
+                functools.partial(copier, transfer.sock, transfer.progress), s.ctx.transfer_limiter
             )
     except (OSError, LocalIoError, SessionNotReused, DataHandshakeError) as exc:
         error = exc
