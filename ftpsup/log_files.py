@@ -32,7 +32,7 @@ from typing import Any
 
 import attrs
 
-from ftpsup.logs import TransferRecord, VsftpdFormatter, xferlog_line
+from ftpsup.logs import TransferRecord, VsftpdFormatter, set_direct, xferlog_line
 
 _LOG_DIR_MODE = 0o750
 _LOG_FILE_MODE = 0o640
@@ -310,12 +310,15 @@ def setup_instance_logging(
         listener.start()
         for fed, handler in feeds:
             fed.addHandler(handler)
+        # The instance's event lines may skip the logging machinery (logs.py, rule 6).
+        set_direct(logger, feeds[0][1], records.put_nowait)
         _active[instance] = _InstanceLogging(feeds, listener, list(targets))
     return logger
 
 
 def _stop(setup: _InstanceLogging) -> None:
     for logger, handler in setup.feeds:
+        set_direct(logger, None)
         logger.removeHandler(handler)
     # stop() writes every record queued before it, then joins the writer thread.
     setup.listener.stop()

@@ -16,12 +16,20 @@ Rules:
    [user] field, which fail2ban reads up to the first "]".
 5. A line is complete when it is logged: formatting happens on the caller's thread, so the
    writer thread (log_files.py) only writes.
+6. The event lines of a session (CONNECT, LOGIN, UPLOAD/DOWNLOAD) are a busy instance's whole
+   log load, so they skip the logging machinery (caller lookup, a full LogRecord, the queue
+   handler's copy) when the logger is an instance's own, as log_files set it up and
+   unchanged: the line is formatted here, exactly as VsftpdFormatter would, and queued as a
+   finished line. Any other logger (or one given other handlers or filters) gets an ordinary
+   record, formatted alike.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections.abc import Callable
 
 import attrs
 
@@ -87,14 +95,58 @@ class VsftpdFormatter(logging.Formatter):
         return line
 
 
+class FinishedLine(logging.LogRecord):
+    """A record whose message is already the whole line: what a writer's handlers need of it.
+
+    Built without LogRecord.__init__ (thread and process names, the caller's frame...), which
+    a queued, finished line never uses.
+    """
+
+    def __init__(self, name: str, line: str) -> None:  # noqa: D107 - no base __init__ on purpose
+        self.name = name
+        self.msg = self.message = line
+        self.args = None
+        self.levelno, self.levelname = logging.INFO, "INFO"
+        self.exc_info = self.exc_text = self.stack_info = None
+
+
+# An instance logger -> (the one handler log_files gave it, how to queue a finished line).
+_direct: dict[logging.Logger, tuple[logging.Handler, Callable[[logging.LogRecord], None]]] = {}
+
+
+def set_direct(
+    logger: logging.Logger,
+    handler: logging.Handler | None,
+    put: Callable[[logging.LogRecord], None] | None = None,
+) -> None:
+    """Let `logger`'s event lines be queued as finished lines while `handler` is its only
+    handler (rule 6); None takes that back. Called by log_files when it sets up or stops."""
+    if handler is None or put is None:
+        _direct.pop(logger, None)
+    else:
+        _direct[logger] = (handler, put)
+
+
+def _event(logger: logging.Logger, user: str | None, message: str) -> None:
+    """Log an INFO event line, by the direct path when rule 6 allows it."""
+    direct = _direct.get(logger)
+    if direct is not None and logger.handlers == [direct[0]] and not logger.filters:
+        if logger.isEnabledFor(logging.INFO):
+            user_part = f"[{printable(user).replace(']', '?')}] " if user else ""
+            line = f"{vsftpd_time(time.time())} [pid {os.getpid()}] {user_part}{printable(message)}"
+            direct[1](FinishedLine(logger.name, line))
+        return
+    logger.info("%s", message, extra={"user": user} if user else None)
+
+
 def log_connect(logger: logging.Logger, client_ip: str) -> None:
     """Log a new control connection: `CONNECT: Client "ip"`."""
-    logger.info('CONNECT: Client "%s"', client_ip)
+    _event(logger, None, f'CONNECT: Client "{client_ip}"')
 
 
 def log_login(logger: logging.Logger, user: str, client_ip: str, *, ok: bool) -> None:
     """Log a login attempt: `[user] OK LOGIN: Client "ip"` or `FAIL LOGIN` (fail2ban reads it)."""
-    logger.info('%s LOGIN: Client "%s"', "OK" if ok else "FAIL", client_ip, extra={"user": user})
+    _event(logger, user, f'{"OK" if ok else "FAIL"} LOGIN: Client "{client_ip}"')
 
 
 def log_transfer(
@@ -122,7 +174,7 @@ def log_transfer(
     # vsftpd's floor for a transfer that took no measurable time.
     elapsed = seconds if seconds > 0 else 0.1
     words.append(f"{size / elapsed / 1024:.2f}Kbyte/sec")
-    logger.info("%s", ", ".join(words), extra={"user": user})
+    _event(logger, user, ", ".join(words))
 
 
 def _redact(line: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -249,3 +250,51 @@ def test_queued_xferlog_failure_reaches_the_instance_log_once(tmp_path: Path) ->
         XferLog("full").write(transfer(path=f"/lost{n}"))
     shutdown_logging()
     assert log_file.read_text().count("No space left on device") == 1
+
+
+class Seen(logging.Handler):
+    """Keeps the records a logger hands to its handlers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _without_time(line: str) -> str:
+    return re.sub(r"^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} ", "", line)
+
+
+def test_event_lines_skip_the_logging_machinery_and_read_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log_file = tmp_path / "direct.log"
+    logger = setup_instance_logging("direct", log_file)
+    handled: list[logging.LogRecord] = []
+    real_handle = logging.Logger.handle
+
+    def spy(self: logging.Logger, record: logging.LogRecord) -> None:
+        handled.append(record)
+        real_handle(self, record)
+
+    monkeypatch.setattr(logging.Logger, "handle", spy)
+    log_connect(logger, "192.0.2.7")
+    log_login(logger, "al]ice\n", "192.0.2.7", ok=True)
+    assert handled == [], "an instance's own event lines are queued as finished lines"
+    # A logger given another handler takes the ordinary path, to both handlers.
+    seen = Seen()
+    logger.addHandler(seen)
+    log_connect(logger, "192.0.2.7")
+    log_login(logger, "al]ice\n", "192.0.2.7", ok=True)
+    logger.removeHandler(seen)
+    assert len(handled) == 2
+    assert len(seen.records) == 2
+    shutdown_logging()
+    lines = [_without_time(line) for line in log_file.read_text().splitlines()]
+    assert lines[:2] == lines[2:]
+    assert lines[:2] == [
+        f'[pid {os.getpid()}] CONNECT: Client "192.0.2.7"',
+        f'[pid {os.getpid()}] [al?ice?] OK LOGIN: Client "192.0.2.7"',
+    ]
