@@ -129,8 +129,13 @@ def set_direct(
 
 def _event(logger: logging.Logger, user: str | None, message: str) -> None:
     """Log an INFO event line, by the direct path when rule 6 allows it."""
-    direct = _direct.get(logger)
-    if direct is not None and logger.handlers == [direct[0]] and not logger.filters:
+    owner = logger
+    if owner not in _direct and not logger.handlers and not logger.filters and logger.propagate:
+        # An area logger (ftpsup.<instance>.data) without handlers of its own: its lines go
+        # to its instance logger's handler, as propagation would take them.
+        owner = logger.parent or logger
+    direct = _direct.get(owner)
+    if direct is not None and owner.handlers == [direct[0]] and not owner.filters:
         if logger.isEnabledFor(logging.INFO):
             user_part = f"[{printable(user).replace(']', '?')}] " if user else ""
             line = f"{vsftpd_time(time.time())} [pid {os.getpid()}] {user_part}{printable(message)}"

@@ -280,8 +280,8 @@ def test_event_lines_skip_the_logging_machinery_and_read_the_same(
         real_handle(self, record)
 
     monkeypatch.setattr(logging.Logger, "handle", spy)
-    log_connect(logger, "192.0.2.7")
-    log_login(logger, "al]ice\n", "192.0.2.7", ok=True)
+    log_connect(logger.getChild("control"), "192.0.2.7")
+    log_login(logger.getChild("auth"), "al]ice\n", "192.0.2.7", ok=True)
     assert handled == [], "an instance's own event lines are queued as finished lines"
     # A logger given another handler takes the ordinary path, to both handlers.
     seen = Seen()

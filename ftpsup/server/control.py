@@ -96,7 +96,7 @@ async def serve_control(ctx: InstanceContext, stream: trio.SocketStream) -> None
     cfg = ctx.config
     # The login clock starts here, at accept: the TLS handshake counts against it.
     login_deadline = trio.current_time() + cfg.login_timeout
-    log_connect(ctx.log, peer_ip)
+    log_connect(ctx.logs.control, peer_ip)
     if cfg.max_clients and ctx.sessions >= cfg.max_clients:
         await _refuse(stream, "421 There are too many connected users, please try later.\r\n")
         return

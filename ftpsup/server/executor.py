@@ -93,6 +93,9 @@ def _notice(s: Session, action: Action) -> None:
     elif isinstance(action, StartTransfer):
         transfer, s.prepared = s.prepared, None
         assert transfer is not None
+        if action.active_target is None:
+            # The transfer owns the passive listener and its lease from here.
+            transfer.passive, s.passive = s.passive, None
         assert s.nursery is not None
         s.transfer = transfer
         s.nursery.start_soon(run_transfer, s, transfer, action)
@@ -107,9 +110,9 @@ def _notice(s: Session, action: Action) -> None:
             # The sessions of this control connection now belong to this user (ssl_reuse_scope).
             s.ctx.tls.registry.logged_in(s.tls_owner, action.user)
         s.stop_login_clock()
-        log_login(s.log, action.user, s.peer_ip, ok=True)
+        log_login(s.ctx.logs.auth, action.user, s.peer_ip, ok=True)
     elif isinstance(action, LoginFailed):
-        log_login(s.log, action.name, s.peer_ip, ok=False)
+        log_login(s.ctx.logs.auth, action.name, s.peer_ip, ok=False)
     elif isinstance(action, Logout):
         s.logout()
         s.restart_login_clock()
@@ -203,7 +206,9 @@ async def _open_passive(s: Session) -> PassiveOpened | PassiveRefused:
     except OSError as exc:
         # EMFILE/ENFILE at the descriptor limit, ENOBUFS, or a lease directory gone wrong:
         # the client may try again later, as with a full range (RFC 959: 425).
-        s.log.warning("cannot open a passive port for %s: %s", s.peer_ip, exc.strerror or exc)
+        s.ctx.logs.data.warning(
+            "cannot open a passive port for %s: %s", s.peer_ip, exc.strerror or exc
+        )
         return PassiveRefused(PassiveRefusal.SYSTEM)
     if isinstance(endpoint, OverAddressLimit):
         s.ctx.log_refusal(
@@ -216,7 +221,7 @@ async def _open_passive(s: Session) -> PassiveOpened | PassiveRefused:
         )
         return PassiveRefused(PassiveRefusal.OVER_ADDRESS_LIMIT)
     if endpoint is None:
-        s.log.warning("passive range exhausted for %s", s.peer_ip)
+        s.ctx.logs.data.warning("passive range exhausted for %s", s.peer_ip)
         return PassiveRefused(PassiveRefusal.EXHAUSTED)
     return PassiveOpened(s.ctx.pasv_host or s.local_ip, endpoint.port)
 

@@ -56,7 +56,7 @@ async def authenticate(
             home, may_write = found.home, found.may_write
             opened = await _open_home(s, open_fs, home)
     if isinstance(opened, OSError):
-        s.log.error("home directory %s of %s unavailable: %s", home, request.name, opened)
+        s.ctx.logs.auth.error("home directory %s of %s unavailable: %s", home, request.name, opened)
         return HomeUnavailable()
     s.fs = opened
     return LoggedIn(may_write)

@@ -73,7 +73,8 @@ class Session:
 
     @property
     def log(self) -> logging.Logger:
-        return self.ctx.log
+        """The control connection's logger, `ftpsup.<instance>.control`."""
+        return self.ctx.logs.control
 
     @property
     def closing(self) -> bool:

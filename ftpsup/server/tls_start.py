@@ -31,7 +31,7 @@ async def load_tls(s: Session) -> Done | TlsUnavailable:
             functools.partial(s.ctx.tls.context, s.ctx.config), s.ctx.fs_limiter
         )
     except TlsSetupError as exc:
-        s.log.error("TLS unavailable: %s", exc)
+        s.ctx.logs.tls.error("TLS unavailable: %s", exc)
         return TlsUnavailable()
     return Done()
 
@@ -67,7 +67,7 @@ async def start_tls(s: Session) -> TlsStarted | TlsFailed:
         )
         return TlsFailed()
     except (ssl.SSLError, OSError, TimeoutError, ValueError) as exc:
-        s.log.warning("TLS handshake with %s failed: %s", s.peer_ip, exc)
+        s.ctx.logs.tls.warning("TLS handshake with %s failed: %s", s.peer_ip, exc)
         return TlsFailed()
     s.tls_handshaking = False
     s.tls_context = ctx
@@ -78,7 +78,7 @@ async def start_tls(s: Session) -> TlsStarted | TlsFailed:
     # RFC 4217 §4: the reply to AUTH is the last plain-text exchange; anything queued behind
     # the AUTH line was not protected and is dropped (the STARTTLS injection class of bugs).
     s.lines = LineBuffer(cfg.max_command_length)
-    s.log.info(
+    s.ctx.logs.tls.info(
         "TLS established with %s: %s %s (control connection #%d)",
         s.peer_ip,
         tls_socket.version(),

@@ -2,15 +2,17 @@
 
 Theory of operation: the state machine asks for a transfer in two steps. PrepareTransfer opens
 what the transfer reads or writes (a file descriptor, or a listing built in memory) before the
-150 reply; StartTransfer runs it in its own task. From the moment the file is opened, this
-object owns the descriptor, and later the data socket (plain or TLS): every path (the transfer
-refused after opening, completed, failed, aborted, or the session cancelled at any await)
-ends in `close`, which closes each exactly once.
+150 reply; StartTransfer runs it in its own task (transfer/task.py). From the moment the file
+is opened this object owns the descriptor; from the start it also owns the passive listener
+with its lease, and then the data socket (plain or TLS). Every path (the transfer refused
+after opening, completed, failed, aborted, or the session cancelled at any await) ends in
+`close` (or the `with` block the task runs the copy in), which closes each exactly once.
 
-The copy is one path (`run`): connect or accept the data connection, then, for a plain
-connection, try the non-blocking fast path on the event loop (a small listing or a file whole
-in the page cache), else copy in a worker thread (sendfile, splice, or TLS through
-transfer.py's loops). The result is a TransferEnd the state machine turns into the final reply.
+The copy is one path: connect or accept the data connection, then, for a plain connection,
+try the non-blocking fast path on the event loop (`start_now`: a small listing, or a file
+whole in the page cache), else the blocking copy in a worker thread (`copier`: sendfile,
+splice or the TYPE A loop of transfer/copying.py, wrapped in TLS by `with_tls` for PROT P).
+The result is a TransferEnd the state machine turns into the final reply.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import attrs
 import trio
 
 from ftpsup.proto.session.actions import TransferEnd
+from ftpsup.server.data import PassiveEndpoint
 from ftpsup.server.tls import ReusePolicy, SessionNotReused, data_handshake
 from ftpsup.server.transfer.copying import (
     DataSocket,
@@ -63,6 +66,8 @@ class RunningTransfer:
     done: trio.Event = attrs.field(factory=trio.Event)
     connect_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     sock: socket.socket | None = None
+    # The passive listener and its lease, taken from the session when the transfer starts.
+    passive: PassiveEndpoint | None = None
     aborted: bool = False
     # time.monotonic() when the file was opened: the xferlog's transfer time starts there.
     started: float = 0.0
@@ -83,13 +88,23 @@ class RunningTransfer:
                 socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
 
     def close(self) -> None:
-        """Close the file and the data socket; safe to call more than once."""
+        """Close the file, the data socket and the passive listener, releasing its lease;
+        safe to call more than once."""
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+        if self.passive is not None:
+            self.passive.close()
+            self.passive = None
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+    def __enter__(self) -> RunningTransfer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # -- the copy -----------------------------------------------------------------------
 

@@ -39,8 +39,8 @@ from ftpsup.server.transfer.owner import (
 async def run_transfer(s: Session, transfer: RunningTransfer, start: StartTransfer) -> None:
     """The transfer task: everything after the 150 reply."""
     try:
-        end = await _copy(s, transfer, start)
-        transfer.close()
+        with transfer:
+            end = await _copy(s, transfer, start)
         _record(s, transfer, start, end is TransferEnd.COMPLETE)
         items = s.machine.transfer_ended(TransferResult(end))
         for item in items:
@@ -49,24 +49,25 @@ async def run_transfer(s: Session, transfer: RunningTransfer, start: StartTransf
         await s.flush()
     finally:
         transfer.close()
-        s.close_passive()
         s.transfer = None
         transfer.done.set()
         if s.awaiting_command:
             s.arm_idle_timeout()
 
 
-async def _open_data_connection(s: Session, start: StartTransfer) -> socket.socket:
+async def _open_data_connection(
+    s: Session, transfer: RunningTransfer, start: StartTransfer
+) -> socket.socket:
     """Accept or connect the data connection prepared by PASV/EPSV or PORT/EPRT."""
     cfg = s.ctx.config
     if start.active_target is None:
-        assert s.passive is not None
+        assert transfer.passive is not None
         return await accept_data(
-            s.passive,
+            transfer.passive,
             s.peer_ip,
             promiscuous=cfg.pasv_promiscuous,
             accept_seconds=cfg.accept_timeout,
-            log=s.log,
+            log=s.ctx.logs.data,
         )
     return await connect_data(
         s.family,
@@ -74,7 +75,7 @@ async def _open_data_connection(s: Session, start: StartTransfer) -> socket.sock
         local_ip=s.local_ip,
         source_port=cfg.ftp_data_port if cfg.connect_from_port_20 else None,
         connect_seconds=cfg.connect_timeout,
-        log=s.log,
+        log=s.ctx.logs.data,
     )
 
 
@@ -82,9 +83,9 @@ async def _copy(s: Session, transfer: RunningTransfer, start: StartTransfer) -> 
     cfg = s.ctx.config
     with transfer.connect_scope:
         try:
-            transfer.sock = await _open_data_connection(s, start)
+            transfer.sock = await _open_data_connection(s, transfer, start)
         except (trio.TooSlowError, OSError) as exc:
-            s.log.info("data connection for %s failed: %r", s.peer_ip, exc)
+            s.ctx.logs.data.info("data connection for %s failed: %r", s.peer_ip, exc)
             return TransferEnd.NO_CONNECTION
     if transfer.sock is None:  # ABOR while connecting
         return TransferEnd.ABORTED
@@ -120,7 +121,7 @@ async def _copy(s: Session, transfer: RunningTransfer, start: StartTransfer) -> 
     except (OSError, LocalIoError, SessionNotReused, DataHandshakeError) as exc:
         error = exc
     if isinstance(error, SessionNotReused):
-        s.log.warning(
+        s.ctx.logs.data.warning(
             "TLS data connection from %s (control connection #%d, user %s) %s; "
             "refused (require_ssl_reuse)",
             s.peer_ip,
@@ -129,7 +130,7 @@ async def _copy(s: Session, transfer: RunningTransfer, start: StartTransfer) -> 
             error,
         )
     elif isinstance(error, DataHandshakeError):
-        s.log.warning("TLS data handshake with %s failed: %s", s.peer_ip, error)
+        s.ctx.logs.data.warning("TLS data handshake with %s failed: %s", s.peer_ip, error)
     return transfer_end(transfer, error)
 
 
@@ -140,7 +141,7 @@ def _record(s: Session, transfer: RunningTransfer, start: StartTransfer, ok: boo
     size = transfer.progress.bytes_done
     st = s.machine.state
     log_transfer(
-        s.log,
+        s.ctx.logs.data,
         s.log_user,
         s.peer_ip,
         upload=transfer.upload,
