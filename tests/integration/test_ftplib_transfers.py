@@ -23,16 +23,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import (
+from tests.integration.raw_ftp import (
     DATA_MODES,
-    HOSTS,
     IPV4_ONLY_MODES,
-    Server,
     download,
     open_data,
     recv_all,
     upload,
 )
+from tests.integration.servers import HOSTS, Server
 
 MODE = "EPSV"
 LARGE = 24 * 1024 * 1024

@@ -26,7 +26,8 @@ from pathlib import Path
 import attrs
 import pytest
 
-from tests.integration.conftest import ClientRun, Server, lftp_quote
+from tests.integration.clients import ClientRun, lftp_quote
+from tests.integration.servers import Server
 
 LFTP = shutil.which("lftp")
 if LFTP is None:

@@ -35,10 +35,11 @@ from ftpsup.server.privileges import CAP_NET_BIND_SERVICE, Credentials, read_cre
 from ftpsup.users.accounts import Account, blocked_for
 from tests.ftpsup_cli import run_ftpsup
 from tests.integration import throwaway
-from tests.integration.conftest import PASSWORD, USER, ReusingFTP_TLS, add_user, client_context
+from tests.integration.ftps import ReusingFTP_TLS, client_context
+from tests.integration.servers import PASSWORD, USER, add_user
+from tests.integration.supervisors import Sup, free_ports, make_supervisor, wait_until
 from tests.integration.test_planted_code import plant_package
 from tests.integration.test_quick_start import copy_shipped_config
-from tests.integration.test_supervisor import Sup, free_ports, make_supervisor, wait_until
 
 TIMEOUT = 60
 needs_root = pytest.mark.skipif(

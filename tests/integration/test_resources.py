@@ -26,7 +26,7 @@ import attrs
 import pytest
 
 from ftpsup.ports import PortAllocator
-from tests.integration.conftest import HOSTS, Server, wait_until
+from tests.integration.servers import HOSTS, Server, wait_until
 
 ServerFactory = Callable[..., Server]
 

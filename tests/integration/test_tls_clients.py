@@ -21,25 +21,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import (
-    DATA_MODES,
-    HOSTS,
-    IPV4_ONLY_MODES,
+from tests.integration.clients import lftp_quote, run_curl, run_lftp
+from tests.integration.ftps import (
     CertPair,
     ReusingFTP_TLS,
-    Server,
     connect_tls,
-    lftp_quote,
-    run_curl,
-    run_lftp,
     sha256_hex,
-    start_server,
     tls_download,
     tls_payload,
     tls_settings,
     tls_upload,
-    wait_for_log,
 )
+from tests.integration.raw_ftp import DATA_MODES, IPV4_ONLY_MODES
+from tests.integration.servers import HOSTS, Server, start_server, wait_for_log
 
 TIMEOUT = 10
 SIZES = {"small": 1000, "large": 3 * 1024 * 1024 + 7}

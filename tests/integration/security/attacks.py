@@ -8,9 +8,7 @@ import ftplib
 import io
 from collections.abc import Callable
 
-from tests.integration.conftest import (
-    Server,
-)
+from tests.integration.servers import Server
 
 ATTACK = b"attacker bytes\n"
 

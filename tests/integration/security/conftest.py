@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.conftest import Server
 from tests.integration.security.attacks import TIMEOUT
+from tests.integration.servers import Server
 
 
 @pytest.fixture

@@ -12,15 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.conftest import (
-    PASSWORD,
-    USER,
-    Server,
-    add_user,
-    anonymous_login,
-    login_reply,
-)
 from tests.integration.security.attacks import TIMEOUT, ServerFactory, retr, send, stor
+from tests.integration.servers import PASSWORD, USER, Server, add_user, anonymous_login, login_reply
 
 
 def ftpsup_cli(config_dir: Path, *args: str, stdin: str | None = None) -> None:

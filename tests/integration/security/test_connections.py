@@ -8,10 +8,8 @@ import ftplib
 import socket
 import time
 
-from tests.integration.conftest import (
-    Server,
-)
 from tests.integration.security.attacks import TIMEOUT, ServerFactory, send
+from tests.integration.servers import Server
 
 # -- FTP bounce (RFC 2577 §3) ----------------------------------------------------------------
 

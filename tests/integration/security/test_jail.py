@@ -18,10 +18,8 @@ import attrs
 import pytest
 
 from ftpsup.server.fs import JailedFs
-from tests.integration.conftest import (
-    Server,
-)
 from tests.integration.security.attacks import ATTACK, retr, send, stor
+from tests.integration.servers import Server
 
 MARKER = "OUTSIDE_MARKER.txt"
 
