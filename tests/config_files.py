@@ -15,8 +15,6 @@ from ftpsup.config.load import load_instance
 from ftpsup.errors import ConfigError, ConfigProblem
 
 REPO = Path(__file__).resolve().parent.parent
-
-
 OLD_TLS = "is insecure and not supported; ftpsup offers TLS 1.2 and 1.3"
 
 

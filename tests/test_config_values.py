@@ -273,14 +273,8 @@ def test_octal_key_accepts_integers_whose_readings_agree_and_toml_octal(
 # --- type checks over many values -------------------------------------------------------------
 
 BOOL_KEYS = sorted(k for k, kind in KEY_KINDS.items() if kind == "bool")
-
-
 INT_KEYS = sorted(k for k, kind in KEY_KINDS.items() if kind == "int")
-
-
 OCTAL_KEYS = sorted(k for k, kind in KEY_KINDS.items() if kind == "octal")
-
-
 NOT_BOOL = st.one_of(st.integers(), st.floats(allow_nan=False), st.text(max_size=40))
 
 

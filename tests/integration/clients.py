@@ -11,8 +11,6 @@ import attrs
 from tests.integration.servers import Server
 
 CURL_MAX_TIME = 60
-
-
 LFTP_TLS_SETTINGS = (
     "set net:max-retries 1",
     "set net:reconnect-interval-base 1",

@@ -19,8 +19,6 @@ from tests.integration.servers import PASSWORD, USER
 # choose PASV, EPSV, PORT or EPRT, read a data connection byte for byte, and speak raw FTP.
 
 DATA_MODES = ["PASV", "EPSV", "PORT", "EPRT"]
-
-
 IPV4_ONLY_MODES = frozenset({"PASV", "PORT"})
 
 

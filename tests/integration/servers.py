@@ -25,8 +25,6 @@ from typing import Any
 import attrs
 
 USER = "alice"
-
-
 PASSWORD = "wonder land"  # a space on purpose: PASS takes the whole rest of the line
 
 

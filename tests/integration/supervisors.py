@@ -32,11 +32,7 @@ from tests.integration.raw_ftp import RawControl, open_data
 from tests.integration.servers import PASSWORD, USER, write_alice_store
 
 TIMEOUT = 60
-
-
 STOPWAITSECS = 4
-
-
 HOSTS = {"ipv4": "127.0.0.1", "ipv6": "::1"}
 
 

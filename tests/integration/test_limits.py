@@ -251,14 +251,8 @@ def test_a_passive_cap_of_zero_means_no_cap(server_factory: ServerFactory) -> No
 # -- an IPv6 /64 is one address: several addresses of one network, in a network namespace -------
 
 NETNS_NET = "fd00:1:2:3::"
-
-
 NETNS_OTHER_NET = "fd00:1:2:4::"
-
-
 CLONE_NEWNET = 0x40000000
-
-
 T = TypeVar("T")
 
 

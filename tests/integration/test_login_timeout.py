@@ -29,11 +29,7 @@ ServerFactory = Callable[..., Server]
 
 
 TIMEOUT = 10
-
-
 LOGIN_TIMEOUT = 1
-
-
 LOGIN_TIMEOUT_LINE = f"421 Login timeout ({LOGIN_TIMEOUT} seconds): closing control connection."
 
 

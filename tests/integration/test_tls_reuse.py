@@ -36,8 +36,6 @@ from tests.integration.servers import HOSTS, Server, add_user, start_server, wai
 from tests.integration.tls_reuse import REUSE_LOG, VERSIONS, final_reply, passive_mode
 
 TIMEOUT = 10
-
-
 ServerFactory = Callable[..., Server]
 
 

@@ -29,8 +29,6 @@ from tests.integration.servers import HOSTS, Server, wait_for_log
 from tests.integration.tls_reuse import REUSE_LOG, VERSIONS, final_reply, passive_mode
 
 TIMEOUT = 10
-
-
 ServerFactory = Callable[..., Server]
 
 

@@ -7,14 +7,8 @@ from __future__ import annotations
 from ftpsup.ports import PortAllocator, PortLease
 
 MIN_PORT = 10080
-
-
 MAX_PORT = 10100
-
-
 RANGE = set(range(MIN_PORT, MAX_PORT + 1))
-
-
 CHILD_TIMEOUT = 30.0
 
 

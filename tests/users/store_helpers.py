@@ -18,11 +18,7 @@ from ftpsup.users.store import (
 )
 
 FAST = 4  # scrypt ln for tests where the default cost would only slow them down
-
-
 SALT = "c2FsdHNhbHRzYWx0c2FsdA"  # 16 bytes
-
-
 DIGEST = "ZGlnZXN0ZGlnZXN0ZGlnZXN0ZGlnZXN0ZGlnZXN0MTI"  # 32 bytes
 
 

@@ -11,11 +11,7 @@ from collections.abc import Callable
 from tests.integration.servers import Server
 
 ATTACK = b"attacker bytes\n"
-
-
 TIMEOUT = 10
-
-
 ServerFactory = Callable[..., Server]
 
 

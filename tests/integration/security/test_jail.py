@@ -22,14 +22,8 @@ from tests.integration.security.attacks import ATTACK, retr, send, stor
 from tests.integration.servers import Server
 
 MARKER = "OUTSIDE_MARKER.txt"
-
-
 OUTSIDE_DIR = "outside_dir"
-
-
 SECRET = b"secret bytes that must never leave the server\n"
-
-
 MARKER_MTIME = 1_000_000_000
 
 
