@@ -13,9 +13,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.integration.conftest import Server, connect_tls
+from tests.integration.ftps import connect_tls
 from tests.integration.fuzz_inputs import NAME_PREFIX
 from tests.integration.fuzz_wire import Target
+from tests.integration.servers import Server
 
 TRACEBACK = "Traceback (most recent call last):"
 CHECK_TIMEOUT = 20

@@ -40,13 +40,7 @@ from typing import Any
 
 import attrs
 
-from tests.integration.conftest import (
-    CertPair,
-    Server,
-    start_server,
-    tls_settings,
-    write_cert_pair,
-)
+from tests.integration.ftps import CertPair, tls_settings, write_cert_pair
 from tests.integration.fuzz_checks import (
     SENTINEL,
     check_serving,
@@ -59,6 +53,7 @@ from tests.integration.fuzz_inputs import LINK_NAMES, NAME_PREFIX, OUT_LINK, hom
 from tests.integration.fuzz_sessions import Fuzzer
 from tests.integration.fuzz_stats import Stats
 from tests.integration.fuzz_wire import Target
+from tests.integration.servers import Server, start_server
 
 DEFAULT_SEED = 959
 SEED_ENV = "FTPSUP_FUZZ_SEED"

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 
 from tests.integration import fuzz_inputs as inputs
-from tests.integration.conftest import client_context
+from tests.integration.ftps import client_context
 from tests.integration.fuzz_stats import Stats
 from tests.integration.fuzz_transfer import transfer
 from tests.integration.fuzz_wire import (

@@ -26,8 +26,8 @@ from cryptography import x509
 
 from tests.ftpsup_cli import run_ftpsup
 from tests.integration import throwaway
-from tests.integration.conftest import RawControl
-from tests.integration.test_supervisor import Sup, make_supervisor, wait_until
+from tests.integration.raw_ftp import RawControl
+from tests.integration.supervisors import Sup, make_supervisor, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 60

@@ -23,7 +23,8 @@ from pathlib import Path
 import attrs
 import pytest
 
-from tests.integration.conftest import ClientRun, Server, run_curl
+from tests.integration.clients import ClientRun, run_curl
+from tests.integration.servers import Server
 
 CURL = shutil.which("curl")
 if CURL is None:

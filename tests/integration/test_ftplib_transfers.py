@@ -12,47 +12,35 @@ from __future__ import annotations
 
 import calendar
 import ftplib
-import hashlib
 import io
 import random
-import socket
 import stat
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import (
+from tests.integration.ftplib_runs import (
+    BIG_FILE,
+    MODE,
+    is_ipv6,
+    on_disk,
+    sha,
+    start_slow_download,
+    wait_for,
+)
+from tests.integration.raw_ftp import (
     DATA_MODES,
-    HOSTS,
     IPV4_ONLY_MODES,
-    Server,
     download,
     open_data,
     recv_all,
     upload,
 )
+from tests.integration.servers import HOSTS, Server
 
-MODE = "EPSV"
 LARGE = 24 * 1024 * 1024
-BIG_FILE = "/big.bin"
-# A small receive buffer keeps a download from draining into kernel buffers, so it is still
-# running when the test sends ABOR, NOOP or STAT.
-SLOW_RCVBUF = 64 * 1024
 UNICODE_NAME = "é ü 日本.txt"
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def on_disk(server: Server, vpath: str) -> Path:
-    return server.home / vpath.lstrip("/")
-
-
-def is_ipv6(server: Server) -> bool:
-    return ":" in server.host
 
 
 @pytest.fixture(scope="module")
@@ -72,15 +60,6 @@ def big_file(server: Server, payloads: dict[str, bytes]) -> bytes:
 def ftp(server: Server) -> Iterator[ftplib.FTP]:
     with server.connect() as client:
         yield client
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 # -- byte-exact transfers in every data mode --------------------------------------------------
@@ -200,21 +179,6 @@ def test_stou_names_a_new_file_in_its_150_reply(
         names.append(name)
     assert names[0] != names[1]
     assert all(n.startswith("report") for n in names)
-
-
-# -- ABOR -----------------------------------------------------------------------------------
-
-
-def start_slow_download(ftp: ftplib.FTP, first: int = 65536) -> tuple[socket.socket, bytes]:
-    conn, _ = open_data(ftp, MODE, f"RETR {BIG_FILE}", rcvbuf=SLOW_RCVBUF)
-    head = b""
-    for _ in range(first):
-        if len(head) >= first:
-            break
-        chunk = conn.recv(first - len(head))
-        assert chunk, "download ended early"
-        head += chunk
-    return conn, head
 
 
 def test_abor_as_urgent_data_stops_a_download(ftp: ftplib.FTP, big_file: bytes) -> None:

@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 
 from tests.integration import fuzz_inputs
-from tests.integration.conftest import Server
 from tests.integration.fuzz_checks import distinct_tracebacks, stderr_problems, traceback_excerpts
 from tests.integration.fuzz_driver import fuzz, seed_from_env
 from tests.integration.fuzz_wire import broken_listing_lines
+from tests.integration.servers import Server
 
 # The suite's run is bounded by its session count: a fixed seed and a fixed count replay the
 # same run on a busy machine as on an idle one. The time bound only stops a run that stalls.

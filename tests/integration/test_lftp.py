@@ -12,116 +12,32 @@ Rules:
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import os
-import random
-import shutil
 import stat
-import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
-import attrs
 import pytest
 
-from tests.integration.conftest import ClientRun, Server, lftp_quote
+from tests.integration.clients import lftp_quote
+from tests.integration.lftp_runs import (
+    LFTP,
+    MODES,
+    file_sha256,
+    lftp,
+    payload,
+    sha256,
+)
+from tests.integration.servers import Server
 
-LFTP = shutil.which("lftp")
 if LFTP is None:
     pytest.skip("lftp is not installed", allow_module_level=True)
 
+
 BIG_SIZE = 24 * 1024 * 1024
 CLEANUP_THRESHOLD = 1024 * 1024
-SETTINGS = (
-    "set net:max-retries 1",
-    "set net:reconnect-interval-base 1",
-    "set net:timeout 15",
-    "set cmd:fail-exit yes",
-    "set cmd:interactive no",
-    "set ftp:ssl-allow no",
-    "set xfer:clobber yes",
-    "set xfer:log no",
-    "set cmd:save-cwd-history no",
-)
-
-
-@attrs.frozen
-class Mode:
-    """A data-connection mode: lftp settings and the verb each address family must show."""
-
-    settings: tuple[str, ...]
-    verb_v4: str
-    verb_v6: str
-
-    def verb(self, server: Server) -> str:
-        return self.verb_v6 if ":" in server.host else self.verb_v4
-
-
-MODES = {
-    # lftp prefers PASV over IPv4 and must use EPSV over IPv6 (RFC 2428 §1).
-    "passive": Mode(("set ftp:passive-mode true",), "PASV", "EPSV"),
-    "epsv": Mode(("set ftp:passive-mode true", "set ftp:prefer-epsv true"), "EPSV", "EPSV"),
-    "active": Mode(("set ftp:passive-mode false",), "PORT 127,0,0,1,", "EPRT |2|::|"),
-}
 SIZES = {"empty": 0, "small": 1000, "big": BIG_SIZE}
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@functools.lru_cache(maxsize=4)
-def payload(size: int) -> bytes:
-    """Deterministic bytes that never repeat a block and start with CR, LF and NUL.
-
-    A block moved, doubled or dropped, or any line-end or NUL conversion, changes the sha256.
-    """
-    head = b"line\r\nnext\nlast\r\x00"
-    return (head + random.Random(size).randbytes(size))[:size]
-
-
-def lftp(
-    server: Server,
-    *commands: str,
-    cwd: str = "/",
-    settings: Sequence[str] = MODES["passive"].settings,
-    password: str | None = None,
-    check: bool = True,
-) -> ClientRun:
-    """Run lftp logged in to `server`, change to `cwd`, run `commands`; return the outcome."""
-    login = f"{server.user},{server.password if password is None else password}"
-    script = "\n".join(
-        [
-            *SETTINGS,
-            *settings,
-            f"open -u {lftp_quote(login)} -p {server.port} {server.host}",
-            f"cd {lftp_quote(cwd)}",
-            *commands,
-        ]
-    )
-    proc = subprocess.run(
-        [str(LFTP), "-d", "-c", script],
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-        check=False,
-    )
-    stderr = proc.stderr.decode("utf-8", "replace")
-    sent = tuple(line[5:] for line in stderr.splitlines() if line.startswith("---> "))
-    run = ClientRun(proc.returncode, proc.stdout, stderr, sent)
-    if check:
-        assert run.returncode == 0, run.stderr
-    return run
 
 
 def on_disk(server: Server, vpath: str) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tests.integration.conftest import Server
+from tests.integration.servers import Server
 
 
 def test_pasv_replies_carry_the_resolved_host_name(server_factory: Callable[..., Server]) -> None:

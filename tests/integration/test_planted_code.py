@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_supervisor import Sup, make_supervisor, wait_until
+from tests.integration.supervisors import Sup, make_supervisor, wait_until
 
 TIMEOUT = 60
 

@@ -20,14 +20,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.integration.conftest import (
-    HOSTS,
-    PASSWORD,
-    FtpReply,
-    RawControl,
-    Server,
-    recv_all,
-)
+from tests.integration.raw_ftp import FtpReply, RawControl, recv_all
+from tests.integration.servers import HOSTS, PASSWORD, Server
 
 BANNER = "Welcome to example.com FTP service."
 WRONG_PASSWORD = "not-the-password-7Qx"

@@ -18,12 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import (
-    Server,
-    anonymous_login,
-    open_data,
-)
-from tests.integration.test_supervisor import STOPWAITSECS, alive, make_supervisor, wait_until
+from tests.integration.raw_ftp import open_data
+from tests.integration.servers import Server, anonymous_login
+from tests.integration.supervisors import STOPWAITSECS, alive, make_supervisor, wait_until
 
 ServerFactory = Callable[..., Server]
 TIMEOUT = 20

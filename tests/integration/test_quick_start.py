@@ -29,8 +29,8 @@ import pytest
 
 from ftpsup.server.privileges import read_credentials
 from tests.integration import throwaway
-from tests.integration.conftest import ReusingFTP_TLS, client_context
-from tests.integration.test_supervisor import free_ports
+from tests.integration.ftps import ReusingFTP_TLS, client_context
+from tests.integration.supervisors import free_ports
 
 TIMEOUT = 60
 SHIPPED = Path(__file__).resolve().parents[2] / "instances.d"

@@ -20,16 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import (
-    PASSWORD,
-    USER,
-    RawControl,
-    Server,
-    add_user,
-    login_reply,
-    wait_for_log,
-)
-from tests.integration.test_supervisor import (
+from tests.integration.raw_ftp import RawControl
+from tests.integration.servers import PASSWORD, USER, Server, add_user, login_reply, wait_for_log
+from tests.integration.supervisors import (
     HOSTS,
     Sup,
     alive,

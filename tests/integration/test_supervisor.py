@@ -10,185 +10,36 @@ stopped at the end (stop all, then SIGKILL by pid for anything left).
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import ftplib
-import hashlib
-import json
 import os
 import random
 import shutil
 import signal
 import socket
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
 
-import attrs
 import pytest
 
 from ftpsup.ports import PortAllocator
-from tests.ftpsup_cli import run_ftpsup
-from tests.integration.conftest import (
-    PASSWORD,
-    USER,
-    RawControl,
-    add_user,
-    open_data,
-    recv_all,
-    write_alice_store,
+from tests.integration.raw_ftp import recv_all
+from tests.integration.servers import PASSWORD, USER, add_user
+from tests.integration.supervisors import (
+    HOSTS,
+    STOPWAITSECS,
+    TIMEOUT,
+    Sup,
+    alive,
+    make_supervisor,
+    raw_session,
+    sha,
+    slow_download,
+    wait_until,
 )
 
-TIMEOUT = 60
-STOPWAITSECS = 4
 BIG = 12 * 1024 * 1024
-HOSTS = {"ipv4": "127.0.0.1", "ipv6": "::1"}
-
-
-def _bindable(port: int) -> bool:
-    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            try:
-                sock.bind((host, port))
-            except OSError:
-                return False
-    return True
-
-
-def free_ports(count: int) -> int:
-    """The first of `count` consecutive ports free on both stacks, below the ephemeral range."""
-    for _ in range(200):
-        first = random.randrange(20000, 30000 - count)
-        if all(_bindable(p) for p in range(first, first + count)):
-            return first
-    raise AssertionError("no free port range")
-
-
-def _toml(values: dict[str, Any]) -> str:
-    return "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
-
-
-def alive(pid: int) -> bool:
-    """True while `pid` runs (a zombie nobody reaps counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll `condition` every 50 ms; return the seconds it took, fail after `timeout`."""
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-    return time.monotonic() - start
-
-
-@attrs.define
-class Sup:
-    """A config directory and the supervisor started from it."""
-
-    base: Path
-    port: int
-    pasv: tuple[int, int]
-    seen_pids: set[int] = attrs.field(factory=set)
-
-    @property
-    def etc(self) -> Path:
-        return self.base / "etc"
-
-    @property
-    def home(self) -> Path:
-        return self.base / "home" / USER
-
-    @property
-    def run_dir(self) -> Path:
-        return self.base / "run"
-
-    def ftpsup(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return run_ftpsup("--config-dir", str(self.etc), *args, stdin=stdin)
-
-    def status(self) -> dict[str, Any]:
-        result = self.ftpsup("status", "--json")
-        assert result.returncode in (0, 1), result.stderr  # 1: an instance FATAL or BACKOFF
-        data: dict[str, Any] = json.loads(result.stdout)
-        self.seen_pids.add(data["supervisor"]["pid"])
-        for entry in data["instances"]:
-            self.seen_pids.update(p for p in [entry["pid"], entry["replacement"]] if p)
-            self.seen_pids.update(d["pid"] for d in entry["draining"])
-        return data
-
-    def instance(self, name: str) -> dict[str, Any]:
-        entry = next(e for e in self.status()["instances"] if e["name"] == name)
-        return dict(entry)
-
-    def pid(self, name: str) -> int:
-        pid = self.instance(name)["pid"]
-        assert isinstance(pid, int)
-        return pid
-
-    def connect(self, name: str, *, user: str = USER, password: str = PASSWORD) -> ftplib.FTP:
-        ftp = ftplib.FTP(timeout=20)
-        ftp.connect(HOSTS[name], self.port)
-        ftp.login(user, password)
-        return ftp
-
-    def set_key(self, name: str, key: str, value: Any) -> None:
-        path = self.etc / f"{name}.toml"
-        kept = [ln for ln in path.read_text().splitlines() if not ln.startswith(f"{key} =")]
-        path.write_text("\n".join(kept) + "\n" + _toml({key: value}))
-
-    def shutdown(self) -> None:
-        pid_file = self.run_dir / "supervisor.pid"
-        with contextlib.suppress(OSError, ValueError):
-            self.seen_pids.add(int(pid_file.read_text()))
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.ftpsup("stop", "all")
-        for pid in self.seen_pids:
-            if alive(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-
-
-def make_supervisor(**shared: Any) -> Sup:
-    """Write a config dir with instances ipv4 (127.0.0.1) and ipv6 (::1) on one port."""
-    base = Path(tempfile.mkdtemp(prefix="ftpsup-sup-"))
-    base.chmod(0o755)
-    pasv_min = free_ports(5)
-    sup = Sup(base, free_ports(1), (pasv_min, pasv_min + 4))
-    sup.etc.mkdir()
-    settings = {
-        "user_db_file": "users.toml",
-        "state_dir": str(sup.run_dir),
-        "log_dir": str(base / "log"),
-        "pasv_min_port": sup.pasv[0],
-        "pasv_max_port": sup.pasv[1],
-        "startsecs": 1,
-        "stopwaitsecs": STOPWAITSECS,
-        "accept_timeout": 10,
-        "delay_failed_login": 0,
-        "write_enable": True,
-        "ftpd_banner": "old banner",
-        # The privilege drop has its own tests (test_privileges.py).
-        "run_as_root": True,
-        **shared,
-    }
-    (sup.etc / "_shared.toml").write_text(_toml(settings))
-    for name, host in HOSTS.items():
-        (sup.etc / f"{name}.toml").write_text(
-            _toml({"listen_address": host, "listen_port": sup.port})
-        )
-    write_alice_store(sup.etc, sup.home)
-    return sup
 
 
 @pytest.fixture(scope="module")
@@ -203,40 +54,6 @@ def sup() -> Iterator[Sup]:
     finally:
         s.shutdown()
         shutil.rmtree(s.base, ignore_errors=True)
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def slow_download(sup: Sup, name: str, started: threading.Event, release: threading.Event) -> bytes:
-    """RETR big.bin, held open: after the first chunk (`started`) it reads nothing more until
-    `release` is set, then reads the rest at full speed. The transfer lasts exactly as long as
-    the test needs, however busy the machine.
-    """
-    ftp = sup.connect(name)
-    try:
-        conn, _ = open_data(ftp, "EPSV", "RETR big.bin", rcvbuf=64 * 1024, timeout=30)
-        data = bytearray()
-        with conn:
-            while chunk := conn.recv(64 * 1024):
-                data += chunk
-                started.set()
-                if not release.is_set():
-                    assert release.wait(TIMEOUT), "the download was never released"
-        ftp.voidresp()
-    finally:
-        with contextlib.suppress(OSError, EOFError, ftplib.Error):
-            ftp.quit()
-    return bytes(data)
-
-
-def raw_session(host: str, port: int, *, timeout: float = 10) -> RawControl:
-    """A logged-in hand-made control connection."""
-    session = RawControl(host, port, timeout=timeout)
-    assert session.reply().code == 220
-    assert session.login().code == 230
-    return session
 
 
 def listeners_in_range(lo: int, hi: int) -> list[int]:
@@ -564,64 +381,3 @@ def test_reload_with_a_new_banner_serves_it_to_new_sessions_and_keeps_old_ones(s
     assert "big.bin" in old_session.nlst()
     old_session.quit()
     wait_until(lambda: not alive(old4), 10, "the old ipv4 process to end after its session")
-
-
-# -- starting and stopping a supervisor of one's own ---------------------------------------
-
-
-def test_stop_all_leaves_no_process_socket_or_pid_file() -> None:
-    s = make_supervisor()
-    try:
-        assert s.ftpsup("start", "all").returncode == 0
-        data = s.status()
-        pids = [data["supervisor"]["pid"], *(e["pid"] for e in data["instances"])]
-        assert all(alive(pid) for pid in pids)
-        result = s.ftpsup("stop", "all")
-        assert result.returncode == 0, result.stdout + result.stderr
-        assert [pid for pid in pids if alive(pid)] == []
-        assert sorted(p.name for p in s.run_dir.iterdir()) == ["ports"]
-        for host in HOSTS.values():
-            with pytest.raises(ConnectionRefusedError):
-                socket.create_connection((host, s.port), timeout=5).close()
-        assert s.ftpsup("status").returncode == 3
-    finally:
-        s.shutdown()
-        shutil.rmtree(s.base, ignore_errors=True)
-
-
-def test_start_with_a_bad_config_prints_every_problem_and_starts_nothing() -> None:
-    s = make_supervisor()
-    try:
-        (s.etc / "ipv4.toml").write_text('listen_address = "127.0.0.1"\nlisten_port = 0\n')
-        (s.etc / "ipv6.toml").write_text('listen_address = "::1"\nmax_clients = "many"\n')
-        result = s.ftpsup("start", "all")
-        assert result.returncode == 2
-        assert "ipv4.toml: listen_port: 0 is out of range" in result.stderr
-        assert "ipv6.toml: max_clients: expected an integer" in result.stderr
-        assert not (s.run_dir / "supervisor.pid").exists()
-        assert not (s.run_dir / "supervisor.sock").exists()
-    finally:
-        s.shutdown()
-        shutil.rmtree(s.base, ignore_errors=True)
-
-
-@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
-def test_port_21_without_privilege_says_what_to_do() -> None:
-    s = make_supervisor()
-    try:
-        s.set_key("ipv4", "listen_port", 21)
-        result = subprocess.run(
-            ["setpriv", "--bounding-set=-net_bind_service", sys.executable, "-m", "ftpsup"]
-            + ["--config-dir", str(s.etc), "start", "all"],
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-            check=False,
-        )
-        assert result.returncode == 2
-        assert "port 21 needs root or CAP_NET_BIND_SERVICE" in result.stderr
-        assert "use a port of 1024 or above" in result.stderr
-        assert not (s.run_dir / "supervisor.pid").exists()
-    finally:
-        s.shutdown()
-        shutil.rmtree(s.base, ignore_errors=True)

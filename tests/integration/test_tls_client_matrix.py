@@ -23,18 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import (
-    HOSTS,
-    PASSWORD,
-    CertPair,
-    ClientRun,
-    Server,
-    run_curl,
-    run_lftp,
-    start_server,
-    tls_payload,
-    tls_settings,
-)
+from tests.integration.clients import ClientRun, run_curl, run_lftp
+from tests.integration.ftps import CertPair, tls_payload, tls_settings
+from tests.integration.servers import HOSTS, PASSWORD, Server, start_server
 
 CLIENT_TIMEOUT = 120
 REFUSED = "refused (require_ssl_reuse)"

@@ -28,22 +28,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import (
-    HOSTS,
+from tests.integration.ftps import (
     CertPair,
-    RawControl,
     ReusingFTP_TLS,
-    Server,
     client_context,
     connect_tls,
-    read_until_closed,
     sha256_hex,
-    start_server,
     tls_payload,
     tls_settings,
-    wait_for_log,
     write_cert_pair,
 )
+from tests.integration.raw_ftp import RawControl, read_until_closed
+from tests.integration.servers import HOSTS, Server, start_server, wait_for_log
 
 TIMEOUT = 10
 HANDSHAKE_TIMEOUT = 2

@@ -21,19 +21,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import (
-    HOSTS,
+from tests.integration.clients import run_curl
+from tests.integration.ftps import (
     CertPair,
     ReusingFTP_TLS,
-    Server,
     client_context,
     connect_tls,
-    run_curl,
-    send_line,
     sha256_hex,
     tls_payload,
     tls_settings,
 )
+from tests.integration.raw_ftp import send_line
+from tests.integration.servers import HOSTS, Server
 
 TIMEOUT = 10
 ServerFactory = Callable[..., Server]

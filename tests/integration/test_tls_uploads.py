@@ -22,24 +22,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import (
-    HOSTS,
+from tests.integration.clients import ClientRun, lftp_quote, run_curl, run_lftp
+from tests.integration.ftps import (
     CertPair,
-    ClientRun,
-    Server,
     connect_tls,
     control_session,
-    lftp_quote,
-    open_data,
-    run_curl,
-    run_lftp,
     sha256_hex,
-    start_server,
     tls_payload,
     tls_settings,
-    wait_for_log,
     wrap_data,
 )
+from tests.integration.raw_ftp import open_data
+from tests.integration.servers import HOSTS, Server, start_server, wait_for_log
 
 TIMEOUT = 10
 UPLOADS = 40

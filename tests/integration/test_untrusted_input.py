@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import FtpReply, RawControl, Server, recv_all
+from tests.integration.raw_ftp import FtpReply, RawControl, recv_all
+from tests.integration.servers import Server
 
 ServerFactory = Callable[..., Server]
 

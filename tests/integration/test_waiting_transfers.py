@@ -19,17 +19,9 @@ from collections.abc import Callable
 import pytest
 
 from ftpsup.ports import PortAllocator
-from tests.integration.conftest import (
-    HOSTS,
-    PASV_MAX,
-    PASV_MIN,
-    CertPair,
-    RawControl,
-    Server,
-    connect_tls,
-    tls_settings,
-    wait_until,
-)
+from tests.integration.ftps import CertPair, connect_tls, tls_settings
+from tests.integration.raw_ftp import RawControl
+from tests.integration.servers import HOSTS, PASV_MAX, PASV_MIN, Server, wait_until
 
 ServerFactory = Callable[..., Server]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 
-from tests.integration.conftest import Server
+from tests.integration.servers import Server
 
 UPLOADS = 3
 

@@ -1,6 +1,6 @@
 """The jail rules of ftpsup.server.fs without a server: client arguments, symlinks, errors.
 
-What the integration escape tests (tests/integration/test_security.py) check over a control
+What the integration escape tests (tests/integration/security/test_jail.py) check over a control
 connection, checked here on JailedFs and proto.paths alone, under openat2 and under the
 O_NOFOLLOW walk: ".." in a client argument stops at the home, no operation passes through a
 symlink that points out of the home, and no error names the real path.

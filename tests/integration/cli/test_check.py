@@ -1,59 +1,23 @@
-"""The `ftpsup` command line as an admin runs it: check, serve with a bad config, user commands.
+"""`ftpsup check` as an admin runs it: every problem as `file: key: problem`, in the file that
+set the key, and exactly the problems `ftpsup start` refuses with.
 
 Every call is a real `python -m ftpsup` subprocess with a timeout, so a hang fails fast.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ftpsup.users.hashing import verify_password
-from ftpsup.users.store import load_users
-from tests.ftpsup_cli import run_ftpsup
 from tests.integration import throwaway
+from tests.integration.cli.commands import REPO, assert_nothing_listens, free_port, ftpsup
 
-REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 60
-
-
-ftpsup = functools.partial(run_ftpsup, cwd=REPO)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def assert_nothing_listens(port: int) -> None:
-    with socket.socket() as sock:
-        sock.settimeout(5)
-        with pytest.raises(ConnectionRefusedError):
-            sock.connect(("127.0.0.1", port))
-
-
-@pytest.fixture
-def config_dir(tmp_path: Path) -> Path:
-    """A config directory whose _shared.toml keeps every state and log file in tmp_path."""
-    etc = tmp_path / "etc"
-    etc.mkdir()
-    (etc / "_shared.toml").write_text(
-        f'user_db_file = "{etc / "users.toml"}"\n'
-        f'state_dir = "{tmp_path / "run"}"\n'
-        f'log_dir = "{tmp_path / "log"}"\n'
-        "run_as_root = true\n"
-    )
-    return etc
 
 
 # -- ftpsup check -------------------------------------------------------------------------
@@ -315,179 +279,3 @@ def test_require_ssl_reuse_false_is_a_warning_with_its_reason(config_dir: Path) 
     assert line.startswith(f"{path}: require_ssl_reuse: warning: ")
     assert "take over a transfer" in line
     assert "1 warning(s)" in result.stderr
-
-
-# -- ftpsup serve with a bad config: exit 2, the message on stderr, nothing bound ----------
-
-
-SERVE_BROKEN: dict[str, tuple[str, str]] = {
-    "wrong_type": ('write_enable = "yes"\n', 'write_enable: use true or false, not "yes"'),
-    "unknown_key": (
-        "idle_sesion_timeout = 5\n",
-        'idle_sesion_timeout: unknown key; did you mean "idle_session_timeout"?',
-    ),
-    "pasv_range_reversed": (
-        "pasv_min_port = 40000\npasv_max_port = 39000\n",
-        "pasv_min_port: 40000 is greater than pasv_max_port (39000)",
-    ),
-    "ftp_data_port_out_of_range": (
-        "ftp_data_port = 0\n",
-        "ftp_data_port: 0 is out of range 1..65535",
-    ),
-}
-
-
-@pytest.mark.parametrize("case", sorted(SERVE_BROKEN))
-def test_serve_with_a_broken_config_exits_2_and_binds_nothing(config_dir: Path, case: str) -> None:
-    text, problem = SERVE_BROKEN[case]
-    port = free_port()
-    path = config_dir / "bad.toml"
-    path.write_text(f'listen_address = "127.0.0.1"\nlisten_port = {port}\n{text}')
-    result = ftpsup("serve", str(path))
-    assert result.returncode == 2
-    assert f"{path}: {problem}" in result.stderr
-    assert_nothing_listens(port)
-
-
-def test_serve_with_several_problems_prints_them_all(config_dir: Path) -> None:
-    port = free_port()
-    path = config_dir / "bad.toml"
-    path.write_text(
-        f'listen_address = "127.0.0.1"\nlisten_port = {port}\n'
-        'write_enable = "yes"\nidle_sesion_timeout = 5\n'
-    )
-    result = ftpsup("serve", str(path))
-    assert result.returncode == 2
-    assert f'{path}: write_enable: use true or false, not "yes"' in result.stderr
-    assert f"{path}: idle_sesion_timeout: unknown key" in result.stderr
-    assert_nothing_listens(port)
-
-
-def test_serve_with_a_port_out_of_range_exits_2(config_dir: Path) -> None:
-    path = config_dir / "bad.toml"
-    path.write_text('listen_address = "127.0.0.1"\nlisten_port = 70000\n')
-    result = ftpsup("serve", str(path))
-    assert result.returncode == 2
-    assert f"{path}: listen_port: 70000 is out of range 1..65535" in result.stderr
-
-
-def test_serve_with_a_toml_syntax_error_exits_2(config_dir: Path) -> None:
-    path = config_dir / "bad.toml"
-    path.write_text('listen_address = "127.0.0.1"\nwrite_enable = YES\n')
-    result = ftpsup("serve", str(path))
-    assert result.returncode == 2
-    assert f"{path}: invalid toml" in result.stderr
-    assert "use true or false" in result.stderr
-
-
-def test_serve_of_a_missing_file_exits_2(tmp_path: Path) -> None:
-    path = tmp_path / "nowhere.toml"
-    result = ftpsup("serve", str(path))
-    assert result.returncode == 2
-    assert f"{path}: no such file" in result.stderr
-
-
-@pytest.fixture
-def occupied_port() -> Iterator[int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(1)
-        yield sock.getsockname()[1]
-
-
-def test_serve_on_a_port_in_use_exits_1_with_address_already_in_use(
-    config_dir: Path, occupied_port: int
-) -> None:
-    path = config_dir / "busy.toml"
-    path.write_text(f'listen_address = "127.0.0.1"\nlisten_port = {occupied_port}\n')
-    result = ftpsup("serve", str(path))
-    assert result.returncode == 1
-    assert "address already in use" in result.stderr
-    assert f"127.0.0.1:{occupied_port}" in result.stderr
-
-
-# -- ftpsup user ---------------------------------------------------------------------------
-
-SECRET = "correct horse battery"
-
-
-def user(
-    config_dir: Path, *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return ftpsup("--config-dir", str(config_dir), "user", *args, stdin=stdin)
-
-
-def test_user_add_list_passwd_del_round_trip(config_dir: Path, tmp_path: Path) -> None:
-    store = config_dir / "users.toml"
-    home = tmp_path / "homes" / "bob"
-    added = user(
-        config_dir, "add", "bob", "--home", str(home), "--password-stdin", stdin=SECRET + "\n"
-    )
-    assert added.returncode == 0, added.stderr
-    assert home.is_dir()
-    assert verify_password(SECRET, load_users(store)["bob"].password_hash)
-
-    listed = user(config_dir, "list")
-    assert listed.returncode == 0
-    rows = [line.split() for line in listed.stdout.splitlines()]
-    assert rows[0] == ["NAME", "HOME", "WRITE", "ENABLED"]
-    assert ["bob", str(home), "yes", "yes"] in rows
-    assert SECRET not in listed.stdout + listed.stderr
-    assert "correct" not in listed.stdout
-    assert load_users(store)["bob"].password_hash not in listed.stdout
-
-    changed = user(config_dir, "passwd", "bob", "--password-stdin", stdin="new secret\n")
-    assert changed.returncode == 0, changed.stderr
-    stored = load_users(store)["bob"].password_hash
-    assert verify_password("new secret", stored)
-    assert not verify_password(SECRET, stored)
-
-    deleted = user(config_dir, "del", "bob")
-    assert deleted.returncode == 0, deleted.stderr
-    assert "bob" not in load_users(store)
-    assert home.is_dir(), "del keeps the home directory"
-    relisted = user(config_dir, "list")
-    assert "bob" not in relisted.stdout
-
-
-def test_user_list_shows_read_only_and_disabled(config_dir: Path, tmp_path: Path) -> None:
-    home = tmp_path / "carol"
-    assert (
-        user(
-            config_dir,
-            "add",
-            "carol",
-            "--home",
-            str(home),
-            "--read-only",
-            "--password-stdin",
-            stdin="pw carol\n",
-        ).returncode
-        == 0
-    )
-    assert user(config_dir, "disable", "carol").returncode == 0
-    rows = [line.split() for line in user(config_dir, "list").stdout.splitlines()]
-    assert ["carol", str(home), "no", "no"] in rows
-
-
-def test_user_add_twice_is_refused_without_replace(config_dir: Path, tmp_path: Path) -> None:
-    args = ("add", "dave", "--home", str(tmp_path / "dave"), "--password-stdin")
-    assert user(config_dir, *args, stdin="first one\n").returncode == 0
-    again = user(config_dir, *args, stdin="second one\n")
-    assert again.returncode == 1
-    assert "already exists" in again.stderr
-    assert verify_password("first one", load_users(config_dir / "users.toml")["dave"].password_hash)
-
-
-def test_user_passwd_of_an_unknown_user_fails(config_dir: Path) -> None:
-    result = user(config_dir, "passwd", "nobody", "--password-stdin", stdin="x\n")
-    assert result.returncode == 1
-    assert "nobody" in result.stderr
-
-
-def test_user_add_refuses_an_empty_password(config_dir: Path, tmp_path: Path) -> None:
-    result = user(
-        config_dir, "add", "erin", "--home", str(tmp_path / "erin"), "--password-stdin", stdin="\n"
-    )
-    assert result.returncode == 1
-    assert "erin" not in load_users(config_dir / "users.toml")
