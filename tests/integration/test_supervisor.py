@@ -83,14 +83,13 @@ def alive(pid: int) -> bool:
         return False
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll `condition` every 50 ms; return the seconds it took, fail after `timeout`."""
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `condition` every 50 ms; fail after `timeout` (a deadline, not an expectation)."""
     start = time.monotonic()
     while not condition():
         if time.monotonic() - start > timeout:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-    return time.monotonic() - start
+        time.sleep(0.05)  # polling interval of the bounded wait, not pacing
 
 
 @attrs.define
@@ -312,7 +311,9 @@ def test_kill_9_instance_comes_back_and_the_other_stack_is_untouched(sup: Sup) -
         try:
             assert started.wait(10)
             os.kill(old_pid, signal.SIGKILL)
-            took = wait_until(
+            # That the restart comes at once, without a backoff, is the lifecycle's rule, tested
+            # with explicit times in tests/supervisor/test_lifecycle.py; here only that it comes.
+            wait_until(
                 lambda: sup.instance("ipv6")["state"] == "RUNNING" and sup.pid("ipv6") != old_pid,
                 10,
                 "ipv6 to come back",
@@ -321,7 +322,6 @@ def test_kill_9_instance_comes_back_and_the_other_stack_is_untouched(sup: Sup) -
             release.set()
         assert sha(transfer.result(timeout=TIMEOUT)) == expected
     holder.close()
-    assert took < 5
     entry = sup.instance("ipv6")
     assert (entry["restarts"], entry["last_exit"]) == (restarts + 1, "killed by SIGKILL")
     assert sup.pid("ipv4") == other_pid
