@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 import trio.testing
@@ -28,13 +29,28 @@ from ftpsup.tls.certs import write_self_signed
 from tests.server.test_login_timeout import Client, settle
 
 HANDSHAKE_TIMEOUT = 20
-LOGIN_TIMEOUT = 60  # later than the handshake's: the test must see the handshake's own clock
+# Later than the handshake's by default: a test must see the handshake's own clock.
+LOGIN_TIMEOUT = 60
 WAIT_SECONDS = 10
 FAILED = "no TLS handshake within tls_handshake_timeout"
 
 
+@attrs.frozen
+class Timeouts:
+    handshake: int = HANDSHAKE_TIMEOUT
+    login: int = LOGIN_TIMEOUT
+
+
+@pytest.fixture
+def timeouts() -> Timeouts:
+    """The instance's clocks; a test parametrizes this name to set others."""
+    return Timeouts()
+
+
 @pytest.fixture(params=["explicit", "implicit"])
-def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[InstanceContext]:
+def ctx(
+    request: pytest.FixtureRequest, tmp_path: Path, timeouts: Timeouts
+) -> Iterator[InstanceContext]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     write_self_signed(cert, key, ("localhost", "127.0.0.1"), days=30)
     config = InstanceConfig(
@@ -47,8 +63,8 @@ def ctx(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[InstanceCont
         implicit_ssl=request.param == "implicit",
         rsa_cert_file=cert,
         rsa_private_key_file=key,
-        login_timeout=LOGIN_TIMEOUT,
-        tls_handshake_timeout=HANDSHAKE_TIMEOUT,
+        login_timeout=timeouts.login,
+        tls_handshake_timeout=timeouts.handshake,
     )
     # As in test_login_timeout: make_context repoints the shared users logger; put it back.
     users_log = logging.getLogger("ftpsup.users")
@@ -116,3 +132,18 @@ async def test_a_client_that_never_starts_its_handshake_is_cut_at_the_timeout_no
     await settle()
     assert await client.closed(), "still open after tls_handshake_timeout"
     assert f"TLS handshake with 127.0.0.1 failed: {FAILED}" in caplog.messages
+
+
+@pytest.mark.parametrize("timeouts", [Timeouts(handshake=60, login=20)])
+async def test_the_login_clock_cuts_a_silent_handshake_when_it_comes_first(
+    client: Client, mock_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The login clock runs from accept, through the handshake; nothing goes out in clear text
+    # (the client expects TLS records).
+    mock_clock.jump(20 - 0.5)
+    await settle()
+    assert not client.has_news(), "cut before login_timeout"
+    mock_clock.jump(1)
+    await settle()
+    assert await client.closed(), "still open after login_timeout"
+    assert "no login from 127.0.0.1 within login_timeout (20 s); closing" in caplog.messages
