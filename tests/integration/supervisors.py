@@ -70,14 +70,13 @@ def alive(pid: int) -> bool:
         return False
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll `condition` every 50 ms; return the seconds it took, fail after `timeout`."""
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `condition` every 50 ms; fail after `timeout` (a deadline, not an expectation)."""
     start = time.monotonic()
     while not condition():
         if time.monotonic() - start > timeout:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-    return time.monotonic() - start
+        time.sleep(0.05)  # polling interval of the bounded wait, not pacing
 
 
 @attrs.define

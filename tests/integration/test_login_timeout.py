@@ -40,21 +40,21 @@ LOGIN_TIMEOUT_LINE = f"421 Login timeout ({LOGIN_TIMEOUT} seconds): closing cont
 def test_a_connection_that_never_logs_in_gets_421_after_login_timeout(
     server_factory: ServerFactory, host: str
 ) -> None:
+    # When the clock fires (at login_timeout from accept, not before) is tested under trio's
+    # MockClock in tests/server/test_login_timeout.py; here, the real instance's reply, close
+    # and log line, waited for with a deadline.
     srv = server_factory(host, login_timeout=LOGIN_TIMEOUT, idle_session_timeout=60)
-    began = time.monotonic()
     with RawControl(srv.host, srv.port, timeout=TIMEOUT) as ctl:
         assert ctl.reply().code == 220
         rest = read_until_closed(ctl.sock)
-        waited = time.monotonic() - began
     assert rest.decode() == LOGIN_TIMEOUT_LINE + "\r\n"
-    # The clock starts at accept, which comes after our connect: never early.
-    assert waited >= LOGIN_TIMEOUT
     logs = wait_for_log(srv, "within login_timeout")
     assert f"no login from {host} within login_timeout ({LOGIN_TIMEOUT} s); closing" in logs
 
 
 def test_commands_without_a_login_do_not_hold_the_clock_back(server_factory: ServerFactory) -> None:
-    # The idle timeout restarts with every command; the login timeout does not.
+    # The idle timeout restarts with every command; the login timeout does not. The 421
+    # comes while commands keep coming (timed under a mock clock in test_login_timeout.py).
     srv = server_factory("127.0.0.1", login_timeout=LOGIN_TIMEOUT, idle_session_timeout=60)
     began = time.monotonic()
     with RawControl(srv.host, srv.port, timeout=TIMEOUT) as ctl:
@@ -71,7 +71,6 @@ def test_commands_without_a_login_do_not_hold_the_clock_back(server_factory: Ser
         assert last is not None
         assert (last.code, last.text) == (421, LOGIN_TIMEOUT_LINE[4:])
         assert ctl.is_closed()
-    assert time.monotonic() - began >= LOGIN_TIMEOUT
 
 
 def test_a_logged_in_session_outlives_the_login_timeout(server_factory: ServerFactory) -> None:
@@ -97,9 +96,8 @@ def test_rein_starts_the_login_clock_again(server_factory: ServerFactory) -> Non
             assert read_until_closed(other.sock).startswith(b"421 Login timeout")
         assert ctl.command("NOOP").code == 200
         assert ctl.command("REIN").code == 220
-        rein_at = time.monotonic()
+        # From the REIN, not from the connect (long past): test_login_timeout.py, mock clock.
         assert read_until_closed(ctl.sock).decode() == LOGIN_TIMEOUT_LINE + "\r\n"
-        assert time.monotonic() - rein_at >= LOGIN_TIMEOUT * 0.9
 
 
 @pytest.mark.parametrize("host", HOSTS, ids=["ipv4", "ipv6"])
@@ -107,7 +105,6 @@ def test_explicit_ftps_without_a_login_gets_421_over_tls(
     server_factory: ServerFactory, tls_cert: CertPair, host: str
 ) -> None:
     srv = server_factory(host, **tls_settings(tls_cert, login_timeout=LOGIN_TIMEOUT))
-    began = time.monotonic()
     ftp = connect_tls(srv, login=False, timeout=TIMEOUT)
     try:
         assert isinstance(ftp.sock, ssl.SSLSocket)
@@ -115,22 +112,20 @@ def test_explicit_ftps_without_a_login_gets_421_over_tls(
             ftp.getresp()
     finally:
         ftp.close()
-    assert time.monotonic() - began >= LOGIN_TIMEOUT
 
 
 def test_the_login_clock_covers_the_implicit_tls_handshake(
     server_factory: ServerFactory, tls_cert: CertPair
 ) -> None:
     # A client that never starts its handshake is gone after login_timeout, long before
-    # tls_handshake_timeout, and is sent nothing in clear text.
+    # tls_handshake_timeout, and is sent nothing in clear text. The log line says which clock
+    # fired; the timing is tests/server/test_tls_handshake_timeout.py's (trio's MockClock).
     srv = server_factory(
         "127.0.0.1",
         **tls_settings(
             tls_cert, implicit_ssl=True, login_timeout=LOGIN_TIMEOUT, tls_handshake_timeout=60
         ),
     )
-    began = time.monotonic()
     with socket.create_connection((srv.host, srv.port), TIMEOUT) as sock:
         assert read_until_closed(sock) == b""
-    assert LOGIN_TIMEOUT <= time.monotonic() - began < 30
     assert "no login from 127.0.0.1 within login_timeout" in wait_for_log(srv, "login_timeout")

@@ -129,7 +129,9 @@ def test_kill_9_instance_comes_back_and_the_other_stack_is_untouched(sup: Sup) -
         try:
             assert started.wait(10)
             os.kill(old_pid, signal.SIGKILL)
-            took = wait_until(
+            # That the restart comes at once, without a backoff, is the lifecycle's rule, tested
+            # with explicit times in tests/supervisor/test_lifecycle.py; here only that it comes.
+            wait_until(
                 lambda: sup.instance("ipv6")["state"] == "RUNNING" and sup.pid("ipv6") != old_pid,
                 10,
                 "ipv6 to come back",
@@ -138,7 +140,6 @@ def test_kill_9_instance_comes_back_and_the_other_stack_is_untouched(sup: Sup) -
             release.set()
         assert sha(transfer.result(timeout=TIMEOUT)) == expected
     holder.close()
-    assert took < 5
     entry = sup.instance("ipv6")
     assert (entry["restarts"], entry["last_exit"]) == (restarts + 1, "killed by SIGKILL")
     assert sup.pid("ipv4") == other_pid

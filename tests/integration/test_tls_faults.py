@@ -185,16 +185,18 @@ def test_client_vanishing_mid_handshake_ends_that_connection_only(
 def test_handshake_that_never_completes_times_out(
     explicit: Server, survivor: ReusingFTP_TLS, sent: str
 ) -> None:
+    # Waits, with a deadline, for the server to close; no duration is asserted. For a client
+    # that never starts, the timing (at tls_handshake_timeout, not before) is tested under
+    # trio's MockClock in tests/server/test_tls_handshake_timeout.py. A stalled half hello
+    # waits on a socket timeout in the handshake's thread (the kernel's clock, beyond a mock
+    # clock): here, that it ends, and the log line's reason says it timed out.
     before = len(failures(explicit))
     with after_auth_tls(explicit) as ctl:
         if sent == "half_hello":
             hello = client_hello()
             ctl.send(hello[: len(hello) // 2])  # and then the client stalls, connection open
-        started = time.monotonic()
         read_until_closed(ctl.sock, timeout=HANDSHAKE_TIMEOUT + 8)
-        waited = time.monotonic() - started
 
-    assert HANDSHAKE_TIMEOUT - 0.5 <= waited <= HANDSHAKE_TIMEOUT + 5, waited
     peer, reason = wait_for_new_failure(explicit, before)
     assert peer == explicit.host
     assert "timed out" in reason or "tls_handshake_timeout" in reason, reason
@@ -232,14 +234,14 @@ def test_garbage_instead_of_a_client_hello_on_the_implicit_port(
 def test_silent_client_on_the_implicit_port_is_dropped_after_the_handshake_timeout(
     implicit: Server,
 ) -> None:
+    # The timing (closed at tls_handshake_timeout, not before) is tested under trio's
+    # MockClock in tests/server/test_tls_handshake_timeout.py; here, the real instance's
+    # closing and its log line.
     before = len(failures(implicit))
     with socket.create_connection((implicit.host, implicit.port), timeout=TIMEOUT) as raw:
-        started = time.monotonic()
         answer = read_until_closed(raw, timeout=HANDSHAKE_TIMEOUT + 8)
-        waited = time.monotonic() - started
 
     assert answer == b""  # no plain-text greeting, ever
-    assert HANDSHAKE_TIMEOUT - 0.5 <= waited <= HANDSHAKE_TIMEOUT + 5, waited
     _, reason = wait_for_new_failure(implicit, before)
     assert "tls_handshake_timeout" in reason
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import select
 import socket
+import struct
+import termios
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from ftpsup.server.transfer import copying
 from ftpsup.server.transfer.copying import (
     SEND_NOW_LIMIT,
     Progress,
@@ -142,16 +148,31 @@ def test_an_ascii_upload_turns_crlf_into_lf(
 def test_a_silent_uploader_times_out(
     tcp_pair: tuple[socket.socket, socket.socket], tmp_path: Path
 ) -> None:
+    # The data timeout is the kernel's (SO_RCVTIMEO), on the wall clock; the test waits for
+    # its outcome, with a deadline, and asserts no duration.
     server, client = tcp_pair
     client.sendall(b"a little")
     fd = os.open(tmp_path / "stalled.bin", os.O_WRONLY | os.O_CREAT, 0o600)
-    started = time.monotonic()
-    try:
-        with pytest.raises(TimeoutError):
+    outcome: list[BaseException | None] = []
+
+    def receive() -> None:
+        try:
             receive_file(server, fd, Progress(), 0.3, ascii=False)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    receiver = threading.Thread(target=receive, daemon=True)
+    receiver.start()
+    receiver.join(TIMEOUT)
+    try:
+        assert not receiver.is_alive(), "the silent upload never timed out"
+        assert isinstance(outcome[0], TimeoutError), outcome
     finally:
+        client.close()  # ends a receive that ignored its timeout
+        receiver.join(TIMEOUT)
         os.close(fd)
-    assert time.monotonic() - started < 5
     # What arrived before the stall is on disk.
     assert (tmp_path / "stalled.bin").read_bytes() == b"a little"
 
@@ -202,20 +223,32 @@ def test_a_small_cached_file_goes_out_without_a_thread(
     assert progress.bytes_done == len(payload) - 100
 
 
+def _wait_until_acknowledged(sock: socket.socket) -> None:
+    """Wait (polling, with a deadline) until the peer has ACKed all that `sock` sent.
+
+    With TCP_NODELAY and nothing left unacknowledged, the next send leaves in a segment of its
+    own: a send is never merged with what went before.
+    """
+    deadline = time.monotonic() + TIMEOUT
+    while struct.unpack("@i", fcntl.ioctl(sock, termios.TIOCOUTQ, b"\0" * 4))[0]:
+        assert time.monotonic() < deadline, "the peer never acknowledged"
+        time.sleep(0.001)  # polling interval of the bounded wait, not pacing
+
+
 def test_urgent_data_in_an_upload_does_not_end_it(
     tcp_pair: tuple[socket.socket, socket.socket], tmp_path: Path
 ) -> None:
     # splice() stops at the urgent mark as if at the end: the upload must go on past it.
     server, client = tcp_pair
     target = tmp_path / "urgent.bin"
+    client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def body() -> None:
-        # The pauses keep the three sends in separate segments, so the urgent byte is
-        # neither first nor last.
+        # Three segments, so the urgent byte is neither first nor last.
         client.sendall(b"a" * 1000)
-        time.sleep(0.2)
+        _wait_until_acknowledged(client)
         client.send(b"!", socket.MSG_OOB)
-        time.sleep(0.2)
+        _wait_until_acknowledged(client)
         client.sendall(b"b" * 1000)
         client.close()
 
@@ -225,7 +258,9 @@ def test_urgent_data_in_an_upload_does_not_end_it(
 
 
 def test_a_huge_data_timeout_is_taken_as_never(
-    tcp_pair: tuple[socket.socket, socket.socket], tmp_path: Path
+    tcp_pair: tuple[socket.socket, socket.socket],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # A download that waits for the client used to overflow poll()'s int milliseconds.
     server, client = tcp_pair
@@ -233,9 +268,30 @@ def test_a_huge_data_timeout_is_taken_as_never(
     source = tmp_path / "big.bin"
     source.write_bytes(payload)
     received = bytearray()
+    waiting = threading.Event()
+    real_poll = select.poll
+
+    class NoticedPoll:
+        """select.poll, telling the reader when send_file waits for the client."""
+
+        def __init__(self) -> None:
+            self._poll = real_poll()
+
+        def register(self, fd: int, mask: int) -> None:
+            self._poll.register(fd, mask)
+
+        def poll(self, milliseconds: int) -> list[tuple[int, int]]:
+            waiting.set()
+            return self._poll.poll(milliseconds)
+
+    monkeypatch.setattr(
+        copying, "select", types.SimpleNamespace(poll=NoticedPoll, POLLOUT=select.POLLOUT)
+    )
 
     def slow_reader() -> None:
-        time.sleep(0.3)
+        # Reads once the sender waits for it with the huge timeout (or, failing that, after
+        # a deadline, so that the test ends and says so).
+        waiting.wait(TIMEOUT)
         _receive_all(client, received)
 
     reader = threading.Thread(target=slow_reader)
@@ -247,4 +303,5 @@ def test_a_huge_data_timeout_is_taken_as_never(
     finally:
         os.close(fd)
         reader.join(TIMEOUT)
+    assert waiting.is_set(), "send_file never waited for the client"
     assert bytes(received) == payload
