@@ -309,6 +309,8 @@ def setup_instance_logging(
             _stop(previous)
         listener.start()
         for fed, handler in feeds:
+            # After _stop(previous), which leaves the logger propagating again.
+            fed.propagate = False
             fed.addHandler(handler)
         # The instance's event lines may skip the logging machinery (logs.py, rule 6).
         set_direct(logger, feeds[0][1], records.put_nowait)
@@ -320,6 +322,9 @@ def _stop(setup: _InstanceLogging) -> None:
     for logger, handler in setup.feeds:
         set_direct(logger, None)
         logger.removeHandler(handler)
+        # Left as found: a later setup (or a test's log capture) in this process must not
+        # meet a logger that still keeps its lines from the root logger.
+        logger.propagate = True
     # stop() writes every record queued before it, then joins the writer thread.
     setup.listener.stop()
     for target in setup.targets:

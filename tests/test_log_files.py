@@ -138,6 +138,7 @@ def test_setup_twice_replaces_the_first_handler(tmp_path: Path) -> None:
     second = tmp_path / "second.log"
     setup_instance_logging("twice", first)
     logger = setup_instance_logging("twice", second)
+    assert not logger.propagate, "the second setup keeps the root logger out too"
     logger.info("only once")
     shutdown_logging()
     assert first.read_text() == ""
@@ -298,3 +299,11 @@ def test_event_lines_skip_the_logging_machinery_and_read_the_same(
         f'[pid {os.getpid()}] CONNECT: Client "192.0.2.7"',
         f'[pid {os.getpid()}] [al?ice?] OK LOGIN: Client "192.0.2.7"',
     ]
+
+
+def test_shutdown_leaves_the_instance_logger_propagating_again(tmp_path: Path) -> None:
+    logger = setup_instance_logging("again", tmp_path / "again.log")
+    assert not logger.propagate
+    shutdown_logging()
+    assert logger.propagate
+    assert logger.handlers == []
