@@ -114,6 +114,12 @@ class Session:
                         await self.stream.send_all(rest)
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
                         self.broken = True
+                    except trio.Cancelled:
+                        # The session's own clock (or the instance's stop) cut a reply the
+                        # client did not read: part of it may be out, so nothing can follow
+                        # it, and waiting again to send a 421 would only hold the session.
+                        self.broken = True
+                        raise
                 if waiting.cancelled_caught:
                     self.log.info(
                         "reply to %s not read within the idle timeout; closing", self.peer_ip

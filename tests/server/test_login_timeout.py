@@ -8,6 +8,7 @@ past its deadline.
 from __future__ import annotations
 
 import logging
+import os
 import select
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -163,3 +164,41 @@ async def test_the_idle_timeout_still_applies_once_logged_in(
     mock_clock.jump(IDLE_TIMEOUT + 1)
     await settle()
     assert await client.news() == "421 Timeout."
+
+
+async def test_a_client_that_reads_no_replies_is_dropped_at_the_idle_timeout(
+    ctx: InstanceContext, mock_clock: trio.testing.MockClock
+) -> None:
+    """Its replies cannot go out; at the idle timeout the session ends, without waiting again
+    for a 421 that could not go out either."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    async with trio.open_nursery() as nursery:
+        port = listeners[0].socket.getsockname()[1]
+        c = Client(await trio.open_tcp_stream("127.0.0.1", port))
+        server_side = await listeners[0].accept()
+        nursery.start_soon(serve_control, ctx, server_side)
+        assert (await c.line()).startswith("220")
+        assert (await c.command("USER anonymous")).startswith("331")
+        assert (await c.command("PASS guest@")).startswith("230")
+        # From here the client reads nothing: the server's side of the connection fills up.
+        fill_send_buffer(server_side.socket.fileno())
+        await c.stream.send_all(b"NOOP\r\n")
+        await settle()
+        assert ctx.sessions == 1
+        mock_clock.jump(IDLE_TIMEOUT + 1)
+        await settle()
+        assert ctx.sessions == 0, "the session still waits to send its replies"
+        await c.stream.aclose()
+    for listener in listeners:
+        await listener.aclose()
+
+
+def fill_send_buffer(fd: int) -> None:
+    """Write to the socket `fd` until it takes no more: the peer does not read."""
+    junk = b"x" * 65536
+    for _ in range(1024):  # loopback buffers hold a few MiB at most
+        try:
+            os.write(fd, junk)
+        except BlockingIOError:
+            return
+    raise AssertionError("the send buffer never filled")

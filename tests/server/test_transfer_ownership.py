@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -20,6 +21,7 @@ import trio.testing
 
 from ftpsup.config.schema import InstanceConfig
 from ftpsup.log_files import shutdown_logging
+from ftpsup.proto.session import verbs_data
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
 from ftpsup.server.instance import make_context
@@ -137,3 +139,41 @@ async def test_a_session_cancelled_while_its_150_waits_closes_the_file(
     for fd in leaked:
         os.close(fd)  # not left to the rest of the test run
     assert leaked == [], "the cancelled RETR left its file open"
+
+
+async def test_a_command_failing_after_its_file_was_opened_closes_the_file(
+    ctx: InstanceContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug that stops a RETR between opening its file and its 150 (451) leaks nothing."""
+    path = (tmp_path / "anon" / "file.bin").resolve()
+    path.write_bytes(b"payload" * 1000)
+    real_opening = verbs_data._opening
+    failures = [RuntimeError("a bug in the handler")]
+
+    def opening_once(*args: Any) -> str:
+        if failures:
+            raise failures.pop()
+        return real_opening(*args)
+
+    monkeypatch.setattr(verbs_data, "_opening", opening_once)
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    client = await trio.open_tcp_stream("127.0.0.1", port)
+    buffer = bytearray()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve_control, ctx, await listeners[0].accept())
+        assert (await reply(client, buffer)).startswith("220")
+        assert (await command(client, buffer, "USER anonymous")).startswith("331")
+        assert (await command(client, buffer, "PASS guest@")).startswith("230")
+        assert (await command(client, buffer, "PASV")).startswith("227")
+        assert (await command(client, buffer, "RETR file.bin")).startswith("451")
+        # The session serves on, and the failed command holds nothing.
+        assert (await command(client, buffer, "NOOP")).startswith("200")
+        leaked = descriptors_of(path)
+        assert (await command(client, buffer, "QUIT")).startswith("221")
+    await client.aclose()
+    for listener in listeners:
+        await listener.aclose()
+    for fd in descriptors_of(path):
+        os.close(fd)  # not left to the rest of the test run
+    assert leaked == [], "the failed RETR left its file open"

@@ -30,6 +30,7 @@ from ftpsup.proto.session.actions import (
     Action,
     AwaitTransfer,
     ClientGone,
+    DiscardTransfer,
     Log,
     Outcome,
     TransferEnd,
@@ -184,9 +185,13 @@ class FtpSession:
         return self._emit()
 
     def internal_error(self) -> list[Item]:
-        """A bug in the executor while it ran a command: answer, and serve on."""
+        """A bug in the executor while it ran a command: answer, and serve on.
+
+        A file the command had opened for a transfer that will now never start is closed.
+        """
         self._steps = None
         self.waiting = None
+        self.act(DiscardTransfer())
         self.reply(451, "Internal error; the command was not completed.")
         return self._emit()
 

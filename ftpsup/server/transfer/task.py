@@ -46,13 +46,19 @@ async def run_transfer(s: Session, transfer: RunningTransfer, start: StartTransf
         for item in items:
             if isinstance(item, Reply):
                 s.queue(item)
-        await s.flush()
     finally:
+        # Released before the final reply is sent, with no await since the state machine
+        # was told: from transfer_ended on it serves commands as if no transfer ran, and
+        # one served while the reply waits to go out (PASV, another RETR) must not find this
+        # transfer's passive endpoint or its place in s.transfer.
         transfer.close()
         s.transfer = None
         transfer.done.set()
         if s.awaiting_command:
             s.arm_idle_timeout()
+    # Queued before `done` woke a command waiting behind the transfer: that command's replies
+    # follow it.
+    await s.flush()
 
 
 async def _open_data_connection(

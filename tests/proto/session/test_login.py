@@ -9,6 +9,7 @@ from ftpsup.proto.replies import Reply
 from ftpsup.proto.session.actions import (
     Authenticate,
     ClosePassive,
+    DiscardTransfer,
     HomeUnavailable,
     LoggedIn,
     LoginDone,
@@ -261,6 +262,8 @@ def test_an_internal_error_replies_451_and_the_session_serves_on() -> None:
     assert [(r.code, r.lines) for r in error if isinstance(r, Reply)] == [
         (451, ("Internal error; the command was not completed.",))
     ]
+    # What the failed command may have opened for a transfer is closed.
+    assert DiscardTransfer() in error
     assert d.machine.waiting is None
     assert not d.machine.busy
     assert d.send("NOOP").codes == [200]

@@ -1,0 +1,176 @@
+"""The end of a transfer, in process over real loopback sockets: what follows its final reply.
+
+The transfer's task gives its final reply (226) and releases the transfer's resources. When
+that reply cannot go out at once (a TLS control connection, or a client slow to read), the
+control loop serves the next command meanwhile; that command must find the session as the
+state machine does: no transfer running, nothing of the old transfer left to release.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from ftpsup.config.schema import InstanceConfig
+from ftpsup.log_files import shutdown_logging
+from ftpsup.proto.session.state import DataSetup
+from ftpsup.server import control
+from ftpsup.server.context import InstanceContext
+from ftpsup.server.control import serve_control
+from ftpsup.server.instance import make_context
+from ftpsup.server.session import Session
+
+WAIT_SECONDS = 10
+# Bounds the filling of the server's send buffer (loopback buffers hold a few MiB at most).
+FILL_LIMIT = 64 * 1024 * 1024
+PAYLOAD = b"payload" * 1000
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Iterator[InstanceContext]:
+    (tmp_path / "anon").mkdir()
+    (tmp_path / "anon" / "file.bin").write_bytes(PAYLOAD)
+    config = InstanceConfig(
+        name="ending",
+        source=tmp_path / "ending.toml",
+        config_dir=tmp_path,
+        state_dir=tmp_path / "run",
+        log_dir=tmp_path / "log",
+        anonymous_enable=True,
+        anon_root=tmp_path / "anon",
+    )
+    # As in test_login_timeout: make_context repoints the shared users logger; put it back.
+    users_log = logging.getLogger("ftpsup.users")
+    handlers, propagate = list(users_log.handlers), users_log.propagate
+    try:
+        yield make_context(config)
+    finally:
+        shutdown_logging()
+        users_log.handlers[:] = handlers
+        users_log.propagate = propagate
+
+
+@pytest.fixture
+def sessions(monkeypatch: pytest.MonkeyPatch) -> list[Session]:
+    """Every Session serve_control makes, so a test can wait on its state."""
+    made: list[Session] = []
+
+    def recording(**kwargs: Any) -> Session:
+        made.append(Session(**kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(control, "Session", recording)
+    return made
+
+
+def fill_send_buffer(fd: int) -> int:
+    """Write to the socket `fd` until it takes no more; returns how many bytes it took."""
+    junk = b"x" * 65536
+    written = 0
+    while written < FILL_LIMIT:
+        try:
+            written += os.write(fd, junk)
+        except BlockingIOError:
+            return written
+    raise AssertionError("the send buffer never filled")
+
+
+class Client:
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.buffer = bytearray()
+
+    async def skip(self, count: int) -> None:
+        """Read and drop `count` bytes (what the test wrote into the server's socket)."""
+        with trio.fail_after(WAIT_SECONDS):
+            while len(self.buffer) < count:
+                data = await self.stream.receive_some(1 << 20)
+                assert data, "the server closed the connection"
+                self.buffer += data
+        del self.buffer[:count]
+
+    async def line(self) -> str:
+        with trio.fail_after(WAIT_SECONDS):
+            while b"\r\n" not in self.buffer:
+                data = await self.stream.receive_some(4096)
+                assert data, "the server closed the connection"
+                self.buffer += data
+        line, _, rest = bytes(self.buffer).partition(b"\r\n")
+        self.buffer[:] = rest
+        return line.decode()
+
+    async def command(self, text: str) -> str:
+        await self.stream.send_all(text.encode() + b"\r\n")
+        return await self.line()
+
+
+def passive_port(reply: str) -> int:
+    numbers = reply[reply.index("(") + 1 : reply.index(")")].split(",")
+    return int(numbers[4]) * 256 + int(numbers[5])
+
+
+async def download(port: int) -> bytes:
+    with trio.fail_after(WAIT_SECONDS):
+        data = await trio.open_tcp_stream("127.0.0.1", port)
+        received = bytearray()
+        while chunk := await data.receive_some(65536):
+            received += chunk
+        await data.aclose()
+    return bytes(received)
+
+
+async def wait_for(condition: Any, what: str) -> None:
+    """Poll `condition` (server-side state) with a deadline."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        await trio.testing.wait_all_tasks_blocked()
+        if condition():
+            return
+        await trio.sleep(0.01)  # polling interval of the bounded wait, not pacing
+    raise AssertionError(f"never: {what}")
+
+
+async def test_a_pasv_served_while_a_final_reply_waits_keeps_its_port(
+    ctx: InstanceContext, sessions: list[Session]
+) -> None:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    client = Client(await trio.open_tcp_stream("127.0.0.1", port))
+    server_side = await listeners[0].accept()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve_control, ctx, server_side)
+        assert (await client.line()).startswith("220")
+        assert (await client.command("USER anonymous")).startswith("331")
+        assert (await client.command("PASS guest@")).startswith("230")
+        first = passive_port(await client.command("PASV"))
+        assert (await client.command("RETR file.bin")).startswith("150")
+        # From here the client reads nothing of the control connection for a while: the
+        # transfer's 226 cannot go out, and waits in the transfer's task.
+        junk = fill_send_buffer(server_side.socket.fileno())
+        assert await download(first) == PAYLOAD
+        session = sessions[0]
+        await wait_for(lambda: session.machine.state.transfer is None, "the transfer ended")
+        # The state machine knows the transfer is over: PASV runs at once, a new port.
+        await client.stream.send_all(b"PASV\r\n")
+        await wait_for(
+            lambda: session.machine.state.data_setup is DataSetup.PASSIVE, "PASV was served"
+        )
+        await client.skip(junk)
+        assert (await client.line()).startswith("226")
+        second = passive_port(await client.line())
+        # The port the 227 named still listens, and serves the next transfer.
+        assert (await client.command("RETR file.bin")).startswith("150")
+        assert await download(second) == PAYLOAD
+        assert (await client.line()).startswith("226")
+        assert (await client.command("QUIT")).startswith("221")
+    await client.stream.aclose()
+    for listener in listeners:
+        await listener.aclose()
