@@ -24,6 +24,7 @@ from ftpsup.config.schema import InstanceConfig
 from ftpsup.log_files import shutdown_logging
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.instance import _accept_sessions, make_context
+from tests.server.log_lines import lines_of
 
 TIMEOUT = 10
 SHORTAGE_SECONDS = 10
@@ -67,8 +68,14 @@ def ctx(tmp_path: Path) -> Iterator[InstanceContext]:
         users_log.propagate = propagate
 
 
+@pytest.fixture
+def logged(ctx: InstanceContext) -> Iterator[list[str]]:
+    with lines_of(ctx.log) as lines:
+        yield lines
+
+
 async def test_a_shortage_logs_once_backs_off_and_logs_its_end(
-    ctx: InstanceContext, mock_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+    ctx: InstanceContext, mock_clock: trio.testing.MockClock, logged: list[str]
 ) -> None:
     listener = ShortListener(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
@@ -85,7 +92,7 @@ async def test_a_shortage_logs_once_backs_off_and_logs_its_end(
                 await trio.testing.wait_all_tasks_blocked()
                 mock_clock.jump(STEP_SECONDS)
             await trio.testing.wait_all_tasks_blocked()
-            failed = [m for m in caplog.messages if m.startswith("accept failed")]
+            failed = [m for m in logged if m.startswith("accept failed")]
             assert failed == [
                 "accept failed: Too many open files; new connections wait in the queue until"
                 " it clears"
@@ -99,11 +106,11 @@ async def test_a_shortage_logs_once_backs_off_and_logs_its_end(
                 # The queued connection is served: its greeting has gone out already.
                 assert select.select([waiting], [], [], 0)[0], "the queued client got nothing"
                 assert waiting.recv(4096).startswith(b"220")
-                again = [m for m in caplog.messages if AGAIN.fullmatch(m)]
-                assert len(again) == 1, caplog.messages
+                again = [m for m in logged if AGAIN.fullmatch(m)]
+                assert len(again) == 1, logged
                 match = AGAIN.fullmatch(again[0])
                 assert match is not None
                 assert int(match[1]) == listener.attempts
                 assert float(match[2]) >= SHORTAGE_SECONDS
             nursery.cancel_scope.cancel()
-    assert len([m for m in caplog.messages if m.startswith("accept failed")]) == 1
+    assert len([m for m in logged if m.startswith("accept failed")]) == 1

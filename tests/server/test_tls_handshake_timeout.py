@@ -26,6 +26,7 @@ from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
 from ftpsup.server.instance import make_context
 from ftpsup.tls.certs import write_self_signed
+from tests.server.log_lines import lines_of
 from tests.server.test_login_timeout import Client, settle
 
 HANDSHAKE_TIMEOUT = 20
@@ -78,6 +79,12 @@ def ctx(
 
 
 @pytest.fixture
+def logged(ctx: InstanceContext) -> Iterator[list[str]]:
+    with lines_of(ctx.log) as lines:
+        yield lines
+
+
+@pytest.fixture
 async def client(ctx: InstanceContext) -> AsyncIterator[Client]:
     """A client at the point where the server waits for its ClientHello."""
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
@@ -123,7 +130,7 @@ async def wait_for_the_hello_wait(before: int) -> None:
 
 
 async def test_a_client_that_never_starts_its_handshake_is_cut_at_the_timeout_not_before(
-    client: Client, mock_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+    client: Client, mock_clock: trio.testing.MockClock, logged: list[str]
 ) -> None:
     mock_clock.jump(HANDSHAKE_TIMEOUT - 0.5)
     await settle()
@@ -131,12 +138,12 @@ async def test_a_client_that_never_starts_its_handshake_is_cut_at_the_timeout_no
     mock_clock.jump(1)
     await settle()
     assert await client.closed(), "still open after tls_handshake_timeout"
-    assert f"TLS handshake with 127.0.0.1 failed: {FAILED}" in caplog.messages
+    assert f"TLS handshake with 127.0.0.1 failed: {FAILED}" in logged
 
 
 @pytest.mark.parametrize("timeouts", [Timeouts(handshake=60, login=20)])
 async def test_the_login_clock_cuts_a_silent_handshake_when_it_comes_first(
-    client: Client, mock_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+    client: Client, mock_clock: trio.testing.MockClock, logged: list[str]
 ) -> None:
     # The login clock runs from accept, through the handshake; nothing goes out in clear text
     # (the client expects TLS records).
@@ -146,4 +153,4 @@ async def test_the_login_clock_cuts_a_silent_handshake_when_it_comes_first(
     mock_clock.jump(1)
     await settle()
     assert await client.closed(), "still open after login_timeout"
-    assert "no login from 127.0.0.1 within login_timeout (20 s); closing" in caplog.messages
+    assert "no login from 127.0.0.1 within login_timeout (20 s); closing" in logged
