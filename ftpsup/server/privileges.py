@@ -45,6 +45,7 @@ _LAZY_MODULES = (
     # Everything the sessions use, which the start path may not have imported yet.
     "ftpsup.server.session",
     "ftpsup.server.control",
+    "ftpsup.server.accepting",
     "ftpsup.server.data",
     "ftpsup.server.transfer.copying",
     "ftpsup.server.workers",

@@ -1,6 +1,6 @@
 """The accept loop out of descriptors, under trio's MockClock: one line, a backoff, one line.
 
-_accept_sessions runs here on a real loopback listener whose accept() fails with EMFILE while
+accept_sessions runs here on a real loopback listener whose accept() fails with EMFILE while
 the test says so (lowering this process's descriptor limit would starve pytest too). The
 clock is frozen (rate 0) and moved in steps by the test: the retries are counted in mock
 time, and the log is read after a long shortage, with no wall-clock window to watch.
@@ -22,8 +22,9 @@ import trio.testing
 
 from ftpsup.config.schema import InstanceConfig
 from ftpsup.log_files import shutdown_logging
+from ftpsup.server.accepting import accept_sessions
 from ftpsup.server.context import InstanceContext
-from ftpsup.server.instance import _accept_sessions, make_context
+from ftpsup.server.instance import make_context
 from tests.server.log_lines import lines_of
 
 TIMEOUT = 10
@@ -83,7 +84,7 @@ async def test_a_shortage_logs_once_backs_off_and_logs_its_end(
     listener.setblocking(False)
     with listener:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_accept_sessions, ctx, listener, nursery)
+            nursery.start_soon(accept_sessions, ctx, listener, nursery)
             await trio.testing.wait_all_tasks_blocked()
             listener.short = True
             # Queued in the kernel's backlog while accept() fails.
