@@ -9,7 +9,6 @@ time, and the log is read after a long shortage, with no wall-clock window to wa
 from __future__ import annotations
 
 import errno
-import logging
 import re
 import select
 import socket
@@ -20,11 +19,9 @@ import pytest
 import trio
 import trio.testing
 
-from ftpsup.config.schema import InstanceConfig
-from ftpsup.log_files import shutdown_logging
 from ftpsup.server.accepting import accept_sessions
 from ftpsup.server.context import InstanceContext
-from ftpsup.server.instance import make_context
+from tests.server.inprocess import anonymous_config, instance_context
 from tests.server.log_lines import lines_of
 
 TIMEOUT = 10
@@ -48,25 +45,9 @@ class ShortListener(socket.socket):
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> Iterator[InstanceContext]:
-    (tmp_path / "anon").mkdir()
-    config = InstanceConfig(
-        name="accept",
-        source=tmp_path / "accept.toml",
-        config_dir=tmp_path,
-        state_dir=tmp_path / "run",
-        log_dir=tmp_path / "log",
-        anonymous_enable=True,
-        anon_root=tmp_path / "anon",
-    )
-    # As in test_login_timeout: make_context repoints the shared users logger; put it back.
-    users_log = logging.getLogger("ftpsup.users")
-    handlers, propagate = list(users_log.handlers), users_log.propagate
-    try:
-        yield make_context(config)
-    finally:
-        shutdown_logging()
-        users_log.handlers[:] = handlers
-        users_log.propagate = propagate
+    config = anonymous_config(tmp_path, "accept")
+    with instance_context(config) as ctx:
+        yield ctx
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ no wall-clock wait.
 
 from __future__ import annotations
 
-import logging
 import select
 import socket
 from collections.abc import Iterator
@@ -19,33 +18,17 @@ import trio
 import trio.testing
 
 from ftpsup.config.schema import InstanceConfig
-from ftpsup.log_files import shutdown_logging
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.instance import serve_instance
+from tests.server.inprocess import anonymous_config, logging_restored
 
 STOPWAITSECS = 20
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Iterator[InstanceConfig]:
-    (tmp_path / "anon").mkdir()
-    users_log = logging.getLogger("ftpsup.users")
-    handlers, propagate = list(users_log.handlers), users_log.propagate
-    try:
-        yield InstanceConfig(
-            name="drain",
-            source=tmp_path / "drain.toml",
-            config_dir=tmp_path,
-            state_dir=tmp_path / "run",
-            log_dir=tmp_path / "log",
-            anonymous_enable=True,
-            anon_root=tmp_path / "anon",
-            stopwaitsecs=STOPWAITSECS,
-        )
-    finally:
-        shutdown_logging()
-        users_log.handlers[:] = handlers
-        users_log.propagate = propagate
+    with logging_restored():
+        yield anonymous_config(tmp_path, "drain", stopwaitsecs=STOPWAITSECS)
 
 
 async def _line(stream: trio.SocketStream, buffer: bytearray) -> str:

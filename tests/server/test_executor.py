@@ -6,7 +6,6 @@ I/O is answered in order with those around it.
 
 from __future__ import annotations
 
-import logging
 import os
 import stat
 from collections.abc import AsyncIterator, Iterator
@@ -16,35 +15,17 @@ import pytest
 import trio
 import trio.testing
 
-from ftpsup.config.schema import InstanceConfig
-from ftpsup.log_files import shutdown_logging
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
-from ftpsup.server.instance import make_context
+from tests.server.inprocess import anonymous_config, instance_context
 
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> Iterator[InstanceContext]:
-    anon = tmp_path / "anon"
-    anon.mkdir()
-    (anon / "sub").mkdir()
-    config = InstanceConfig(
-        name="executor",
-        source=tmp_path / "executor.toml",
-        config_dir=tmp_path,
-        state_dir=tmp_path / "run",
-        log_dir=tmp_path / "log",
-        anonymous_enable=True,
-        anon_root=anon,
-    )
-    users_log = logging.getLogger("ftpsup.users")
-    handlers, propagate = list(users_log.handlers), users_log.propagate
-    try:
-        yield make_context(config)
-    finally:
-        shutdown_logging()
-        users_log.handlers[:] = handlers
-        users_log.propagate = propagate
+    config = anonymous_config(tmp_path, "executor")
+    (tmp_path / "anon" / "sub").mkdir()
+    with instance_context(config) as ctx:
+        yield ctx
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ the idle limit by a `jump` while its data connection is open, with no wall-clock
 
 from __future__ import annotations
 
-import logging
 import select
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -18,11 +17,9 @@ import pytest
 import trio
 import trio.testing
 
-from ftpsup.config.schema import InstanceConfig
-from ftpsup.log_files import shutdown_logging
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
-from ftpsup.server.instance import make_context
+from tests.server.inprocess import anonymous_config, instance_context
 from tests.server.test_login_timeout import Client, settle
 
 IDLE_TIMEOUT = 300
@@ -33,30 +30,17 @@ Connect = Callable[[], Awaitable[Client]]
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> Iterator[InstanceContext]:
-    anon = tmp_path / "anon"
-    (anon / "up").mkdir(parents=True)
-    (anon / "up").chmod(0o777)
-    config = InstanceConfig(
-        name="idle",
-        source=tmp_path / "idle.toml",
-        config_dir=tmp_path,
-        state_dir=tmp_path / "run",
-        log_dir=tmp_path / "log",
-        anonymous_enable=True,
-        anon_root=anon,
+    config = anonymous_config(
+        tmp_path,
+        "idle",
         write_enable=True,
         anon_upload_enable=True,
         idle_session_timeout=IDLE_TIMEOUT,
     )
-    # As in test_login_timeout: make_context repoints the shared users logger; put it back.
-    users_log = logging.getLogger("ftpsup.users")
-    handlers, propagate = list(users_log.handlers), users_log.propagate
-    try:
-        yield make_context(config)
-    finally:
-        shutdown_logging()
-        users_log.handlers[:] = handlers
-        users_log.propagate = propagate
+    (tmp_path / "anon" / "up").mkdir()
+    (tmp_path / "anon" / "up").chmod(0o777)
+    with instance_context(config) as ctx:
+        yield ctx
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ past its deadline.
 
 from __future__ import annotations
 
-import logging
 import os
 import select
 from collections.abc import AsyncIterator, Iterator
@@ -18,11 +17,9 @@ import pytest
 import trio
 import trio.testing
 
-from ftpsup.config.schema import InstanceConfig
-from ftpsup.log_files import shutdown_logging
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
-from ftpsup.server.instance import make_context
+from tests.server.inprocess import anonymous_config, instance_context
 
 LOGIN_TIMEOUT = 30
 IDLE_TIMEOUT = 300
@@ -30,28 +27,11 @@ IDLE_TIMEOUT = 300
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> Iterator[InstanceContext]:
-    (tmp_path / "anon").mkdir()
-    config = InstanceConfig(
-        name="clock",
-        source=tmp_path / "clock.toml",
-        config_dir=tmp_path,
-        state_dir=tmp_path / "run",
-        log_dir=tmp_path / "log",
-        anonymous_enable=True,
-        anon_root=tmp_path / "anon",
-        login_timeout=LOGIN_TIMEOUT,
-        idle_session_timeout=IDLE_TIMEOUT,
+    config = anonymous_config(
+        tmp_path, "clock", login_timeout=LOGIN_TIMEOUT, idle_session_timeout=IDLE_TIMEOUT
     )
-    # make_context points the shared "ftpsup.users" logger at the instance's log, as a server
-    # process wants; put it back afterwards so later tests' caplog still sees its records.
-    users_log = logging.getLogger("ftpsup.users")
-    handlers, propagate = list(users_log.handlers), users_log.propagate
-    try:
-        yield make_context(config)
-    finally:
-        shutdown_logging()
-        users_log.handlers[:] = handlers
-        users_log.propagate = propagate
+    with instance_context(config) as ctx:
+        yield ctx
 
 
 @attrs.define

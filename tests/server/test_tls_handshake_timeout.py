@@ -10,7 +10,6 @@ clock: that case stays in tests/integration/test_tls_faults.py, without timing.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,11 +20,10 @@ import trio
 import trio.testing
 
 from ftpsup.config.schema import InstanceConfig
-from ftpsup.log_files import shutdown_logging
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
-from ftpsup.server.instance import make_context
 from ftpsup.tls.certs import write_self_signed
+from tests.server.inprocess import instance_context
 from tests.server.log_lines import lines_of
 from tests.server.test_login_timeout import Client, settle
 
@@ -67,15 +65,8 @@ def ctx(
         login_timeout=timeouts.login,
         tls_handshake_timeout=timeouts.handshake,
     )
-    # As in test_login_timeout: make_context repoints the shared users logger; put it back.
-    users_log = logging.getLogger("ftpsup.users")
-    handlers, propagate = list(users_log.handlers), users_log.propagate
-    try:
-        yield make_context(config)
-    finally:
-        shutdown_logging()
-        users_log.handlers[:] = handlers
-        users_log.propagate = propagate
+    with instance_context(config) as ctx:
+        yield ctx
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ state machine does: no transfer running, nothing of the old transfer left to rel
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Iterator
@@ -19,14 +18,12 @@ import pytest
 import trio
 import trio.testing
 
-from ftpsup.config.schema import InstanceConfig
-from ftpsup.log_files import shutdown_logging
 from ftpsup.proto.session.state import DataSetup
 from ftpsup.server import control
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
-from ftpsup.server.instance import make_context
 from ftpsup.server.session import Session
+from tests.server.inprocess import anonymous_config, instance_context
 
 WAIT_SECONDS = 10
 # Bounds the filling of the server's send buffer (loopback buffers hold a few MiB at most).
@@ -36,26 +33,10 @@ PAYLOAD = b"payload" * 1000
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> Iterator[InstanceContext]:
-    (tmp_path / "anon").mkdir()
+    config = anonymous_config(tmp_path, "ending")
     (tmp_path / "anon" / "file.bin").write_bytes(PAYLOAD)
-    config = InstanceConfig(
-        name="ending",
-        source=tmp_path / "ending.toml",
-        config_dir=tmp_path,
-        state_dir=tmp_path / "run",
-        log_dir=tmp_path / "log",
-        anonymous_enable=True,
-        anon_root=tmp_path / "anon",
-    )
-    # As in test_login_timeout: make_context repoints the shared users logger; put it back.
-    users_log = logging.getLogger("ftpsup.users")
-    handlers, propagate = list(users_log.handlers), users_log.propagate
-    try:
-        yield make_context(config)
-    finally:
-        shutdown_logging()
-        users_log.handlers[:] = handlers
-        users_log.propagate = propagate
+    with instance_context(config) as ctx:
+        yield ctx
 
 
 @pytest.fixture

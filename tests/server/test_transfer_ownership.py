@@ -8,7 +8,6 @@ cancelled while it waits there, as an instance stop cuts a session.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Iterator
@@ -19,12 +18,10 @@ import pytest
 import trio
 import trio.testing
 
-from ftpsup.config.schema import InstanceConfig
-from ftpsup.log_files import shutdown_logging
 from ftpsup.proto.session import verbs_data
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
-from ftpsup.server.instance import make_context
+from tests.server.inprocess import anonymous_config, instance_context
 
 WAIT_SECONDS = 10
 # Bounds the filling of the server's send buffer (loopback buffers hold a few MiB at most).
@@ -33,25 +30,9 @@ FILL_LIMIT = 64 * 1024 * 1024
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> Iterator[InstanceContext]:
-    (tmp_path / "anon").mkdir()
-    config = InstanceConfig(
-        name="owner",
-        source=tmp_path / "owner.toml",
-        config_dir=tmp_path,
-        state_dir=tmp_path / "run",
-        log_dir=tmp_path / "log",
-        anonymous_enable=True,
-        anon_root=tmp_path / "anon",
-    )
-    # As in test_login_timeout: make_context repoints the shared users logger; put it back.
-    users_log = logging.getLogger("ftpsup.users")
-    handlers, propagate = list(users_log.handlers), users_log.propagate
-    try:
-        yield make_context(config)
-    finally:
-        shutdown_logging()
-        users_log.handlers[:] = handlers
-        users_log.propagate = propagate
+    config = anonymous_config(tmp_path, "owner")
+    with instance_context(config) as ctx:
+        yield ctx
 
 
 def descriptors_of(path: Path) -> list[int]:
