@@ -1,5 +1,5 @@
 """lftp runs for the lftp tests: the settings that make every run fail fast, the data-connection
-modes with the verb each address family must show, payloads, and their sha256.
+modes with the verb each address family must show (payloads are in payloads.py).
 
 Every run is `lftp -d -c`, so the commands lftp sent are read from its debug trace, with a
 subprocess timeout on top.
@@ -7,13 +7,9 @@ subprocess timeout on top.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import random
 import shutil
 import subprocess
 from collections.abc import Sequence
-from pathlib import Path
 
 import attrs
 
@@ -52,28 +48,6 @@ MODES = {
     "epsv": Mode(("set ftp:passive-mode true", "set ftp:prefer-epsv true"), "EPSV", "EPSV"),
     "active": Mode(("set ftp:passive-mode false",), "PORT 127,0,0,1,", "EPRT |2|::|"),
 }
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@functools.lru_cache(maxsize=4)
-def payload(size: int) -> bytes:
-    """Deterministic bytes that never repeat a block and start with CR, LF and NUL.
-
-    A block moved, doubled or dropped, or any line-end or NUL conversion, changes the sha256.
-    """
-    head = b"line\r\nnext\nlast\r\x00"
-    return (head + random.Random(size).randbytes(size))[:size]
 
 
 def lftp(

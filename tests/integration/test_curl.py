@@ -10,9 +10,6 @@ Rules:
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import random
 import shutil
 import urllib.parse
 from collections.abc import Iterator
@@ -22,6 +19,7 @@ import attrs
 import pytest
 
 from tests.integration.clients import ClientRun, run_curl
+from tests.integration.payloads import file_sha256, payload, sha256
 from tests.integration.servers import Server
 
 CURL = shutil.which("curl")
@@ -55,28 +53,6 @@ MODES = {
     "port": Mode(("--ftp-port", "-", "--disable-eprt"), "PORT 127,0,0,1,", "EPRT |2|::1|"),
 }
 SIZES = {"empty": 0, "small": 1000, "big": BIG_SIZE}
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@functools.lru_cache(maxsize=4)
-def payload(size: int) -> bytes:
-    """Deterministic bytes that never repeat a block and start with CR, LF and NUL.
-
-    A block moved, doubled or dropped, or any line-end or NUL conversion, changes the sha256.
-    """
-    head = b"line\r\nnext\nlast\r\x00"
-    return (head + random.Random(size).randbytes(size))[:size]
 
 
 def curl(server: Server, path: str, *args: str, check: bool = True) -> ClientRun:

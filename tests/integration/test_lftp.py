@@ -20,14 +20,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.clients import lftp_quote
-from tests.integration.lftp_runs import (
-    LFTP,
-    MODES,
-    file_sha256,
-    lftp,
-    payload,
-    sha256,
-)
+from tests.integration.lftp_runs import LFTP, MODES, lftp
+from tests.integration.payloads import file_sha256, payload, sha256
 from tests.integration.servers import Server
 
 if LFTP is None:

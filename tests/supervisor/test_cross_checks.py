@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pwd
 import subprocess
 import sys
 from pathlib import Path
@@ -13,26 +12,7 @@ import pytest
 from ftpsup.config.check import check_paths
 from ftpsup.config.load import load_instance
 from ftpsup.errors import ConfigError, ConfigProblem
-
-
-@pytest.fixture(autouse=True)
-def default_account_exists(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests are about other keys: the host has the default nopriv_user, "ftpsup".
-
-    As root, check_paths requires that account (tests/test_accounts.py covers that); a fresh
-    host, like the CI's, has not run `ftpsup setup`.
-    """
-    real = pwd.getpwnam
-
-    def getpwnam(name: str) -> pwd.struct_passwd:
-        try:
-            return real(name)
-        except KeyError:
-            if name != "ftpsup":
-                raise
-            return pwd.struct_passwd((name, "x", 64999, 64999, "", "/nonexistent", "/bin/false"))
-
-    monkeypatch.setattr("ftpsup.config.cross.pwd.getpwnam", getpwnam)
+from tests.config_files import default_account_exists  # noqa: F401 (autouse)
 
 
 def write(path: Path, text: str) -> Path:
