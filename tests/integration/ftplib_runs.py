@@ -8,8 +8,6 @@ from __future__ import annotations
 import ftplib
 import hashlib
 import socket
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from tests.integration.raw_ftp import (
@@ -36,15 +34,6 @@ def on_disk(server: Server, vpath: str) -> Path:
 
 def is_ipv6(server: Server) -> bool:
     return ":" in server.host
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 # -- ABOR -----------------------------------------------------------------------------------

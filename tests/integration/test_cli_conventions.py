@@ -27,7 +27,8 @@ from cryptography import x509
 from tests.ftpsup_cli import run_ftpsup
 from tests.integration import throwaway
 from tests.integration.raw_ftp import RawControl
-from tests.integration.supervisors import Sup, make_supervisor, wait_until
+from tests.integration.servers import wait_until
+from tests.integration.supervisors import Sup, make_supervisor
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 60
@@ -111,7 +112,7 @@ def test_status_exit_code_follows_the_instances_and_status_is_not_logged(site: S
     (site.base / "log" / "ipv4").rename(site.base / "log" / "ipv4.old")
     (site.base / "log" / "ipv4").write_text("in the way\n")
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: site.instance("ipv4")["state"] == "FATAL", TIMEOUT, "ipv4 FATAL")
+    wait_until(lambda: site.instance("ipv4")["state"] == "FATAL", "ipv4 FATAL", timeout=TIMEOUT)
     failing = site.ftpsup("status")
     assert failing.returncode == 1
     assert "ipv4  FATAL" in failing.stdout

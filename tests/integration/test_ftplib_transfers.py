@@ -27,7 +27,6 @@ from tests.integration.ftplib_runs import (
     on_disk,
     sha,
     start_slow_download,
-    wait_for,
 )
 from tests.integration.raw_ftp import (
     DATA_MODES,
@@ -37,7 +36,7 @@ from tests.integration.raw_ftp import (
     recv_all,
     upload,
 )
-from tests.integration.servers import HOSTS, Server
+from tests.integration.servers import HOSTS, Server, wait_until
 
 LARGE = 24 * 1024 * 1024
 UNICODE_NAME = "é ü 日本.txt"
@@ -213,7 +212,9 @@ def test_abor_of_an_upload_keeps_the_received_prefix(
     conn, _ = open_data(ftp, MODE, f"STOR {workdir}/partial.bin")
     with conn:
         conn.sendall(sent)
-        assert wait_for(lambda: target.exists() and target.stat().st_size > 0)
+        wait_until(
+            lambda: target.exists() and target.stat().st_size > 0, "the upload's first bytes"
+        )
         assert ftp.abort().startswith("426")
         assert ftp.voidresp().startswith("226")
     kept = target.read_bytes()

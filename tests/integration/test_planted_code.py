@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.supervisors import Sup, make_supervisor, wait_until
+from tests.integration.servers import wait_until
+from tests.integration.supervisors import Sup, make_supervisor
 
 TIMEOUT = 60
 
@@ -61,7 +62,7 @@ def test_start_foreground_from_a_directory_with_an_ftpsup_package_never_runs_it(
             stderr=subprocess.DEVNULL,
         )
         try:
-            wait_until(lambda: _serves(s), TIMEOUT, "the instances")
+            wait_until(lambda: _serves(s), "the instances", timeout=TIMEOUT)
             with s.connect("ipv4") as ftp:
                 assert ftp.pwd() == "/"
         finally:

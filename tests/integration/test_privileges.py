@@ -41,8 +41,8 @@ from tests.integration.privilege_checks import (
     plant_shadow_like,
     serving,
 )
-from tests.integration.servers import PASSWORD, USER, add_user
-from tests.integration.supervisors import Sup, make_supervisor, wait_until
+from tests.integration.servers import PASSWORD, USER, add_user, wait_until
+from tests.integration.supervisors import Sup, make_supervisor
 from tests.integration.test_planted_code import plant_package
 from tests.integration.test_quick_start import copy_shipped_config
 
@@ -88,7 +88,7 @@ def test_serve_as_root_drops_to_nopriv_user_and_still_serves_plain_and_tls(site:
         # logrotate: the file moves away, SIGHUP, and the account creates the new one.
         site.log.rename(site.log.with_suffix(".1"))
         os.kill(pid, signal.SIGHUP)
-        wait_until(site.log.exists, 20, "the reopened log")
+        wait_until(site.log.exists, "the reopened log", timeout=20)
         assert site.log.stat().st_uid == site.account.pw_uid
     text = site.log.with_suffix(".1").read_text()
     assert f"running as {site.account.pw_name} (uid {site.account.pw_uid}" in text
@@ -196,7 +196,9 @@ def test_run_as_root_is_explicit_and_warned_at_every_start(supervised: Sup) -> N
     instance_log = supervised.base / "log" / "ipv4" / "ftpsup.log"
     supervisor_log = supervised.base / "log" / "supervisor.log"
     warning = "run_as_root = true: "
-    wait_until(lambda: instance_log.read_text().count(warning) == 2, 20, "two instance warnings")
+    wait_until(
+        lambda: instance_log.read_text().count(warning) == 2, "two instance warnings", timeout=20
+    )
     assert supervisor_log.read_text().count(f"WARNING: ipv4: {warning}") == 2
 
 

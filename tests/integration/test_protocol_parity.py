@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.raw_ftp import open_data
-from tests.integration.servers import Server, anonymous_login
-from tests.integration.supervisors import STOPWAITSECS, alive, make_supervisor, wait_until
+from tests.integration.servers import Server, anonymous_login, wait_until
+from tests.integration.supervisors import STOPWAITSECS, alive, make_supervisor
 
 ServerFactory = Callable[..., Server]
 TIMEOUT = 20
@@ -114,7 +114,9 @@ def test_transfer_cut_by_stop_gets_an_incomplete_xferlog_line() -> None:
                 assert conn.recv(1024)
                 result = sup.ftpsup("stop", "ipv4")
                 assert result.returncode == 0, result.stdout + result.stderr
-                wait_until(lambda: not alive(pid), STOPWAITSECS + 20, "the instance to exit")
+                wait_until(
+                    lambda: not alive(pid), "the instance to exit", timeout=STOPWAITSECS + 20
+                )
         finally:
             ftp.close()
         lines = xferlog.read_text().splitlines() if xferlog.exists() else []

@@ -21,14 +21,21 @@ from pathlib import Path
 import pytest
 
 from tests.integration.raw_ftp import RawControl
-from tests.integration.servers import PASSWORD, USER, Server, add_user, login_reply, wait_for_log
+from tests.integration.servers import (
+    PASSWORD,
+    USER,
+    Server,
+    add_user,
+    login_reply,
+    wait_for_log,
+    wait_until,
+)
 from tests.integration.supervisors import (
     HOSTS,
     Sup,
     alive,
     make_supervisor,
     raw_session,
-    wait_until,
 )
 
 TIMEOUT = 10
@@ -125,7 +132,7 @@ def test_stop_all_after_the_state_dir_is_removed_stops_every_process(running: Su
     result = running.ftpsup("stop", "all")
 
     assert result.returncode == 0, result.stdout + result.stderr
-    wait_until(lambda: not any(alive(pid) for pid in pids), 30, "every process to end")
+    wait_until(lambda: not any(alive(pid) for pid in pids), "every process to end", timeout=30)
     assert running.ftpsup("status").returncode == 3
 
 
@@ -134,7 +141,9 @@ def test_the_supervisor_puts_back_its_control_socket_and_pid_file(running: Sup) 
     shutil.rmtree(running.run_dir)
 
     sock, pid_file = running.run_dir / "supervisor.sock", running.run_dir / "supervisor.pid"
-    wait_until(lambda: sock.exists() and pid_file.exists(), 15, "the run directory to return")
+    wait_until(
+        lambda: sock.exists() and pid_file.exists(), "the run directory to return", timeout=15
+    )
 
     assert pid_file.read_text().strip() == str(pid)
     assert running.status()["supervisor"]["pid"] == pid

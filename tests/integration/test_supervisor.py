@@ -25,7 +25,7 @@ import pytest
 
 from ftpsup.ports import PortAllocator
 from tests.integration.raw_ftp import recv_all
-from tests.integration.servers import PASSWORD, USER, add_user
+from tests.integration.servers import PASSWORD, USER, add_user, wait_until
 from tests.integration.supervisors import (
     HOSTS,
     STOPWAITSECS,
@@ -36,7 +36,6 @@ from tests.integration.supervisors import (
     raw_session,
     sha,
     slow_download,
-    wait_until,
 )
 
 BIG = 12 * 1024 * 1024
@@ -93,14 +92,18 @@ def test_instances_write_isolated_logs_and_reopen_them(sup: Sup) -> None:
     log_dir = sup.base / "log"
     with sup.connect("ipv4"):
         pass
-    wait_until(lambda: "CONNECT" in (log_dir / "ipv4" / "ftpsup.log").read_text(), 10, "log")
+    wait_until(
+        lambda: "CONNECT" in (log_dir / "ipv4" / "ftpsup.log").read_text(), "log", timeout=10
+    )
     assert (log_dir / "supervisor.log").read_text().count("RUNNING") >= 2
     (log_dir / "ipv6" / "ftpsup.log").rename(log_dir / "ipv6" / "ftpsup.log.1")
     result = sup.ftpsup("reopen-logs")
     assert result.returncode == 0
     assert "reopened" in result.stdout
     path = log_dir / "ipv6" / "ftpsup.log"
-    wait_until(lambda: path.exists() and "log files reopened" in path.read_text(), 10, "reopen")
+    wait_until(
+        lambda: path.exists() and "log files reopened" in path.read_text(), "reopen", timeout=10
+    )
 
 
 def test_user_added_while_running_logs_in_on_both_stacks(sup: Sup) -> None:
@@ -133,8 +136,8 @@ def test_kill_9_instance_comes_back_and_the_other_stack_is_untouched(sup: Sup) -
             # with explicit times in tests/supervisor/test_lifecycle.py; here only that it comes.
             wait_until(
                 lambda: sup.instance("ipv6")["state"] == "RUNNING" and sup.pid("ipv6") != old_pid,
-                10,
                 "ipv6 to come back",
+                timeout=10,
             )
         finally:
             release.set()
@@ -189,7 +192,7 @@ def test_restart_ipv6_during_transfers_on_both_stacks(sup: Sup) -> None:
         assert all(g.startswith("220") for g in clients.result(timeout=TIMEOUT))
     assert sup.pid("ipv4") == old4
     assert sup.pid("ipv6") != old6
-    wait_until(lambda: not alive(old6), STOPWAITSECS + 2, "the old ipv6 process to end")
+    wait_until(lambda: not alive(old6), "the old ipv6 process to end", timeout=STOPWAITSECS + 2)
 
 
 def test_stop_drains_an_idle_session_for_stopwaitsecs_then_cuts_it(sup: Sup) -> None:
@@ -210,7 +213,7 @@ def test_restart_of_a_stopped_instance_starts_it(sup: Sup) -> None:
     result = sup.ftpsup("restart", "ipv6")
 
     assert result.returncode == 0, result.stdout + result.stderr
-    wait_until(lambda: sup.instance("ipv6")["state"] == "RUNNING", 10, "ipv6 to run")
+    wait_until(lambda: sup.instance("ipv6")["state"] == "RUNNING", "ipv6 to run", timeout=10)
     with sup.connect("ipv6") as ftp:
         assert ftp.voidcmd("NOOP").startswith("200")
 
@@ -239,7 +242,7 @@ def test_shared_range_hands_each_port_to_one_session_and_surplus_gets_425(sup: S
     finally:
         for s in sessions:
             s.close()
-    wait_until(lambda: not sup.status()["leases"], 10, "the leases to come back")
+    wait_until(lambda: not sup.status()["leases"], "the leases to come back", timeout=10)
 
 
 def _listening_sockets(table: str, lo: int, hi: int) -> list[tuple[int, int]]:
@@ -381,4 +384,4 @@ def test_reload_with_a_new_banner_serves_it_to_new_sessions_and_keeps_old_ones(s
     assert old_session.voidcmd("NOOP").startswith("200")
     assert "big.bin" in old_session.nlst()
     old_session.quit()
-    wait_until(lambda: not alive(old4), 10, "the old ipv4 process to end after its session")
+    wait_until(lambda: not alive(old4), "the old ipv4 process to end after its session", timeout=10)

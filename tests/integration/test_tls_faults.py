@@ -22,7 +22,6 @@ import ssl
 import struct
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from tests.integration.ftps import (
     write_cert_pair,
 )
 from tests.integration.raw_ftp import RawControl, read_until_closed
-from tests.integration.servers import HOSTS, Server, start_server, wait_for_log
+from tests.integration.servers import HOSTS, Server, start_server, wait_for_log, wait_until
 
 TIMEOUT = 10
 HANDSHAKE_TIMEOUT = 2
@@ -62,13 +61,8 @@ def failures(srv: Server) -> list[tuple[str, str]]:
 
 def wait_for_new_failure(srv: Server, before: int) -> tuple[str, str]:
     """The next 'TLS handshake ... failed' line after the first `before` (bounded wait)."""
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        found = failures(srv)
-        if len(found) > before:
-            return found[before]
-        time.sleep(0.05)
-    raise AssertionError(f"no new TLS handshake failure logged:\n{srv.log_text()[-2000:]}")
+    wait_until(lambda: len(failures(srv)) > before, "a new TLS handshake failure", timeout=TIMEOUT)
+    return failures(srv)[before]
 
 
 def after_auth_tls(srv: Server) -> RawControl:

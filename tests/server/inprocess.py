@@ -1,4 +1,5 @@
-"""An instance's context in this test process, and the process-wide logging put back after.
+"""An instance's context in this test process, the process-wide logging put back after, and a
+bounded wait on server-side state.
 
 make_context points the shared "ftpsup.users" logger at the instance's log, as a server process
 wants; a test process runs many instances one after another, so each test puts it back, and
@@ -8,10 +9,14 @@ stops the instance's writer thread, when it is done.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import trio
+import trio.testing
 
 from ftpsup.config.schema import InstanceConfig
 from ftpsup.log_files import shutdown_logging
@@ -53,3 +58,19 @@ def anonymous_config(tmp_path: Path, name: str, **settings: Any) -> InstanceConf
         anon_root=anon,
         **settings,
     )
+
+
+# How long wait_for waits, on the real clock (the tests' trio clock may be a frozen MockClock).
+WAIT_SECONDS = 10
+
+
+async def wait_for(condition: Callable[[], object], what: str) -> None:
+    """Wait until `condition` (server-side state) holds, each look after every task is blocked;
+    fail after WAIT_SECONDS of the real clock."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        await trio.testing.wait_all_tasks_blocked()
+        if condition():
+            return
+        await trio.sleep(0.01)  # polling interval of the bounded wait, not pacing
+    raise AssertionError(f"never: {what}")

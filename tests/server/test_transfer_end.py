@@ -9,7 +9,6 @@ state machine does: no transfer running, nothing of the old transfer left to rel
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from ftpsup.server import control
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
 from ftpsup.server.session import Session
-from tests.server.inprocess import anonymous_config, instance_context
+from tests.server.inprocess import anonymous_config, instance_context, wait_for
 
 WAIT_SECONDS = 10
 # Bounds the filling of the server's send buffer (loopback buffers hold a few MiB at most).
@@ -106,17 +105,6 @@ async def download(port: int) -> bytes:
             received += chunk
         await data.aclose()
     return bytes(received)
-
-
-async def wait_for(condition: Any, what: str) -> None:
-    """Poll `condition` (server-side state) with a deadline."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        await trio.testing.wait_all_tasks_blocked()
-        if condition():
-            return
-        await trio.sleep(0.01)  # polling interval of the bounded wait, not pacing
-    raise AssertionError(f"never: {what}")
 
 
 async def test_a_pasv_served_while_a_final_reply_waits_keeps_its_port(

@@ -9,7 +9,6 @@ cancelled while it waits there, as an instance stop cuts a session.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import trio.testing
 from ftpsup.proto.session import verbs_data
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
-from tests.server.inprocess import anonymous_config, instance_context
+from tests.server.inprocess import anonymous_config, instance_context, wait_for
 
 WAIT_SECONDS = 10
 # Bounds the filling of the server's send buffer (loopback buffers hold a few MiB at most).
@@ -61,18 +60,15 @@ def fill_send_buffer(fd: int) -> None:
 
 
 async def wait_until_blocked_on_the_opening_reply(ctx: InstanceContext, path: Path) -> None:
-    """Wait (polling, with a deadline) until the file is open and the server only waits.
+    """Wait until the file is open and the server only waits.
 
     The file is opened in a worker thread; once that thread has returned (no fs_limiter token
     out) and every task is blocked, the session is waiting for its 150 to go out.
     """
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        await trio.testing.wait_all_tasks_blocked()
-        if descriptors_of(path) and ctx.fs_limiter.statistics().borrowed_tokens == 0:
-            return
-        await trio.sleep(0.01)  # polling interval of the bounded wait, not pacing
-    raise AssertionError("the RETR never opened its file")
+    await wait_for(
+        lambda: descriptors_of(path) and ctx.fs_limiter.statistics().borrowed_tokens == 0,
+        "the RETR opened its file",
+    )
 
 
 async def reply(stream: trio.SocketStream, buffer: bytearray) -> str:

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import ftplib
 import socket
-import time
 
 from tests.integration.security.attacks import TIMEOUT, ServerFactory, send
-from tests.integration.servers import Server
+from tests.integration.servers import Server, wait_for_log
 
 # -- FTP bounce (RFC 2577 §3) ----------------------------------------------------------------
 
@@ -29,7 +28,7 @@ def test_port_to_another_host_is_refused(ftp: ftplib.FTP, server: Server) -> Non
         # No target was recorded: a transfer now has no data connection to use.
         assert send(ftp, "LIST").startswith("425")
     # The log line may be written just after the reply: waited for, within TIMEOUT.
-    assert _wait_for_log(server, "refused")
+    assert "refused" in wait_for_log(server, "refused")
 
 
 def test_port_to_a_privileged_port_is_refused(ftp: ftplib.FTP, server: Server) -> None:
@@ -97,15 +96,6 @@ def _read_all(sock: socket.socket) -> bytes:
         return b""
 
 
-def _wait_for_log(srv: Server, text: str) -> bool:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        if text in srv.log_text():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_passive_connection_from_another_address_is_refused_and_logged(
     server_factory: ServerFactory,
 ) -> None:
@@ -121,7 +111,8 @@ def test_passive_connection_from_another_address_is_refused_and_logged(
         with socket.create_connection(("127.0.0.1", port), TIMEOUT) as real:
             assert b"seen.txt" in _read_all(real)
         assert ftp.getresp().startswith("226")
-    assert _wait_for_log(srv, f"passive connection to port {port} from 127.0.0.2 refused")
+    refused = f"passive connection to port {port} from 127.0.0.2 refused"
+    assert refused in wait_for_log(srv, refused)
 
 
 def test_pasv_promiscuous_serves_a_connection_from_another_address(
