@@ -26,7 +26,7 @@ from ftpsup.proto.replies import quote_path
 from ftpsup.proto.session.actions import AwaitTransfer, FsCall, FsDone, FsError, FsOp
 from ftpsup.proto.session.errors import os_error_reply
 from ftpsup.proto.session.types import Steps
-from ftpsup.proto.session.verbs_info import resolved
+from ftpsup.proto.session.verbs_info import on_path, resolved
 
 if TYPE_CHECKING:
     from ftpsup.proto.session.machine import FtpSession
@@ -50,8 +50,7 @@ def _change_dir(m: FtpSession, vpath: str) -> Steps:
 
 
 def change_dir(m: FtpSession, arg: str) -> Steps | None:
-    vpath = resolved(m, arg)
-    return None if vpath is None else _change_dir(m, vpath)
+    return on_path(m, arg, _change_dir)
 
 
 def change_to_parent(m: FtpSession, arg: str) -> Steps:
@@ -91,8 +90,7 @@ def delete(m: FtpSession, arg: str) -> Steps | None:
 
 
 def rename_from(m: FtpSession, arg: str) -> Steps | None:
-    vpath = resolved(m, arg)
-    return None if vpath is None else _rename_from(m, vpath)
+    return on_path(m, arg, _rename_from)
 
 
 def _rename_from(m: FtpSession, vpath: str) -> Steps:
@@ -120,8 +118,7 @@ def size(m: FtpSession, arg: str) -> Steps | None:
     if m.state.ascii:
         m.reply(550, "SIZE not allowed in ASCII mode; use TYPE I.")
         return None
-    vpath = resolved(m, arg)
-    return None if vpath is None else _size(m, vpath)
+    return on_path(m, arg, _size)
 
 
 def _size(m: FtpSession, vpath: str) -> Steps:
@@ -134,8 +131,7 @@ def _size(m: FtpSession, vpath: str) -> Steps:
 
 
 def modification_time(m: FtpSession, arg: str) -> Steps | None:
-    vpath = resolved(m, arg)
-    return None if vpath is None else _mdtm(m, vpath)
+    return on_path(m, arg, _mdtm)
 
 
 def _mdtm(m: FtpSession, vpath: str) -> Steps:

@@ -7,6 +7,7 @@ session's own write right after it); STAT and NOOP answer during a transfer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ftpsup import __version__
@@ -78,9 +79,14 @@ def resolved(m: FtpSession, arg: str) -> str | None:
         return None
 
 
-def machine_listing(m: FtpSession, arg: str) -> Steps | None:
+def on_path(m: FtpSession, arg: str, steps: Callable[[FtpSession, str], Steps]) -> Steps | None:
+    """`steps` on the virtual path `arg` names, or None after replying 553 for a hostile one."""
     vpath = resolved(m, arg)
-    return None if vpath is None else _mlst(m, vpath)
+    return None if vpath is None else steps(m, vpath)
+
+
+def machine_listing(m: FtpSession, arg: str) -> Steps | None:
+    return on_path(m, arg, _mlst)
 
 
 def _mlst(m: FtpSession, vpath: str) -> Steps:
