@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.ftpsup_cli import run_ftpsup
+from tests.integration.supervisors import free_ports
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -19,10 +20,12 @@ ftpsup = functools.partial(run_ftpsup, cwd=REPO)
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port free on both stacks, below the kernel's ephemeral range.
+
+    A port the kernel handed out and took back may at once be another test's listener or
+    client socket; one drawn below the ephemeral range is only ever taken on purpose.
+    """
+    return free_ports(1)
 
 
 def assert_nothing_listens(port: int) -> None:
