@@ -13,6 +13,15 @@ class FtpsupError(Exception):
     """Base of every error ftpsup raises on purpose."""
 
 
+class SupervisorUnreachable(FtpsupError):
+    """The supervisor is there but cannot be asked; the message says why and what to do.
+
+    `ftpsup` exits with `exit_status` (4, supervisor/client.py) after printing the message.
+    """
+
+    exit_status = 4
+
+
 @attrs.frozen
 class ConfigProblem:
     """One thing wrong in one configuration file.

@@ -9,13 +9,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from ftpsup.config.check import load
-from ftpsup.tls.certs import MAX_DAYS, MIN_DAYS, host_names, write_self_signed
-from ftpsup.users.accounts import grant_read, grant_search, shared_account
+from ftpsup.tls.validity import MAX_DAYS, MIN_DAYS
 
 
 def cmd_cert(args: argparse.Namespace, config_dir: Path) -> int:
     """Write a self-signed certificate and key wherever a TLS instance expects one."""
+    # Here, not at the top: every other command would load cryptography for nothing.
+    from ftpsup.config.check import load
+    from ftpsup.tls.certs import host_names, write_self_signed
+    from ftpsup.users.accounts import grant_read, grant_search, shared_account
+
     configs = [c for c in load([config_dir]) if c.ssl_enable or args.all]
     if not configs:
         print(f"ftpsup: no instance in {config_dir} has ssl_enable = true", file=sys.stderr)

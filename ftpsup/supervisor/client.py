@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from ftpsup.config.load import shared_setting, state_dir_path
+from ftpsup.errors import SupervisorUnreachable
 from ftpsup.supervisor import ctl, rundir
 from ftpsup.supervisor.status import draining_lines, format_status, troubled_instances
 
@@ -32,17 +33,11 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_NOT_RUNNING = 3
-EXIT_UNREACHABLE = 4
+EXIT_UNREACHABLE = SupervisorUnreachable.exit_status
 EXIT_WAIT_SECONDS = 30.0
 PROGRESS_SECONDS = 1.0
 # A drain line is repeated this often even when nothing changed, so the countdown shows.
 PROGRESS_REPEAT_SECONDS = 5.0
-
-
-class Unreachable(Exception):
-    """The supervisor is there but cannot be asked; the message says why and what to do."""
-
-    exit_status = EXIT_UNREACHABLE
 
 
 def _socket(config_dir: Path) -> Path:
@@ -69,7 +64,7 @@ def ask(config_dir: Path, request: ctl.Request) -> ctl.Response | None:
     """The supervisor's answer; None when none runs.
 
     Raises:
-        Unreachable: the control socket is another account's, or no answer came in time.
+        SupervisorUnreachable: the control socket is another account's, or no answer came in time.
     """
     abstract = ctl.abstract_address(state_dir_path(config_dir))
     timeout = _wait_limit(config_dir)
@@ -81,12 +76,12 @@ def ask(config_dir: Path, request: ctl.Request) -> ctl.Response | None:
         except PermissionError:
             owner = _owner(_socket(config_dir))
             who = owner if owner == "root" else f"{owner} or root"
-            raise Unreachable(
+            raise SupervisorUnreachable(
                 f"{_socket(config_dir)}: permission denied: the supervisor runs as {owner}; "
                 f"run this command as {who}"
             ) from None
         except TimeoutError:
-            raise Unreachable(
+            raise SupervisorUnreachable(
                 f"the supervisor did not answer {request.command} within {timeout:.0f} s "
                 f"on {address if isinstance(address, Path) else 'its abstract socket'}"
             ) from None
@@ -176,7 +171,7 @@ def _ask_showing_drain(config_dir: Path, request: ctl.Request) -> ctl.Response |
                 pass
             try:
                 data = ask(config_dir, ctl.Request("status"))
-            except Unreachable:
+            except SupervisorUnreachable:
                 continue
             now = time.monotonic()
             drains = draining_lines(data.data if data is not None else {})

@@ -22,13 +22,17 @@ import hashlib
 import os
 import socket
 import struct
-from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
-import trio
 
 from ftpsup import jsonlines
+
+if TYPE_CHECKING:
+    # Only for a type: the command line asks the supervisor without loading trio
+    # (ctl_serve.py is the supervisor's side).
+    import trio
 
 SOCKET_NAME = "supervisor.sock"
 PID_NAME = "supervisor.pid"
@@ -130,7 +134,7 @@ def holder_uid(address: str) -> int | None:
             sock.connect(address)
         except OSError:
             return None
-        return _peer_uid(sock)
+        return peer_uid(sock)
 
 
 def bind_control_socket(path: Path) -> socket.socket:
@@ -155,54 +159,11 @@ def bind_control_socket(path: Path) -> socket.socket:
     return sock
 
 
-def _peer_uid(sock: socket.socket | trio.socket.SocketType) -> int:
+def peer_uid(sock: socket.socket | trio.socket.SocketType) -> int:
+    """The uid of the process at the other end of a Unix socket (SO_PEERCRED)."""
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     _pid, uid, _gid = struct.unpack("3i", creds)
     return int(uid)
-
-
-Handler = Callable[[Request], Awaitable[Response]]
-
-
-async def serve_control(
-    sock: socket.socket, handle: Handler, after: Callable[[Request], None] | None = None
-) -> None:
-    """Answer requests on the bound control socket until cancelled.
-
-    `after` is called with each request once its response has been sent.
-
-    Cancellation: cancelling stops accepting; requests in progress are cancelled too.
-    """
-    listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
-    allowed = {0, os.geteuid()}
-
-    async def one(stream: trio.SocketStream) -> None:
-        async with stream:
-            if _peer_uid(stream.socket) not in allowed:
-                return
-            reader = jsonlines.LineReader(MAX_REQUEST)
-            lines: list[bytes] = []
-            with trio.move_on_after(10):
-                while not lines and not reader.overflowed:
-                    data = await stream.receive_some(MAX_REQUEST)
-                    if not data:
-                        break
-                    lines = reader.feed(data)
-            request: Request | None = None
-            try:
-                if reader.overflowed:
-                    raise ValueError(f"longer than {MAX_REQUEST} bytes")
-                request = parse_request(lines[0] if lines else reader.rest())
-            except ValueError as exc:
-                response = Response(False, (f"bad request: {exc}",))
-            else:
-                response = await handle(request)
-            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await stream.send_all(response.to_line())
-            if after is not None and request is not None:
-                after(request)
-
-    await trio.serve_listeners(one, [listener])
 
 
 def request(path: Path | str, req: Request, *, timeout: float) -> Response:
@@ -222,7 +183,7 @@ def request(path: Path | str, req: Request, *, timeout: float) -> Response:
             sock.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise NotRunning(str(path)) from exc
-        if _peer_uid(sock) not in {0, os.geteuid()}:
+        if peer_uid(sock) not in {0, os.geteuid()}:
             raise NotRunning(f"{path!r} is held by another account")
         body = {"command": req.command, "names": list(req.names)}
         sock.sendall(jsonlines.encode(body))

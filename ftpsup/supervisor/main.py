@@ -33,7 +33,7 @@ from ftpsup import listeners as listening
 from ftpsup.config.check import check
 from ftpsup.config.schema import InstanceConfig
 from ftpsup.log_files import reopen_logs, setup_instance_logging, shutdown_logging
-from ftpsup.supervisor import changes, ctl, spawn
+from ftpsup.supervisor import changes, ctl, ctl_serve, spawn
 from ftpsup.supervisor.manager import Supervisor
 from ftpsup.supervisor.rundir import UPKEEP_SECONDS, AlreadyRunning, RunDir
 from ftpsup.users.accounts import Account, AccountError, instance_account
@@ -194,7 +194,7 @@ async def _supervise(
         with trio.CancelScope() as scope:
             task_status.started(scope)
             try:
-                await ctl.serve_control(sock, handle, after)
+                await ctl_serve.serve_control(sock, handle, after)
             finally:
                 sock.close()
 

@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from ftpsup.tls.validity import MAX_DAYS, MIN_DAYS
+
 EXPIRY_WARNING_DAYS = 14
 
 
@@ -41,12 +43,6 @@ def _write_private(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-
-
-# A certificate valid for 0 days is expired when written; past 100 years, dates near X.509's
-# year 9999 (GeneralizedTime) stop being representable for no benefit.
-MIN_DAYS = 1
-MAX_DAYS = 36500
 
 
 def write_self_signed(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from ftpsup.supervisor import ctl
+from ftpsup.supervisor import ctl, ctl_serve
 
 
 @pytest.mark.parametrize(
@@ -58,7 +58,7 @@ async def test_a_client_request_reaches_the_handler_and_gets_its_answer(tmp_path
 
     sock = ctl.bind_control_socket(path)
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(ctl.serve_control, sock, handle, after.append)
+        nursery.start_soon(ctl_serve.serve_control, sock, handle, after.append)
         request = ctl.Request("stop", ("ipv4", "ipv6"))
         response = await trio.to_thread.run_sync(lambda: ctl.request(path, request, timeout=10))
         assert await trio.to_thread.run_sync(ctl.is_running, path)
