@@ -1,4 +1,5 @@
-"""A transfer's file is closed on every path, also when its session is cancelled early.
+"""A transfer's file is closed on every path, also when its session is cancelled early; a
+command that fails with an internal error holds neither a file nor a passive port.
 
 The session runs in this process (serve_control on a real loopback connection), so its open
 files can be read from /proc/self/fd. The client stops reading its control connection and the
@@ -18,6 +19,7 @@ import trio
 import trio.testing
 
 from ftpsup.proto.session import verbs_data
+from ftpsup.server import executor
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
 from tests.server.inprocess import anonymous_config, instance_context, wait_for
@@ -154,3 +156,38 @@ async def test_a_command_failing_after_its_file_was_opened_closes_the_file(
     for fd in descriptors_of(path):
         os.close(fd)  # not left to the rest of the test run
     assert leaked == [], "the failed RETR left its file open"
+
+
+async def test_a_pasv_failing_after_its_port_was_leased_gives_the_port_back(
+    ctx: InstanceContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug between leasing a passive port and its 227 (451) leaves no port held."""
+    real_opened = executor.PassiveOpened
+    failures = [RuntimeError("a bug after the lease")]
+
+    def opened_once(*args: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real_opened(*args)
+
+    monkeypatch.setattr(executor, "PassiveOpened", opened_once)
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    client = await trio.open_tcp_stream("127.0.0.1", port)
+    buffer = bytearray()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve_control, ctx, await listeners[0].accept())
+        assert (await reply(client, buffer)).startswith("220")
+        assert (await command(client, buffer, "USER anonymous")).startswith("331")
+        assert (await command(client, buffer, "PASS guest@")).startswith("230")
+        assert (await command(client, buffer, "PASV")).startswith("451")
+        # Nothing else would close it before the next PASV or the end of the session.
+        held_after_failure = ctx.ports.leases_in_use()
+        assert (await command(client, buffer, "PASV")).startswith("227")
+        held_after_pasv = ctx.ports.leases_in_use()
+        assert (await command(client, buffer, "QUIT")).startswith("221")
+    await client.aclose()
+    for listener in listeners:
+        await listener.aclose()
+    assert held_after_failure == []
+    assert len(held_after_pasv) == 1  # the control: a PASV that works holds its port

@@ -30,6 +30,7 @@ from ftpsup.proto.session.actions import (
     Action,
     AwaitTransfer,
     ClientGone,
+    ClosePassive,
     DiscardTransfer,
     Log,
     Outcome,
@@ -37,7 +38,7 @@ from ftpsup.proto.session.actions import (
     TransferResult,
 )
 from ftpsup.proto.session.policy import SessionPolicy
-from ftpsup.proto.session.state import SessionState
+from ftpsup.proto.session.state import DataSetup, SessionState
 from ftpsup.proto.session.table import SPECS, VERBS
 from ftpsup.proto.session.types import Item, Steps
 from ftpsup.proto.session.verbs_tls import start_tls
@@ -187,11 +188,15 @@ class FtpSession:
     def internal_error(self) -> list[Item]:
         """A bug in the executor while it ran a command: answer, and serve on.
 
-        A file the command had opened for a transfer that will now never start is closed.
+        A file the command had opened for a transfer that will now never start is closed, and
+        so is a passive port it opened but never announced: with no PASV on record, nothing
+        else would close that port before the next PASV or the end of the session.
         """
         self._steps = None
         self.waiting = None
         self.act(DiscardTransfer())
+        if self.state.data_setup is not DataSetup.PASSIVE:
+            self.act(ClosePassive())
         self.reply(451, "Internal error; the command was not completed.")
         return self._emit()
 

@@ -16,9 +16,11 @@ from ftpsup.proto.session.actions import (
     LoginFailed,
     LoginRejected,
     Logout,
+    OpenPassive,
     Pause,
 )
 from ftpsup.proto.session.machine import MAX_UNKNOWN_BEFORE_LOGIN
+from ftpsup.proto.session.state import DataSetup
 from tests.proto.session.driver import BANNER, PASSWORD, USER, Driver, make_config
 
 ANON = {"anonymous_enable": True, "anon_root": "/srv/anon"}
@@ -267,6 +269,27 @@ def test_an_internal_error_replies_451_and_the_session_serves_on() -> None:
     assert d.machine.waiting is None
     assert not d.machine.busy
     assert d.send("NOOP").codes == [200]
+
+
+def test_an_internal_error_while_a_passive_port_opens_closes_it() -> None:
+    d = Driver()
+    d.login()
+    d.start("PASV")
+    assert d.machine.waiting == OpenPassive()
+    error = d.machine.internal_error()
+    # The executor may hold a port the client never heard of: it goes.
+    assert ClosePassive() in error
+    assert d.machine.state.data_setup is DataSetup.NONE
+
+
+def test_an_internal_error_keeps_the_passive_port_the_client_was_given() -> None:
+    d = Driver()
+    d.login()
+    assert d.send("PASV").codes == [227]
+    d.start("DELE f")
+    error = d.machine.internal_error()
+    assert ClosePassive() not in error
+    assert d.machine.state.data_setup is DataSetup.PASSIVE
 
 
 def test_the_banner_default_is_the_callers() -> None:
