@@ -19,6 +19,7 @@ import trio
 import trio.testing
 
 from ftpsup.proto.session import verbs_data
+from ftpsup.proto.session.actions import PassiveOpened
 from ftpsup.server import executor
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
@@ -162,13 +163,12 @@ async def test_a_pasv_failing_after_its_port_was_leased_gives_the_port_back(
     ctx: InstanceContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A bug between leasing a passive port and its 227 (451) leaves no port held."""
-    real_opened = executor.PassiveOpened
     failures = [RuntimeError("a bug after the lease")]
 
     def opened_once(*args: Any) -> Any:
         if failures:
             raise failures.pop()
-        return real_opened(*args)
+        return PassiveOpened(*args)
 
     monkeypatch.setattr(executor, "PassiveOpened", opened_once)
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
