@@ -213,7 +213,24 @@ def start_server(base: Path, host: str, **settings: Any) -> Server:
         stdin=subprocess.DEVNULL,
     )
     listener.close()
-    return Server(host, port, home, config_dir, log_dir, process)
+    srv = Server(host, port, home, config_dir, log_dir, process)
+    _wait_until_serving(srv)
+    return srv
+
+
+# A Python start under a loaded test run can take seconds; the clients' own timeouts (10 s)
+# are meant for the protocol, not for the instance's start.
+STARTUP_SECONDS = 60
+
+
+def _wait_until_serving(srv: Server) -> None:
+    """Wait for the instance's "listening on" log line, or for its exit (the test sees that)."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while "listening on" not in srv.log_text():
+        if srv.process.poll() is not None:
+            return
+        assert time.monotonic() < deadline, f"the instance on {srv.host} did not start"
+        time.sleep(0.02)
 
 
 HOSTS = ["127.0.0.1", "::1"]
