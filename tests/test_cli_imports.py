@@ -1,9 +1,9 @@
 """What the command line loads before it runs a command (ftpsup/cli/main.py's rule).
 
 `ftpsup status`, `stop`, `restart`, `reload` and `--version` need neither trio nor
-cryptography; loading them took twice as long as everything else. Each command imports what it
-needs when it runs, so this checks the modules a fresh interpreter holds after importing the
-command line and the supervisor's client.
+cryptography, and loading them was more than half of such a command's CPU (docs/performance.md,
+"The command line's start"). Each command imports what it needs when it runs; this checks the
+modules a fresh interpreter holds after importing the command line and the supervisor's client.
 """
 
 from __future__ import annotations
