@@ -11,12 +11,14 @@ import os
 import select
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
 import trio
 import trio.testing
 
+from ftpsup.server import executor
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
 from tests.server.inprocess import anonymous_config, instance_context
@@ -182,3 +184,26 @@ def fill_send_buffer(fd: int) -> None:
         except BlockingIOError:
             return
     raise AssertionError("the send buffer never filled")
+
+
+async def test_a_login_failing_after_its_check_leaves_the_client_out_and_the_clock_running(
+    client: Client, mock_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug between the password check and the 230 (451): the client may simply log in again,
+    and until it does, the login clock runs."""
+    real_log_login = executor.log_login
+    failures = [RuntimeError("a bug after the check")]
+
+    def log_login_once(*args: Any, **kwargs: Any) -> None:
+        if failures:
+            raise failures.pop()
+        real_log_login(*args, **kwargs)
+
+    monkeypatch.setattr(executor, "log_login", log_login_once)
+    assert (await client.command("USER anonymous")).startswith("331")
+    assert (await client.command("PASS guest@")).startswith("451")
+    assert (await client.command("USER anonymous")).startswith("331")
+    await settle()
+    mock_clock.jump(LOGIN_TIMEOUT + 1)
+    await settle()
+    assert (await client.news()).startswith("421 Login timeout")

@@ -33,6 +33,7 @@ from ftpsup.proto.session.actions import (
     ClosePassive,
     DiscardTransfer,
     Log,
+    Logout,
     Outcome,
     TransferEnd,
     TransferResult,
@@ -75,6 +76,8 @@ class FtpSession:
         self._steps: Steps | None = None
         # The action the running command waits on, or None when no command is running.
         self.waiting: Action | None = None
+        # Whether the session was logged in when the running command arrived.
+        self._logged_in_before = False
 
     # -- for the verbs ------------------------------------------------------------------------
 
@@ -131,6 +134,7 @@ class FtpSession:
     def command(self, cmd: Command) -> list[Item]:
         """A command line arrived (parsed by proto.commands.parse_command)."""
         assert self._steps is None, "one command at a time"
+        self._logged_in_before = self.state.logged_in
         entry = VERBS.get(cmd.verb)
         if self.state.transfer is not None and (entry is None or not entry.spec.during_transfer):
             self._start(self._after_transfer(cmd))
@@ -188,15 +192,20 @@ class FtpSession:
     def internal_error(self) -> list[Item]:
         """A bug in the executor while it ran a command: answer, and serve on.
 
-        A file the command had opened for a transfer that will now never start is closed, and
-        so is a passive port it opened but never announced: with no PASV on record, nothing
-        else would close that port before the next PASV or the end of the session.
+        What the command left behind goes with it, as the 451 tells the client: a file it had
+        opened for a transfer that will now never start; a passive port it opened but never
+        announced (with no PASV on record, nothing else would close that port before the next
+        PASV or the end of the session); a login whose 230 never went out (the client would
+        otherwise be told "Already logged in" when it tries again).
         """
         self._steps = None
         self.waiting = None
         self.act(DiscardTransfer())
         if self.state.data_setup is not DataSetup.PASSIVE:
             self.act(ClosePassive())
+        if self.state.logged_in and not self._logged_in_before:
+            self.state.logout()
+            self.act(Logout())
         self.reply(451, "Internal error; the command was not completed.")
         return self._emit()
 

@@ -292,6 +292,28 @@ def test_an_internal_error_keeps_the_passive_port_the_client_was_given() -> None
     assert d.machine.state.data_setup is DataSetup.PASSIVE
 
 
+def test_an_internal_error_in_the_login_that_succeeded_undoes_it() -> None:
+    d = Driver()
+    assert d.send(f"USER {USER}").codes == [331]
+    d.start(f"PASS {PASSWORD}")
+    done = d.resume(LoggedIn(may_write=True))
+    assert LoginDone(USER) in done.actions
+    # The executor failed on the way to the 230: the client is told 451, so it is not in.
+    error = d.machine.internal_error()
+    assert Logout() in error
+    assert not d.machine.state.logged_in
+    assert d.send(f"USER {USER}").codes == [331]
+    assert d.send(f"PASS {PASSWORD}").codes == [230]
+
+
+def test_an_internal_error_after_the_login_keeps_the_user_in() -> None:
+    d = Driver()
+    d.login()
+    d.start("DELE f")
+    assert Logout() not in d.machine.internal_error()
+    assert d.machine.state.logged_in
+
+
 def test_the_banner_default_is_the_callers() -> None:
     assert Driver().connect().replies == [(220, BANNER)]
 
