@@ -1,5 +1,5 @@
-"""An instance's context in this test process, the process-wide logging put back after, and a
-bounded wait on server-side state.
+"""An instance's context in this test process, the process-wide logging put back after, a
+bounded wait on server-side state, and a bug injected into one call.
 
 make_context points the shared "ftpsup.users" logger at the instance's log, as a server process
 wants; a test process runs many instances one after another, so each test puts it back, and
@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 
@@ -74,3 +75,16 @@ async def wait_for(condition: Callable[[], object], what: str) -> None:
             return
         await trio.sleep(0.01)  # polling interval of the bounded wait, not pacing
     raise AssertionError(f"never: {what}")
+
+
+def fail_once(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> None:
+    """Make `owner.name` raise RuntimeError at its next call only: a bug in one command."""
+    real = getattr(owner, name)
+    failures = [RuntimeError(f"an injected bug in {name}")]
+
+    def once(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, once)

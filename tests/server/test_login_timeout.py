@@ -11,18 +11,16 @@ import os
 import select
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import attrs
 import pytest
 import trio
 import trio.testing
 
-from ftpsup.logs import log_login
 from ftpsup.server import executor
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
-from tests.server.inprocess import anonymous_config, instance_context
+from tests.server.inprocess import anonymous_config, fail_once, instance_context
 
 LOGIN_TIMEOUT = 30
 IDLE_TIMEOUT = 300
@@ -192,14 +190,7 @@ async def test_a_login_failing_after_its_check_leaves_the_client_out_and_the_clo
 ) -> None:
     """A bug between the password check and the 230 (451): the client may simply log in again,
     and until it does, the login clock runs."""
-    failures = [RuntimeError("a bug after the check")]
-
-    def log_login_once(*args: Any, **kwargs: Any) -> None:
-        if failures:
-            raise failures.pop()
-        log_login(*args, **kwargs)
-
-    monkeypatch.setattr(executor, "log_login", log_login_once)
+    fail_once(monkeypatch, executor, "log_login")
     assert (await client.command("USER anonymous")).startswith("331")
     assert (await client.command("PASS guest@")).startswith("451")
     assert (await client.command("USER anonymous")).startswith("331")

@@ -9,21 +9,21 @@ cancelled while it waits there, as an instance stop cuts a session.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
 import trio.testing
 
 from ftpsup.proto.session import verbs_data
-from ftpsup.proto.session.actions import PassiveOpened
 from ftpsup.server import executor
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
-from tests.server.inprocess import anonymous_config, instance_context, wait_for
+from tests.server.inprocess import anonymous_config, fail_once, instance_context, wait_for
 
 WAIT_SECONDS = 10
 # Bounds the filling of the server's send buffer (loopback buffers hold a few MiB at most).
@@ -121,39 +121,42 @@ async def test_a_session_cancelled_while_its_150_waits_closes_the_file(
     assert leaked == [], "the cancelled RETR left its file open"
 
 
+@asynccontextmanager
+async def anonymous_session(ctx: InstanceContext) -> AsyncIterator[Callable[[str], Awaitable[str]]]:
+    """A session logged in as anonymous; yields a function that sends a command and returns
+    the reply line. QUIT at the end."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    client = await trio.open_tcp_stream("127.0.0.1", port)
+    buffer = bytearray()
+    send = functools.partial(command, client, buffer)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(serve_control, ctx, await listeners[0].accept())
+            assert (await reply(client, buffer)).startswith("220")
+            assert (await send("USER anonymous")).startswith("331")
+            assert (await send("PASS guest@")).startswith("230")
+            yield send
+            assert (await send("QUIT")).startswith("221")
+    finally:
+        await client.aclose()
+        for listener in listeners:
+            await listener.aclose()
+
+
 async def test_a_command_failing_after_its_file_was_opened_closes_the_file(
     ctx: InstanceContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A bug that stops a RETR between opening its file and its 150 (451) leaks nothing."""
     path = (tmp_path / "anon" / "file.bin").resolve()
     path.write_bytes(b"payload" * 1000)
-    real_opening = verbs_data._opening
-    failures = [RuntimeError("a bug in the handler")]
-
-    def opening_once(*args: Any) -> str:
-        if failures:
-            raise failures.pop()
-        return real_opening(*args)
-
-    monkeypatch.setattr(verbs_data, "_opening", opening_once)
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    port = listeners[0].socket.getsockname()[1]
-    client = await trio.open_tcp_stream("127.0.0.1", port)
-    buffer = bytearray()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(serve_control, ctx, await listeners[0].accept())
-        assert (await reply(client, buffer)).startswith("220")
-        assert (await command(client, buffer, "USER anonymous")).startswith("331")
-        assert (await command(client, buffer, "PASS guest@")).startswith("230")
-        assert (await command(client, buffer, "PASV")).startswith("227")
-        assert (await command(client, buffer, "RETR file.bin")).startswith("451")
+    fail_once(monkeypatch, verbs_data, "_opening")
+    async with anonymous_session(ctx) as send:
+        assert (await send("PASV")).startswith("227")
+        assert (await send("RETR file.bin")).startswith("451")
         # The session serves on, and the failed command holds nothing.
-        assert (await command(client, buffer, "NOOP")).startswith("200")
+        assert (await send("NOOP")).startswith("200")
         leaked = descriptors_of(path)
-        assert (await command(client, buffer, "QUIT")).startswith("221")
-    await client.aclose()
-    for listener in listeners:
-        await listener.aclose()
     for fd in descriptors_of(path):
         os.close(fd)  # not left to the rest of the test run
     assert leaked == [], "the failed RETR left its file open"
@@ -163,31 +166,12 @@ async def test_a_pasv_failing_after_its_port_was_leased_gives_the_port_back(
     ctx: InstanceContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A bug between leasing a passive port and its 227 (451) leaves no port held."""
-    failures = [RuntimeError("a bug after the lease")]
-
-    def opened_once(*args: Any) -> Any:
-        if failures:
-            raise failures.pop()
-        return PassiveOpened(*args)
-
-    monkeypatch.setattr(executor, "PassiveOpened", opened_once)
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    port = listeners[0].socket.getsockname()[1]
-    client = await trio.open_tcp_stream("127.0.0.1", port)
-    buffer = bytearray()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(serve_control, ctx, await listeners[0].accept())
-        assert (await reply(client, buffer)).startswith("220")
-        assert (await command(client, buffer, "USER anonymous")).startswith("331")
-        assert (await command(client, buffer, "PASS guest@")).startswith("230")
-        assert (await command(client, buffer, "PASV")).startswith("451")
+    fail_once(monkeypatch, executor, "PassiveOpened")
+    async with anonymous_session(ctx) as send:
+        assert (await send("PASV")).startswith("451")
         # Nothing else would close it before the next PASV or the end of the session.
         held_after_failure = ctx.ports.leases_in_use()
-        assert (await command(client, buffer, "PASV")).startswith("227")
+        assert (await send("PASV")).startswith("227")
         held_after_pasv = ctx.ports.leases_in_use()
-        assert (await command(client, buffer, "QUIT")).startswith("221")
-    await client.aclose()
-    for listener in listeners:
-        await listener.aclose()
     assert held_after_failure == []
     assert len(held_after_pasv) == 1  # the control: a PASV that works holds its port
