@@ -225,12 +225,11 @@ STARTUP_SECONDS = 60
 
 def _wait_until_serving(srv: Server) -> None:
     """Wait for the instance's "listening on" log line, or for its exit (the test sees that)."""
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while "listening on" not in srv.log_text():
-        if srv.process.poll() is not None:
-            return
-        assert time.monotonic() < deadline, f"the instance on {srv.host} did not start"
-        time.sleep(0.02)
+    wait_until(
+        lambda: "listening on" in srv.log_text() or srv.process.poll() is not None,
+        f"the instance on {srv.host} to start",
+        timeout=STARTUP_SECONDS,
+    )
 
 
 HOSTS = ["127.0.0.1", "::1"]

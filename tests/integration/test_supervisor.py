@@ -285,27 +285,32 @@ def test_concurrent_passive_sessions_never_listen_on_one_port_twice(sup: Sup) ->
     done = threading.Event()
     refusals: list[str] = []
     seen: dict[tuple[str, int, int], list[float]] = {}
-    # Passes over both tables begun and finished, counted by the sampler alone.
+    # Passes over both tables begun and finished, counted by the sampler alone; it notifies
+    # `pass_done` at the end of each.
     passes = {"begun": 0, "finished": 0}
+    pass_done = threading.Condition()
 
     def sample() -> None:
         while not done.is_set():
-            passes["begun"] += 1
+            with pass_done:
+                passes["begun"] += 1
             for table in ("/proc/net/tcp", "/proc/net/tcp6"):
                 start = time.monotonic()
                 found = _listening_sockets(table, lo, hi)
                 end = time.monotonic()
                 for port, inode in found:
                     seen.setdefault((table, port, inode), [end, start])[1] = start
-            passes["finished"] += 1
+            with pass_done:
+                passes["finished"] += 1
+                pass_done.notify_all()
 
     def listener_seen() -> None:
         # Two passes begun after the reply, and so after the listener opened, have finished.
-        wanted = passes["begun"] + 2
-        deadline = time.monotonic() + TIMEOUT
-        while passes["finished"] < wanted:
-            assert time.monotonic() < deadline, "the sampler stopped"
-            time.sleep(0.005)
+        with pass_done:
+            wanted = passes["begun"] + 2
+            assert pass_done.wait_for(lambda: passes["finished"] >= wanted, TIMEOUT), (
+                "the sampler stopped"
+            )
 
     def client(name: str) -> int:
         ok = 0
