@@ -72,6 +72,15 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)
 
 
+def vsftpd_line(when: float, pid: int, user: str | None, message: str) -> str:
+    """`<time> [pid N] [<user>] <message>`, the user part only for a non-empty user.
+
+    `message` is written as given: the caller has made it printable.
+    """
+    user_part = f"[{printable(user).replace(']', '?')}] " if user else ""
+    return f"{vsftpd_time(when)} [pid {pid}] {user_part}{message}"
+
+
 class VsftpdFormatter(logging.Formatter):
     """Formats records as vsftpd does: `<time> [pid N] [<user>] <message>`.
 
@@ -84,8 +93,8 @@ class VsftpdFormatter(logging.Formatter):
         if record.levelno >= logging.WARNING:
             message = f"{record.levelname}: {message}"
         user = getattr(record, "user", None)
-        user_part = f"[{printable(str(user)).replace(']', '?')}] " if user else ""
-        line = f"{vsftpd_time(record.created)} [pid {record.process}] {user_part}{message}"
+        user_name = str(user) if user else None
+        line = vsftpd_line(record.created, record.process or 0, user_name, message)
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
@@ -137,8 +146,7 @@ def _event(logger: logging.Logger, user: str | None, message: str) -> None:
     direct = _direct.get(owner)
     if direct is not None and owner.handlers == [direct[0]] and not owner.filters:
         if logger.isEnabledFor(logging.INFO):
-            user_part = f"[{printable(user).replace(']', '?')}] " if user else ""
-            line = f"{vsftpd_time(time.time())} [pid {os.getpid()}] {user_part}{printable(message)}"
+            line = vsftpd_line(time.time(), os.getpid(), user, printable(message))
             direct[1](FinishedLine(logger.name, line))
         return
     logger.info("%s", message, extra={"user": user} if user else None)
