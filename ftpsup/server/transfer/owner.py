@@ -6,7 +6,7 @@ what the transfer reads or writes (a file descriptor, or a listing built in memo
 is opened this object owns the descriptor; from the start it also owns the passive listener
 with its lease, and then the data socket (plain or TLS). Every path (the transfer refused
 after opening, completed, failed, aborted, or the session cancelled at any await) ends in
-`close` (or the `with` block the task runs the copy in), which closes each exactly once.
+`close`, which closes each exactly once (the task calls it in its `finally`).
 
 The copy is one path: connect or accept the data connection, then, for a plain connection,
 try the non-blocking fast path on the event loop (`start_now`: a small listing, or a file
@@ -99,12 +99,6 @@ class RunningTransfer:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
-
-    def __enter__(self) -> RunningTransfer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # -- the copy -----------------------------------------------------------------------
 

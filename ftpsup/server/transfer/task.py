@@ -39,8 +39,7 @@ from ftpsup.server.transfer.owner import (
 async def run_transfer(s: Session, transfer: RunningTransfer, start: StartTransfer) -> None:
     """The transfer task: everything after the 150 reply."""
     try:
-        with transfer:
-            end = await _copy(s, transfer, start)
+        end = await _copy(s, transfer, start)
         _record(s, transfer, start, end is TransferEnd.COMPLETE)
         items = s.machine.transfer_ended(TransferResult(end))
         for item in items:
