@@ -23,7 +23,7 @@ from ftpsup.proto.facts import FileFacts, FileKind
 from ftpsup.proto.listing import format_time_val, parse_time_val
 from ftpsup.proto.numbers import parse_uint
 from ftpsup.proto.replies import quote_path
-from ftpsup.proto.session.actions import AwaitTransfer, FsCall, FsDone, FsError, FsOp
+from ftpsup.proto.session.actions import FsCall, FsDone, FsError, FsOp
 from ftpsup.proto.session.errors import os_error_reply
 from ftpsup.proto.session.types import Steps
 from ftpsup.proto.session.verbs_info import on_path, resolved
@@ -198,9 +198,8 @@ def _site_umask(m: FtpSession, rest: str) -> Steps | None:
 
 
 def _site_umask_set(m: FtpSession, mask: int) -> Steps:
-    if m.state.transfer is not None:
-        # The running transfer writes through the home opened with the old umask.
-        yield AwaitTransfer(read_ahead=False)
+    # SITE is no during-transfer verb: the machine has waited for a running transfer (which
+    # writes through the home opened with the old umask) before this runs.
     outcome = yield FsCall(FsOp.SET_UMASK, m.state.cwd, mask)
     if isinstance(outcome, FsError):
         m.send(os_error_reply(outcome.errno))
