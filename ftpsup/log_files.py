@@ -1,8 +1,8 @@
 """Where log lines go: one writer thread per instance, to its log file (or stderr) and xferlog.
 
 Theory of operation: an instance logs through `ftpsup.<instance>` and its area loggers
-(`InstanceLogs`: control, data, tls, auth, xfer, supervisor; children of the instance's
-logger, so their lines land in the same file in the same format). Its xferlog lines go through
+(`InstanceLogs`: control, data, tls, auth; children of the instance's logger, so their lines
+land in the same file in the same format). Its xferlog lines go through
 `ftpsup.<instance>.xferlog`, which does not propagate. Both put finished lines on one queue,
 and one QueueListener thread takes them off and writes them: vsftpd-format lines to the
 instance log, xferlog lines to xferlog_file. So the event loop never touches a file, and no
@@ -54,8 +54,6 @@ class InstanceLogs:
     data: logging.Logger
     tls: logging.Logger
     auth: logging.Logger
-    xfer: logging.Logger
-    supervisor: logging.Logger
 
     @classmethod
     def of(cls, instance: str) -> InstanceLogs:
@@ -67,8 +65,6 @@ class InstanceLogs:
             data=main.getChild("data"),
             tls=main.getChild("tls"),
             auth=main.getChild("auth"),
-            xfer=main.getChild("xfer"),
-            supervisor=main.getChild("supervisor"),
         )
 
 

@@ -180,12 +180,11 @@ def test_area_loggers_write_the_instance_log_byte_for_byte(tmp_path: Path) -> No
     logger = setup_instance_logging("areas", log_file)
     logs = InstanceLogs.of("areas")
     assert logs.main is logger
-    assert [lg.name for lg in (logs.control, logs.data, logs.tls, logs.auth, logs.xfer)] == [
+    assert [lg.name for lg in (logs.control, logs.data, logs.tls, logs.auth)] == [
         "ftpsup.areas.control",
         "ftpsup.areas.data",
         "ftpsup.areas.tls",
         "ftpsup.areas.auth",
-        "ftpsup.areas.xfer",
     ]
     log_connect(logger, "127.0.0.1")
     log_connect(logs.control, "127.0.0.1")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import socket
 import ssl
 
 import attrs
@@ -235,7 +234,3 @@ class Session:
             # First: the sessions of a closed control connection keep its user.
             self.ctx.tls.registry.closed(self.tls_owner)
         self.logout()
-
-    @property
-    def is_ipv6(self) -> bool:
-        return self.family == socket.AF_INET6

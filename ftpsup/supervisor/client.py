@@ -33,7 +33,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_NOT_RUNNING = 3
-EXIT_UNREACHABLE = SupervisorUnreachable.exit_status
 EXIT_WAIT_SECONDS = 30.0
 PROGRESS_SECONDS = 1.0
 # A drain line is repeated this often even when nothing changed, so the countdown shows.
