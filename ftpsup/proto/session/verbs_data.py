@@ -276,7 +276,8 @@ def _run(m: FtpSession, prepare: PrepareTransfer) -> Steps:
             outcome.path,
             ascii=st.ascii,
             private=st.prot_private,
-            active_target=st.active_target if st.data_setup is DataSetup.ACTIVE else None,
+            # Set with ACTIVE only, and forgotten with it (SessionState.forget_data_setup).
+            active_target=st.active_target,
         )
     )
 
