@@ -27,6 +27,7 @@ Rules:
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import ssl
 
@@ -34,6 +35,7 @@ import attrs
 import trio
 
 from ftpsup.proto.limits import KeyedCounter
+from ftpsup.server import workers
 from ftpsup.server.tls_data import TlsDataConnection
 from ftpsup.server.tls_sessions import SessionOwner, SessionRegistry, session_id, wrap_issuing
 from ftpsup.tls.contexts import CONTROL_TICKETS
@@ -119,8 +121,8 @@ class SslSocketStream(trio.abc.Stream):
             lambda: ctx.wrap_socket(plain, server_side=True, do_handshake_on_connect=False),
         )
         try:
-            await trio.to_thread.run_sync(
-                _handshake_blocking, tls, handshake_seconds, limiter=limiter
+            await workers.run_sync(
+                functools.partial(_handshake_blocking, tls, handshake_seconds), limiter
             )
         except BaseException:
             tls.close()
