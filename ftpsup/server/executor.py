@@ -56,9 +56,8 @@ from ftpsup.proto.session.actions import (
 from ftpsup.proto.session.types import Item
 from ftpsup.server import fs_calls, listings, workers
 from ftpsup.server.data import OverAddressLimit
-from ftpsup.server.fs import JailedFs
 from ftpsup.server.listings import ListingView
-from ftpsup.server.login import authenticate
+from ftpsup.server.login import authenticate, home_opener
 from ftpsup.server.reading import wait_transfer_reading
 from ftpsup.server.session import Session
 from ftpsup.server.tls_start import load_tls, start_tls
@@ -184,14 +183,10 @@ async def _set_umask(s: Session, call: FsCall) -> FsDone | FsError:
     assert s.fs is not None
     mask = call.arg
     assert isinstance(mask, int)
-    cfg = s.ctx.config
     old = s.fs
     try:
         new = await workers.run_sync(
-            lambda: JailedFs(
-                old.root, umask=mask, file_mode=cfg.file_open_mode, hide_ids=cfg.hide_ids
-            ),
-            s.ctx.fs_limiter,
+            functools.partial(home_opener(s.ctx.config, mask), old.root), s.ctx.fs_limiter
         )
     except OSError as exc:
         return FsError(exc.errno or 0)

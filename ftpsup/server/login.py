@@ -14,6 +14,7 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
+from ftpsup.config.schema import InstanceConfig
 from ftpsup.proto.session.actions import Authenticate, HomeUnavailable, LoggedIn, LoginRejected
 from ftpsup.server import workers
 from ftpsup.server.fs import JailedFs
@@ -26,9 +27,7 @@ async def authenticate(
     s: Session, request: Authenticate
 ) -> LoggedIn | LoginRejected | HomeUnavailable:
     cfg = s.ctx.config
-    open_fs = functools.partial(
-        JailedFs, umask=request.umask, file_mode=cfg.file_open_mode, hide_ids=cfg.hide_ids
-    )
+    open_fs = home_opener(cfg, request.umask)
     home: Path
     if request.anonymous:
         assert cfg.anon_root is not None
@@ -62,8 +61,16 @@ async def authenticate(
     return LoggedIn(may_write)
 
 
+def home_opener(cfg: InstanceConfig, umask: int) -> Callable[[str | Path], JailedFs]:
+    """Blocking, for a worker thread: opens a home as a jail with the instance's file options
+    and `umask` (at login, and again for SITE UMASK)."""
+    return functools.partial(
+        JailedFs, umask=umask, file_mode=cfg.file_open_mode, hide_ids=cfg.hide_ids
+    )
+
+
 async def _open_home(
-    s: Session, open_fs: Callable[[Path], JailedFs], home: Path
+    s: Session, open_fs: Callable[[str | Path], JailedFs], home: Path
 ) -> JailedFs | OSError:
     try:
         return await workers.run_sync(functools.partial(open_fs, home), s.ctx.fs_limiter)
@@ -72,7 +79,7 @@ async def _open_home(
 
 
 def _login_if_cached(
-    users: UserDirectory, name: str, password: str, open_fs: Callable[[Path], JailedFs]
+    users: UserDirectory, name: str, password: str, open_fs: Callable[[str | Path], JailedFs]
 ) -> tuple[UserRecord, JailedFs | OSError] | None:
     """Blocking: the user and its opened home when the login cache proves the password."""
     record = users.check_cached(name, password)
