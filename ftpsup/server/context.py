@@ -50,9 +50,8 @@ class InstanceContext:
     config: InstanceConfig
     users: UserDirectory
     ports: PortAllocator
-    log: logging.Logger
     xferlog: XferLog | None = None
-    # ftpsup.<instance>.<area>: `log` is `logs.main`; the areas are its children.
+    # ftpsup.<instance> (`log`) and its children ftpsup.<instance>.<area>.
     logs: InstanceLogs = attrs.field(
         default=attrs.Factory(lambda self: InstanceLogs.of(self.config.name), takes_self=True)
     )
@@ -84,6 +83,11 @@ class InstanceContext:
     pasv_host: str = ""
     # The passive-port lease files are on tmpfs: leases are taken on the event loop.
     leases_in_memory: bool = False
+
+    @property
+    def log(self) -> logging.Logger:
+        """The instance's own logger, ftpsup.<instance> (setup_instance_logging's)."""
+        return self.logs.main
 
     def client_key(self, ip: str) -> str:
         """The address key a peer is counted under for the per-address limits."""

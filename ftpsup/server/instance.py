@@ -147,7 +147,6 @@ def make_context(
             config.pasv_max_port,
             owner=config.name,
         ),
-        log=log,
         xferlog=XferLog(config.name) if xferlog_file is not None else None,
         pasv_host=pasv_host or config.pasv_address,
         pasv_slots=AddressSlots(config.state_dir / "ports"),
