@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 
 from ftpsup.config.schema import InstanceConfig
-from ftpsup.log_files import shutdown_logging
-from ftpsup.server.instance import make_context
+from tests.server.inprocess import instance_context
 
 
 def test_area_lines_land_in_the_instance_log_in_vsftpd_format(tmp_path: Path) -> None:
@@ -19,20 +17,14 @@ def test_area_lines_land_in_the_instance_log_in_vsftpd_format(tmp_path: Path) ->
         state_dir=tmp_path / "run",
         log_dir=tmp_path / "log",
     )
-    # make_context points the shared "ftpsup.users" logger at the instance's log; put it back.
-    users_log = logging.getLogger("ftpsup.users")
-    handlers, propagate = list(users_log.handlers), users_log.propagate
-    try:
-        ctx = make_context(config)
+    # The block's end stops the writer thread (the lines are then on disk) and puts the
+    # shared "ftpsup.users" logger back.
+    with instance_context(config) as ctx:
         assert ctx.logs.main is ctx.log
         assert ctx.logs.data.name == "ftpsup.areas.data"
         assert ctx.logs.control.name == "ftpsup.areas.control"
         ctx.logs.data.warning("pasv_address %s: %s", "ftp.example", "no address")
         ctx.logs.auth.info('FAIL LOGIN: Client "%s"', "192.0.2.1", extra={"user": "eve"})
-    finally:
-        shutdown_logging()
-        users_log.handlers[:] = handlers
-        users_log.propagate = propagate
     lines = config.vsftpd_log_file.read_text().splitlines()
     date = r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}"
     assert re.fullmatch(
