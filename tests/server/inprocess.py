@@ -73,7 +73,9 @@ async def wait_for(condition: Callable[[], object], what: str) -> None:
         await trio.testing.wait_all_tasks_blocked()
         if condition():
             return
-        await trio.sleep(0.01)  # polling interval of the bounded wait, not pacing
+        # The polling interval of the bounded wait (not pacing), in a thread: under a frozen
+        # MockClock a trio.sleep would never end.
+        await trio.to_thread.run_sync(time.sleep, 0.01)
     raise AssertionError(f"never: {what}")
 
 

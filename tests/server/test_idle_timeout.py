@@ -19,8 +19,8 @@ import trio.testing
 
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
+from tests.server.control_client import Client, passive_port, settle
 from tests.server.inprocess import anonymous_config, instance_context
-from tests.server.test_login_timeout import Client, settle
 
 IDLE_TIMEOUT = 300
 TIMEOUT = 10
@@ -78,8 +78,7 @@ async def start_upload(client: Client, name: str) -> socket.socket:
     """STOR `name` over a passive connection left open: the transfer runs until it closes."""
     reply = await client.command("PASV")
     assert reply.startswith("227"), reply
-    numbers = reply.split("(", 1)[1].split(")", 1)[0].split(",")
-    data = socket.create_connection(("127.0.0.1", int(numbers[4]) * 256 + int(numbers[5])), TIMEOUT)
+    data = socket.create_connection(("127.0.0.1", passive_port(reply)), TIMEOUT)
     assert (await client.command(f"STOR {name}")).startswith("150")
     data.sendall(b"u" * 1024)
     return data

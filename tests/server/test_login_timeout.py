@@ -7,12 +7,9 @@ past its deadline.
 
 from __future__ import annotations
 
-import os
-import select
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import attrs
 import pytest
 import trio
 import trio.testing
@@ -20,6 +17,7 @@ import trio.testing
 from ftpsup.server import executor
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
+from tests.server.control_client import Client, fill_send_buffer, settle
 from tests.server.inprocess import anonymous_config, fail_once, instance_context
 
 LOGIN_TIMEOUT = 30
@@ -35,40 +33,6 @@ def ctx(tmp_path: Path) -> Iterator[InstanceContext]:
         yield ctx
 
 
-@attrs.define
-class Client:
-    stream: trio.SocketStream
-    buffer: bytes = b""
-
-    async def line(self) -> str:
-        """The next reply line; the caller knows one is due (the clock is frozen: no timeout)."""
-        while b"\r\n" not in self.buffer:
-            data = await self.stream.receive_some(4096)
-            if not data:
-                raise EOFError
-            self.buffer += data
-        line, self.buffer = self.buffer.split(b"\r\n", 1)
-        return line.decode()
-
-    async def command(self, text: str) -> str:
-        await self.stream.send_all(text.encode() + b"\r\n")
-        return await self.line()
-
-    def has_news(self) -> bool:
-        """Whether the server sent or closed anything (checked without waiting)."""
-        readable, _, _ = select.select([self.stream.socket.fileno()], [], [], 0)
-        return bool(self.buffer) or bool(readable)
-
-    async def news(self) -> str:
-        """A line the server has sent already, or AssertionError (never a wait)."""
-        assert self.has_news(), "the server has sent nothing"
-        return await self.line()
-
-    async def closed(self) -> bool:
-        """Whether the server has closed the connection already (never a wait)."""
-        return self.has_news() and await self.stream.receive_some(4096) == b""
-
-
 @pytest.fixture
 async def client(ctx: InstanceContext) -> AsyncIterator[Client]:
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
@@ -82,11 +46,6 @@ async def client(ctx: InstanceContext) -> AsyncIterator[Client]:
         await stream.aclose()
     for listener in listeners:
         await listener.aclose()
-
-
-async def settle() -> None:
-    """Wait until the server waits too: its clocks are armed, its replies sent."""
-    await trio.testing.wait_all_tasks_blocked()
 
 
 async def test_a_connection_without_login_is_cut_at_the_deadline_not_before(
@@ -172,17 +131,6 @@ async def test_a_client_that_reads_no_replies_is_dropped_at_the_idle_timeout(
         await c.stream.aclose()
     for listener in listeners:
         await listener.aclose()
-
-
-def fill_send_buffer(fd: int) -> None:
-    """Write to the socket `fd` until it takes no more: the peer does not read."""
-    junk = b"x" * 65536
-    for _ in range(1024):  # loopback buffers hold a few MiB at most
-        try:
-            os.write(fd, junk)
-        except BlockingIOError:
-            return
-    raise AssertionError("the send buffer never filled")
 
 
 async def test_a_login_failing_after_its_check_leaves_the_client_out_and_the_clock_running(

@@ -10,7 +10,6 @@ clock: that case stays in tests/integration/test_tls_faults.py, without timing.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -23,14 +22,13 @@ from ftpsup.config.schema import InstanceConfig
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
 from ftpsup.tls.certs import write_self_signed
-from tests.server.inprocess import instance_context
+from tests.server.control_client import Client, settle
+from tests.server.inprocess import instance_context, wait_for
 from tests.server.log_lines import lines_of
-from tests.server.test_login_timeout import Client, settle
 
 HANDSHAKE_TIMEOUT = 20
 # Later than the handshake's by default: a test must see the handshake's own clock.
 LOGIN_TIMEOUT = 60
-WAIT_SECONDS = 10
 FAILED = "no TLS handshake within tls_handshake_timeout"
 
 
@@ -103,21 +101,14 @@ def waiting_to_read() -> int:
 
 
 async def wait_for_the_hello_wait(before: int) -> None:
-    """Wait (polling, with a deadline) until the server waits to read the client's first byte.
+    """Wait until the server waits to read the client's first byte.
 
     The TLS context is loaded in a worker thread first, and a task waiting for a thread counts
     as blocked: the server's clock is armed only once one more task of this loop than
     `before` (counted before the session started) waits to read. The test's client reads
     nothing while the server waits (it checks with select), so that task is the session's.
     """
-    deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        await settle()
-        if waiting_to_read() > before:
-            return
-        assert time.monotonic() < deadline, "the server never waited for a ClientHello"
-        # The polling interval of the bounded wait (not pacing), off the frozen trio clock.
-        await trio.to_thread.run_sync(time.sleep, 0.01)
+    await wait_for(lambda: waiting_to_read() > before, "the server waits for a ClientHello")
 
 
 async def test_a_client_that_never_starts_its_handshake_is_cut_at_the_timeout_not_before(

@@ -8,7 +8,6 @@ state machine does: no transfer running, nothing of the old transfer left to rel
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,10 @@ from ftpsup.server import control
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
 from ftpsup.server.session import Session
+from tests.server.control_client import Client, fill_send_buffer, passive_port
 from tests.server.inprocess import anonymous_config, instance_context, wait_for
 
 WAIT_SECONDS = 10
-# Bounds the filling of the server's send buffer (loopback buffers hold a few MiB at most).
-FILL_LIMIT = 64 * 1024 * 1024
 PAYLOAD = b"payload" * 1000
 
 
@@ -49,52 +47,6 @@ def sessions(monkeypatch: pytest.MonkeyPatch) -> list[Session]:
 
     monkeypatch.setattr(control, "Session", recording)
     return made
-
-
-def fill_send_buffer(fd: int) -> int:
-    """Write to the socket `fd` until it takes no more; returns how many bytes it took."""
-    junk = b"x" * 65536
-    written = 0
-    while written < FILL_LIMIT:
-        try:
-            written += os.write(fd, junk)
-        except BlockingIOError:
-            return written
-    raise AssertionError("the send buffer never filled")
-
-
-class Client:
-    def __init__(self, stream: trio.SocketStream) -> None:
-        self.stream = stream
-        self.buffer = bytearray()
-
-    async def skip(self, count: int) -> None:
-        """Read and drop `count` bytes (what the test wrote into the server's socket)."""
-        with trio.fail_after(WAIT_SECONDS):
-            while len(self.buffer) < count:
-                data = await self.stream.receive_some(1 << 20)
-                assert data, "the server closed the connection"
-                self.buffer += data
-        del self.buffer[:count]
-
-    async def line(self) -> str:
-        with trio.fail_after(WAIT_SECONDS):
-            while b"\r\n" not in self.buffer:
-                data = await self.stream.receive_some(4096)
-                assert data, "the server closed the connection"
-                self.buffer += data
-        line, _, rest = bytes(self.buffer).partition(b"\r\n")
-        self.buffer[:] = rest
-        return line.decode()
-
-    async def command(self, text: str) -> str:
-        await self.stream.send_all(text.encode() + b"\r\n")
-        return await self.line()
-
-
-def passive_port(reply: str) -> int:
-    numbers = reply[reply.index("(") + 1 : reply.index(")")].split(",")
-    return int(numbers[4]) * 256 + int(numbers[5])
 
 
 async def download(port: int) -> bytes:

@@ -9,7 +9,6 @@ cancelled while it waits there, as an instance stop cuts a session.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -23,11 +22,8 @@ from ftpsup.proto.session import verbs_data
 from ftpsup.server import executor
 from ftpsup.server.context import InstanceContext
 from ftpsup.server.control import serve_control
+from tests.server.control_client import Client, fill_send_buffer
 from tests.server.inprocess import anonymous_config, fail_once, instance_context, wait_for
-
-WAIT_SECONDS = 10
-# Bounds the filling of the server's send buffer (loopback buffers hold a few MiB at most).
-FILL_LIMIT = 64 * 1024 * 1024
 
 
 @pytest.fixture
@@ -50,18 +46,6 @@ def descriptors_of(path: Path) -> list[int]:
     return found
 
 
-def fill_send_buffer(fd: int) -> None:
-    """Write to the socket `fd` until it takes no more: the peer does not read."""
-    junk = b"x" * 65536
-    written = 0
-    while written < FILL_LIMIT:
-        try:
-            written += os.write(fd, junk)
-        except BlockingIOError:
-            return
-    raise AssertionError("the send buffer never filled")
-
-
 async def wait_until_blocked_on_the_opening_reply(ctx: InstanceContext, path: Path) -> None:
     """Wait until the file is open and the server only waits.
 
@@ -74,22 +58,6 @@ async def wait_until_blocked_on_the_opening_reply(ctx: InstanceContext, path: Pa
     )
 
 
-async def reply(stream: trio.SocketStream, buffer: bytearray) -> str:
-    while b"\r\n" not in buffer:
-        with trio.fail_after(WAIT_SECONDS):
-            data = await stream.receive_some(4096)
-        assert data, "the server closed the connection"
-        buffer += data
-    line, _, rest = bytes(buffer).partition(b"\r\n")
-    buffer[:] = rest
-    return line.decode()
-
-
-async def command(stream: trio.SocketStream, buffer: bytearray, text: str) -> str:
-    await stream.send_all(text.encode() + b"\r\n")
-    return await reply(stream, buffer)
-
-
 async def test_a_session_cancelled_while_its_150_waits_closes_the_file(
     ctx: InstanceContext, tmp_path: Path
 ) -> None:
@@ -97,22 +65,21 @@ async def test_a_session_cancelled_while_its_150_waits_closes_the_file(
     path.write_bytes(b"payload" * 1000)
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
-    client = await trio.open_tcp_stream("127.0.0.1", port)
+    client = Client(await trio.open_tcp_stream("127.0.0.1", port))
     server_side = await listeners[0].accept()
-    buffer = bytearray()
     with trio.CancelScope() as session_scope:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(serve_control, ctx, server_side)
-            assert (await reply(client, buffer)).startswith("220")
-            assert (await command(client, buffer, "USER anonymous")).startswith("331")
-            assert (await command(client, buffer, "PASS guest@")).startswith("230")
-            assert (await command(client, buffer, "PASV")).startswith("227")
+            assert (await client.line()).startswith("220")
+            assert (await client.command("USER anonymous")).startswith("331")
+            assert (await client.command("PASS guest@")).startswith("230")
+            assert (await client.command("PASV")).startswith("227")
             # From here on the client reads nothing: the server's next reply cannot leave.
             fill_send_buffer(server_side.socket.fileno())
-            await client.send_all(b"RETR file.bin\r\n")
+            await client.stream.send_all(b"RETR file.bin\r\n")
             await wait_until_blocked_on_the_opening_reply(ctx, path)
             session_scope.cancel()
-    await client.aclose()
+    await client.stream.aclose()
     for listener in listeners:
         await listener.aclose()
     leaked = descriptors_of(path)
@@ -127,19 +94,18 @@ async def anonymous_session(ctx: InstanceContext) -> AsyncIterator[Callable[[str
     the reply line. QUIT at the end."""
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
-    client = await trio.open_tcp_stream("127.0.0.1", port)
-    buffer = bytearray()
-    send = functools.partial(command, client, buffer)
+    client = Client(await trio.open_tcp_stream("127.0.0.1", port))
+    send = client.command
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(serve_control, ctx, await listeners[0].accept())
-            assert (await reply(client, buffer)).startswith("220")
+            assert (await client.line()).startswith("220")
             assert (await send("USER anonymous")).startswith("331")
             assert (await send("PASS guest@")).startswith("230")
             yield send
             assert (await send("QUIT")).startswith("221")
     finally:
-        await client.aclose()
+        await client.stream.aclose()
         for listener in listeners:
             await listener.aclose()
 
