@@ -29,7 +29,7 @@ import attrs
 from ftpsup.config.schema import InstanceConfig
 from ftpsup.proto.commands import parse_command
 from ftpsup.proto.facts import FileFacts, FileKind
-from ftpsup.proto.replies import Reply
+from ftpsup.proto.replies import Reply, reply
 from ftpsup.proto.session.actions import (
     NEEDS_OUTCOME,
     AbortTransfer,
@@ -56,7 +56,7 @@ from ftpsup.proto.session.actions import (
     TransferReady,
     TransferResult,
 )
-from ftpsup.proto.session.machine import FtpSession
+from ftpsup.proto.session.machine import FINAL_REPLIES, FtpSession
 from ftpsup.proto.session.types import Item
 from tests.configs import minimal_config
 
@@ -239,6 +239,8 @@ class Driver:
         waiting = self.machine.waiting
         items = self.machine.transfer_ended(TransferResult(end))
         assert not [i for i in items if isinstance(i, NEEDS_OUTCOME)], items
+        # One final reply per transfer, and the one its end calls for.
+        assert [i for i in items if isinstance(i, Reply)] == [reply(*FINAL_REPLIES[end])], items
         assert self.machine.waiting is waiting
         return self._record(items, checked=True)
 

@@ -49,7 +49,6 @@ from ftpsup.proto.session.actions import (
     TransferProgress,
     TransferReady,
 )
-from ftpsup.proto.session.machine import FINAL_REPLIES
 from ftpsup.proto.session.table import VERBS
 from tests.proto.session.driver import MTIME, PEER_V4, SERVER_HOST, Driver, Exchange, make_config
 
@@ -240,27 +239,18 @@ def test_random_sessions_keep_the_machines_contract(
     if data.draw(st.booleans()):
         # Most commands need a login, which random lines seldom reach on their own.
         d.login()
-    started = ended = 0
     for _ in range(data.draw(st.integers(1, 40))):
         if d.closing:
             break
         if d.machine.state.transfer is not None and data.draw(st.integers(0, 3)) == 0:
-            final = d.end_transfer(data.draw(st.sampled_from(list(TransferEnd))))
-            assert [r for r in final.replies if r in FINAL_REPLIES.values()] == final.replies
-            ended += 1
+            # Driver.end_transfer checks the one final reply each end gets.
+            d.end_transfer(data.draw(st.sampled_from(list(TransferEnd))))
         line = data.draw(st.sampled_from(WEIGHTED))
         answer = _run_command(d, data, line)
         _answered_or_closed(d, answer)
-        for before, after in zip(answer.items, answer.items[1:], strict=False):
-            if isinstance(before, Reply) and before.code == 150:
-                assert isinstance(after, StartTransfer), answer.items
-        started += len(answer.of(StartTransfer))
-        assert all(r.code != 150 for r in answer.of(Reply)) or answer.of(StartTransfer)
-    finals = [
-        i
-        for i in d.history
-        if isinstance(i, Reply) and (i.code, "\n".join(i.lines)) in FINAL_REPLIES.values()
-    ]
-    # "226 ABOR successful." is ABOR's own reply, not a transfer's.
-    assert len(finals) >= ended
-    assert started >= ended
+        items = answer.items
+        for index, item in enumerate(items):
+            if isinstance(item, Reply) and item.code == 150:
+                # A 150 always comes with the transfer it announces, right after it.
+                assert index + 1 < len(items), items
+                assert isinstance(items[index + 1], StartTransfer), items
