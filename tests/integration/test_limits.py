@@ -32,6 +32,7 @@ from tests.integration.ftps import (
     tls_settings,
 )
 from tests.integration.raw_ftp import RawControl, read_until_closed
+from tests.integration.raw_ftp import send_line as send
 from tests.integration.servers import HOSTS, Server, wait_for_log, wait_until
 
 ServerFactory = Callable[..., Server]
@@ -130,11 +131,6 @@ def test_one_address_cannot_hold_more_tls_handshakes_than_its_cap(
 
 
 # -- max_pasv_per_ip -------------------------------------------------------------------------
-
-
-def send(ftp: ftplib.FTP, line: str) -> str:
-    ftp.putcmd(line)
-    return ftp.getmultiline()
 
 
 def pasv(ftp: ftplib.FTP) -> str:
