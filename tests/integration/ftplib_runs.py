@@ -1,6 +1,6 @@
 """Helpers of the ftplib transfer tests: the data mode and the large file they use, digests,
-where a virtual path is on disk, the address family, a bounded wait, and a download held slow
-enough to still be running when a test sends ABOR, NOOP or STAT.
+where a virtual path is on disk, the address family, and a download held slow enough to still
+be running when a test sends ABOR, NOOP or STAT.
 """
 
 from __future__ import annotations
@@ -42,9 +42,7 @@ def is_ipv6(server: Server) -> bool:
 def start_slow_download(ftp: ftplib.FTP, first: int = 65536) -> tuple[socket.socket, bytes]:
     conn, _ = open_data(ftp, MODE, f"RETR {BIG_FILE}", rcvbuf=SLOW_RCVBUF)
     head = b""
-    for _ in range(first):
-        if len(head) >= first:
-            break
+    while len(head) < first:  # every pass reads at least one byte or fails
         chunk = conn.recv(first - len(head))
         assert chunk, "download ended early"
         head += chunk

@@ -1,5 +1,5 @@
-"""Helpers of the resource tests: the timeout of every connection, raw commands, entering
-passive mode by hand, and reading a data connection to its end.
+"""Helpers of the resource tests: the timeout of every connection, entering passive mode by
+hand, and reading a data connection to its end (a raw command is raw_ftp.send_line).
 """
 
 from __future__ import annotations
@@ -8,13 +8,9 @@ import ftplib
 import re
 import socket
 
+from tests.integration.raw_ftp import send_line as send
+
 TIMEOUT = 10
-
-
-def send(ftp: ftplib.FTP, line: str) -> str:
-    """Send one command and return the whole reply, whatever its code."""
-    ftp.putcmd(line)
-    return ftp.getmultiline()
 
 
 def read_all(sock: socket.socket) -> bytes:

@@ -2,7 +2,8 @@
 
 A Sup is one supervisor and its config directory; make_supervisor writes an ipv4 and an ipv6
 instance (same port number on each stack, one passive range of 5 ports), and Sup runs the real
-`python -m ftpsup` commands against it. Every wait is bounded, and stopping a Sup ends every
+`python -m ftpsup` commands against it; own_supervisor is make_supervisor for a with block,
+shut down and removed at its end. Every wait is bounded, and stopping a Sup ends every
 process it started (stop all, then SIGKILL by pid for anything left). raw_session and
 slow_download are sessions on its instances that a test holds open or paces itself.
 """
@@ -15,11 +16,13 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +167,17 @@ def make_supervisor(**shared: Any) -> Sup:
         )
     write_alice_store(sup.etc, sup.home)
     return sup
+
+
+@contextlib.contextmanager
+def own_supervisor(**shared: Any) -> Iterator[Sup]:
+    """make_supervisor(**shared), shut down and its directory removed when the block ends."""
+    sup = make_supervisor(**shared)
+    try:
+        yield sup
+    finally:
+        sup.shutdown()
+        shutil.rmtree(sup.base, ignore_errors=True)
 
 
 def sha(data: bytes) -> str:

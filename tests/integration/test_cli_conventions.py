@@ -28,7 +28,7 @@ from tests.ftpsup_cli import run_ftpsup
 from tests.integration import throwaway
 from tests.integration.raw_ftp import RawControl
 from tests.integration.servers import wait_until
-from tests.integration.supervisors import Sup, make_supervisor
+from tests.integration.supervisors import Sup, own_supervisor
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 60
@@ -44,12 +44,8 @@ def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
 @pytest.fixture
 def site() -> Iterator[Sup]:
     """A config directory (ipv4 and ipv6 instances); the supervisor is the test's to start."""
-    s = make_supervisor(startretries=0)
-    try:
+    with own_supervisor(startretries=0) as s:
         yield s
-    finally:
-        s.shutdown()
-        shutil.rmtree(s.base, ignore_errors=True)
 
 
 # -- arguments ----------------------------------------------------------------------------

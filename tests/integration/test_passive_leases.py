@@ -19,7 +19,8 @@ import attrs
 import pytest
 
 from ftpsup.ports import PortAllocator
-from tests.integration.resource_checks import TIMEOUT, enter_passive, send, transfer
+from tests.integration.raw_ftp import send_line as send
+from tests.integration.resource_checks import TIMEOUT, enter_passive, transfer
 from tests.integration.servers import HOSTS, Server, wait_until
 
 ServerFactory = Callable[..., Server]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ftplib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.servers import wait_until
-from tests.integration.supervisors import Sup, make_supervisor
+from tests.integration.supervisors import Sup, own_supervisor
 
 TIMEOUT = 60
 
@@ -47,8 +46,7 @@ def test_start_foreground_from_a_directory_with_an_ftpsup_package_never_runs_it(
     planted: tuple[Path, Path],
 ) -> None:
     directory, marker = planted
-    s = make_supervisor()
-    try:
+    with own_supervisor() as s:
         # The admin's own command is run safely here (-I); what it starts must be just as safe,
         # though it inherits the working directory and PYTHONPATH.
         env = {**os.environ, "PYTHONPATH": str(directory), "PYTHONSTARTUP": str(directory / "x")}
@@ -81,9 +79,6 @@ def test_start_foreground_from_a_directory_with_an_ftpsup_package_never_runs_it(
         assert result.returncode == 0, result.stdout + result.stderr
         with s.connect("ipv6") as ftp:
             assert ftp.pwd() == "/"
-    finally:
-        s.shutdown()
-        shutil.rmtree(s.base, ignore_errors=True)
     assert not marker.exists(), marker.read_text()
 
 

@@ -42,7 +42,7 @@ from tests.integration.privilege_checks import (
     serving,
 )
 from tests.integration.servers import PASSWORD, USER, add_user, wait_until
-from tests.integration.supervisors import Sup, make_supervisor
+from tests.integration.supervisors import Sup, own_supervisor
 from tests.integration.test_planted_code import plant_package
 from tests.integration.test_quick_start import copy_shipped_config
 
@@ -150,13 +150,9 @@ def test_check_reports_a_store_the_account_cannot_read_and_setup_shares_it(site:
 
 @pytest.fixture
 def supervised(account: pwd.struct_passwd) -> Iterator[Sup]:
-    s = make_supervisor(run_as_root=False, nopriv_user=account.pw_name)
-    try:
+    with own_supervisor(run_as_root=False, nopriv_user=account.pw_name) as s:
         plant_shadow_like(s.home)
         yield s
-    finally:
-        s.shutdown()
-        shutil.rmtree(s.base, ignore_errors=True)
 
 
 @needs_root

@@ -12,7 +12,6 @@ Rules:
 from __future__ import annotations
 
 import ftplib
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 
 from tests.integration.raw_ftp import open_data
 from tests.integration.servers import Server, anonymous_login, wait_until
-from tests.integration.supervisors import STOPWAITSECS, alive, make_supervisor
+from tests.integration.supervisors import STOPWAITSECS, alive, own_supervisor
 
 ServerFactory = Callable[..., Server]
 TIMEOUT = 20
@@ -95,8 +94,7 @@ def test_size_is_refused_in_type_a_and_exact_in_type_i(server: Server, workdir: 
 
 
 def test_transfer_cut_by_stop_gets_an_incomplete_xferlog_line() -> None:
-    sup = make_supervisor(xferlog_enable=True, xferlog_std_format=True)
-    try:
+    with own_supervisor(xferlog_enable=True, xferlog_std_format=True) as sup:
         big = sup.home / "huge.bin"
         big.parent.mkdir(parents=True, exist_ok=True)
         with big.open("wb") as f:
@@ -127,6 +125,3 @@ def test_transfer_cut_by_stop_gets_an_incomplete_xferlog_line() -> None:
         assert fields[-1] == "i"
         assert fields[-10].endswith("/huge.bin")
         assert fields[-7] == "o"
-    finally:
-        sup.shutdown()
-        shutil.rmtree(sup.base, ignore_errors=True)

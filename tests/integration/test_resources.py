@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.resource_checks import TIMEOUT, enter_passive, send, transfer
+from tests.integration.raw_ftp import send_line as send
+from tests.integration.resource_checks import TIMEOUT, enter_passive, transfer
 from tests.integration.servers import Server, wait_until
 
 ServerFactory = Callable[..., Server]

@@ -35,6 +35,7 @@ from tests.integration.supervisors import (
     Sup,
     alive,
     make_supervisor,
+    own_supervisor,
     raw_session,
 )
 
@@ -95,15 +96,11 @@ def test_deleting_the_last_user_locks_everyone_out_without_an_error(
 @pytest.fixture
 def running() -> Iterator[Sup]:
     """A supervisor of one's own with its ipv4 and ipv6 instances serving."""
-    s = make_supervisor()
-    try:
+    with own_supervisor() as s:
         result = s.ftpsup("start", "all")
         assert result.returncode == 0, result.stdout + result.stderr
         s.status()  # records the pids, for shutdown() to kill whatever stop all leaves
         yield s
-    finally:
-        s.shutdown()
-        shutil.rmtree(s.base, ignore_errors=True)
 
 
 def all_logs(s: Sup) -> str:

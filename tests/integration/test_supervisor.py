@@ -13,7 +13,6 @@ import concurrent.futures
 import ftplib
 import os
 import random
-import shutil
 import signal
 import socket
 import subprocess
@@ -32,7 +31,7 @@ from tests.integration.supervisors import (
     TIMEOUT,
     Sup,
     alive,
-    make_supervisor,
+    own_supervisor,
     raw_session,
     sha,
     slow_download,
@@ -44,15 +43,11 @@ BIG = 12 * 1024 * 1024
 @pytest.fixture(scope="module")
 def sup() -> Iterator[Sup]:
     """One supervisor for the module, with a 12 MB file in alice's home."""
-    s = make_supervisor()
-    try:
+    with own_supervisor() as s:
         (s.home / "big.bin").write_bytes(random.randbytes(BIG))
         result = s.ftpsup("start", "all")
         assert result.returncode == 0, result.stdout + result.stderr
         yield s
-    finally:
-        s.shutdown()
-        shutil.rmtree(s.base, ignore_errors=True)
 
 
 def listeners_in_range(lo: int, hi: int) -> list[int]:

@@ -15,15 +15,14 @@ from tests.integration.supervisors import (
     HOSTS,
     TIMEOUT,
     alive,
-    make_supervisor,
+    own_supervisor,
 )
 
 # -- starting and stopping a supervisor of one's own ---------------------------------------
 
 
 def test_stop_all_leaves_no_process_socket_or_pid_file() -> None:
-    s = make_supervisor()
-    try:
+    with own_supervisor() as s:
         assert s.ftpsup("start", "all").returncode == 0
         data = s.status()
         pids = [data["supervisor"]["pid"], *(e["pid"] for e in data["instances"])]
@@ -36,14 +35,10 @@ def test_stop_all_leaves_no_process_socket_or_pid_file() -> None:
             with pytest.raises(ConnectionRefusedError):
                 socket.create_connection((host, s.port), timeout=5).close()
         assert s.ftpsup("status").returncode == 3
-    finally:
-        s.shutdown()
-        shutil.rmtree(s.base, ignore_errors=True)
 
 
 def test_start_with_a_bad_config_prints_every_problem_and_starts_nothing() -> None:
-    s = make_supervisor()
-    try:
+    with own_supervisor() as s:
         (s.etc / "ipv4.toml").write_text('listen_address = "127.0.0.1"\nlisten_port = 0\n')
         (s.etc / "ipv6.toml").write_text('listen_address = "::1"\nmax_clients = "many"\n')
         result = s.ftpsup("start", "all")
@@ -52,15 +47,11 @@ def test_start_with_a_bad_config_prints_every_problem_and_starts_nothing() -> No
         assert "ipv6.toml: max_clients: expected an integer" in result.stderr
         assert not (s.run_dir / "supervisor.pid").exists()
         assert not (s.run_dir / "supervisor.sock").exists()
-    finally:
-        s.shutdown()
-        shutil.rmtree(s.base, ignore_errors=True)
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
 def test_port_21_without_privilege_says_what_to_do() -> None:
-    s = make_supervisor()
-    try:
+    with own_supervisor() as s:
         s.set_key("ipv4", "listen_port", 21)
         result = subprocess.run(
             ["setpriv", "--bounding-set=-net_bind_service", sys.executable, "-m", "ftpsup"]
@@ -74,6 +65,3 @@ def test_port_21_without_privilege_says_what_to_do() -> None:
         assert "port 21 needs root or CAP_NET_BIND_SERVICE" in result.stderr
         assert "use a port of 1024 or above" in result.stderr
         assert not (s.run_dir / "supervisor.pid").exists()
-    finally:
-        s.shutdown()
-        shutil.rmtree(s.base, ignore_errors=True)

@@ -38,7 +38,7 @@ from tests.integration.ftps import (
     write_cert_pair,
 )
 from tests.integration.raw_ftp import RawControl, read_until_closed
-from tests.integration.servers import HOSTS, Server, start_server, wait_for_log, wait_until
+from tests.integration.servers import HOSTS, Server, start_server, wait_until
 
 TIMEOUT = 10
 HANDSHAKE_TIMEOUT = 2
@@ -272,7 +272,7 @@ def test_renewed_certificate_reaches_new_sessions_without_dropping_old_ones(
         renew(pair, tmp_path / "renewed")
         # What `ftpsup reload` and a certbot deploy hook send; the instance must not restart.
         srv.process.send_signal(signal.SIGHUP)
-        wait_for_log(srv, "log files reopened")
+        wait_until(lambda: "log files reopened" in srv.log_text(), "the logs reopened on SIGHUP")
         new = connect_tls(srv, timeout=TIMEOUT)
         try:
             assert isinstance(new.sock, ssl.SSLSocket)

@@ -25,6 +25,7 @@ from tests.integration.ftps import (
     tls_settings,
 )
 from tests.integration.ftps_runs import SIZES, curl_url, on_disk
+from tests.integration.raw_ftp import read_until_closed
 from tests.integration.servers import HOSTS, Server, start_server, wait_for_log
 
 TIMEOUT = 10
@@ -140,15 +141,8 @@ def test_plain_text_client_on_the_implicit_port_is_dropped_and_logged(
         (implicit_server.host, implicit_server.port), timeout=TIMEOUT
     ) as raw:
         raw.sendall(b"USER alice\r\n")
-        received = b""
-        for _ in range(100):  # read to EOF: a TLS alert at most, never a plain FTP reply
-            try:
-                chunk = raw.recv(4096)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            received += chunk
+        # Read to EOF (or reset): a TLS alert at most, never a plain FTP reply.
+        received = read_until_closed(raw, TIMEOUT)
     logs = wait_for_log(implicit_server, "TLS handshake with", count=before + 1)
 
     assert not received.startswith(b"220")

@@ -19,6 +19,7 @@ import pytest
 
 from ftpsup.proto import paths
 from ftpsup.server.fs import JailedFs
+from tests.server.fs.jails import errno_of, openat2_available
 
 SECRET = b"outside: must never be read or changed\n"
 INSIDE = b"inside the home\n"
@@ -56,14 +57,6 @@ class Jail:
         }
 
 
-def _openat2_available(path: Path) -> bool:
-    try:
-        JailedFs(path, use_openat2=True).close()
-    except OSError:
-        return False
-    return True
-
-
 @pytest.fixture(params=[True, False], ids=["openat2", "walk"])
 def jail(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Jail]:
     # tmp/outside holds the marker files and, two levels down, the home: "../.." from the
@@ -77,7 +70,7 @@ def jail(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Jail]:
         path.chmod(0o644)
     (home / MARKER).write_bytes(INSIDE)
     (home / "work").mkdir()
-    if request.param and not _openat2_available(home):
+    if request.param and not openat2_available(home):
         pytest.skip("openat2 is not available here")
     fs = JailedFs(home, use_openat2=request.param)
     yield Jail(fs, home, outside)
@@ -91,11 +84,6 @@ def raised(fn: Callable[[], object]) -> OSError:
     except OSError as exc:
         return exc
     pytest.fail("no OSError raised")
-
-
-def errno_of(fn: Callable[[], object]) -> int:
-    code = raised(fn).errno
-    return -1 if code is None else code
 
 
 # -- ".." in what a client sends ------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Helpers of the security tests: a command, a download and an upload that return the server's
-reply instead of raising, the bytes an attacker sends, and the timeout of every connection.
+"""Helpers of the security tests: a download and an upload that return the server's reply
+instead of raising, the bytes an attacker sends, and the timeout of every connection (a raw
+command is raw_ftp.send_line).
 """
 
 from __future__ import annotations
@@ -16,12 +17,6 @@ ServerFactory = Callable[..., Server]
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def send(ftp: ftplib.FTP, line: str) -> str:
-    """Send one command and return the whole reply, whatever its code."""
-    ftp.putcmd(line)
-    return ftp.getmultiline()
 
 
 def retr(ftp: ftplib.FTP, cmd: str) -> tuple[str, bytes]:

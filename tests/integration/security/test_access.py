@@ -12,7 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.security.attacks import TIMEOUT, ServerFactory, retr, send, stor
+from tests.integration.raw_ftp import send_line as send
+from tests.integration.security.attacks import TIMEOUT, ServerFactory, retr, stor
 from tests.integration.servers import PASSWORD, USER, Server, add_user, anonymous_login, login_reply
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import ftplib
 import socket
 
-from tests.integration.security.attacks import TIMEOUT, ServerFactory, send
+from tests.integration.raw_ftp import send_line as send
+from tests.integration.security.attacks import TIMEOUT, ServerFactory
 from tests.integration.servers import Server, wait_for_log
 
 # -- FTP bounce (RFC 2577 §3) ----------------------------------------------------------------

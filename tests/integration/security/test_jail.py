@@ -18,7 +18,8 @@ import attrs
 import pytest
 
 from ftpsup.server.fs import JailedFs
-from tests.integration.security.attacks import ATTACK, retr, send, stor
+from tests.integration.raw_ftp import send_line as send
+from tests.integration.security.attacks import ATTACK, retr, stor
 from tests.integration.servers import Server
 
 MARKER = "OUTSIDE_MARKER.txt"

@@ -321,3 +321,10 @@ class Driver:
                 out += self.end_transfer(end or self.transfer_end).items
             out += self.resume(self._outcome(action)).items
         raise AssertionError("a command waited on more than 100 actions")
+
+
+def logged_in(*, ipv6: bool = False, **values: object) -> Driver:
+    """A driver on make_config(**values), logged in as the test user (no banner sent)."""
+    d = Driver(make_config(**values), ipv6=ipv6)
+    d.login()
+    return d

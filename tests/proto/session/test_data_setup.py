@@ -26,17 +26,10 @@ from tests.proto.session.driver import (
     PEER_V4,
     PEER_V6,
     SERVER_HOST,
-    Driver,
-    make_config,
+    logged_in,
 )
 
 PORT_ARG = PEER_V4.replace(".", ",") + ",200,10"
-
-
-def logged_in(*, ipv6: bool = False, **values: object) -> Driver:
-    d = Driver(make_config(**values), ipv6=ipv6)
-    d.login()
-    return d
 
 
 # -- PASV, EPSV, PORT, EPRT -------------------------------------------------------------------

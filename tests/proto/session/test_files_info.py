@@ -12,17 +12,11 @@ from ftpsup.proto.facts import FileFacts, FileKind
 from ftpsup.proto.replies import Reply
 from ftpsup.proto.session.actions import FsCall, FsDone, FsError, FsOp
 from ftpsup.proto.session.table import VERBS
-from tests.proto.session.driver import MTIME, Driver, make_config
+from tests.proto.session.driver import MTIME, Driver, logged_in, make_config
 
 ANON = {"anonymous_enable": True, "anon_root": "/srv/anon"}
 BASE_FEATURES = {"MDTM", "REST STREAM", "SIZE", "TVFS", "UTF8"}
 MLST_ALL = "MLST type*;size*;modify*;perm*;unique*;UNIX.mode*;"
-
-
-def logged_in(**values: object) -> Driver:
-    d = Driver(make_config(**values))
-    d.login()
-    return d
 
 
 def features(d: Driver) -> list[str]:

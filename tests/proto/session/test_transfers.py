@@ -27,17 +27,11 @@ from ftpsup.proto.session.actions import (
 )
 from ftpsup.proto.session.machine import FINAL_REPLIES
 from ftpsup.proto.session.state import DataSetup
-from tests.proto.session.driver import FILE_SIZE, PROGRESS, Driver, make_config
-
-
-def logged_in(**values: object) -> Driver:
-    d = Driver(make_config(**values))
-    d.login()
-    return d
+from tests.proto.session.driver import FILE_SIZE, PROGRESS, Driver, logged_in
 
 
 def running(line: str = "RETR f", **values: object) -> Driver:
-    d = logged_in(**values)
+    d = logged_in(ipv6=False, **values)
     d.transfer(line)
     return d
 

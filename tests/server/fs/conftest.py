@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ftpsup.server.fs import JailedFs
-from tests.server.fs.jails import Jail, _openat2_available
+from tests.server.fs.jails import Jail, openat2_available
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +28,7 @@ def jail(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Jail]:
     home.mkdir()
     outside.mkdir()
     (outside / "secret").write_text("outside")
-    if request.param and not _openat2_available(home):
+    if request.param and not openat2_available(home):
         pytest.skip("openat2 is not available here")
     fs = JailedFs(home, use_openat2=request.param)
     yield Jail(fs, home, outside)

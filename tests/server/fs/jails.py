@@ -26,7 +26,8 @@ class Jail:
         return self.fs.uses_openat2
 
 
-def _openat2_available(path: Path) -> bool:
+def openat2_available(path: Path) -> bool:
+    """True when JailedFs can use openat2 for a home at `path` on this kernel."""
     try:
         JailedFs(path, use_openat2=True).close()
     except OSError:

@@ -17,8 +17,8 @@ from ftpsup.proto.facts import FileKind
 from ftpsup.server.fs import JailedFs
 from tests.server.fs.jails import (
     Jail,
-    _openat2_available,
     errno_of,
+    openat2_available,
     read_all,
     write_all,
 )
@@ -212,7 +212,7 @@ def test_real_path_is_home_plus_vpath(jail: Jail) -> None:
 
 
 def test_detection_picks_openat2_on_this_kernel(tmp_path: Path) -> None:
-    if not _openat2_available(tmp_path):
+    if not openat2_available(tmp_path):
         pytest.skip("openat2 is not available here")
     with JailedFs(tmp_path) as fs:
         assert fs.uses_openat2
